@@ -1,0 +1,80 @@
+"""The SRGAN losses (Ledig et al., CVPR 2017, section 2.2).
+
+All generator outputs and HR targets are in ``[-1, 1]``, shape ``(N, 3, H, W)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .vgg import VGGLayer, imagenet_normalize, load_vgg_features
+
+__all__ = ["VGGContentLoss", "mse_loss", "adversarial_loss", "discriminator_loss", "tv_loss", "VGG_RESCALE"]
+
+# "we rescale the feature maps by 1/12.75 to obtain VGG losses of a scale comparable to the MSE loss"
+VGG_RESCALE = 1.0 / 12.75
+
+
+def mse_loss(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """Pixel-wise MSE content loss."""
+    return F.mse_loss(sr.float(), hr.float())
+
+
+class VGGContentLoss(nn.Module):
+    """Squared distance between VGG activations of SR and HR, feature maps rescaled by 1/12.75.
+
+    Parameters
+    ----------
+    layer : {'vgg22', 'vgg54'}
+        relu2_2, or the deepest block's last ReLU (relu5_4 for VGG19, relu5_3 for VGG16).
+    backbone : {'vgg19', 'vgg16'}
+        The paper's VGG19, or the offline ImageNet VGG16 (see :mod:`sr_models.vgg`).
+    """
+
+    def __init__(self, layer: str = "vgg54", backbone: str = "vgg19", weights_path: str | Path | None = None):
+        super().__init__()
+        self.features, self.spec = load_vgg_features(backbone, layer, weights_path)
+
+    @property
+    def layer(self) -> VGGLayer:
+        return self.spec
+
+    def train(self, mode: bool = True) -> "VGGContentLoss":
+        # The backbone is a fixed measuring instrument: it stays in eval mode whatever the caller does.
+        super().train(mode)
+        self.features.eval()
+        return self
+
+    def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        batch = torch.cat([sr, hr], dim=0)
+        feats = self.features(imagenet_normalize((batch + 1.0) / 2.0)) * VGG_RESCALE
+        f_sr, f_hr = feats.float().chunk(2, dim=0)
+        return F.mse_loss(f_sr, f_hr.detach())
+
+
+def adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Generator loss ``-log D(G(x))``, the paper's non-saturating form, from D's logits."""
+    return F.binary_cross_entropy_with_logits(fake_logits.float(), torch.ones_like(fake_logits, dtype=torch.float32))
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """``-log D(HR) - log(1 - D(G(LR)))``, averaged over the batch."""
+    real = F.binary_cross_entropy_with_logits(real_logits.float(), torch.ones_like(real_logits, dtype=torch.float32))
+    fake = F.binary_cross_entropy_with_logits(fake_logits.float(), torch.zeros_like(fake_logits, dtype=torch.float32))
+    return real + fake
+
+
+def tv_loss(x: torch.Tensor) -> torch.Tensor:
+    """Total variation: squared differences of neighbouring pixels, summed per image, batch mean.
+
+    Used by SRResNet-VGG22 with weight 2e-8; summing (not averaging) over pixels is what makes a
+    weight that small matter at all.
+    """
+    x = x.float()
+    dh = (x[..., 1:, :] - x[..., :-1, :]).pow(2).sum(dim=(1, 2, 3))
+    dw = (x[..., :, 1:] - x[..., :, :-1]).pow(2).sum(dim=(1, 2, 3))
+    return (dh + dw).mean()

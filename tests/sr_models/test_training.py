@@ -1,0 +1,163 @@
+"""Training every variant for a few steps on a few real crops, exact resume, logs and the schedule."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import pytest
+import torch
+
+from sr_models.inference import load_generator, save_generator
+from sr_models.networks import SRResNet
+from sr_models.training import CropSampler, TrainConfig, Trainer
+from sr_models.variants import VARIANTS, get_variant, learning_rate
+
+
+def tiny_config(tmp_path, datasets_root, variant, **kw) -> TrainConfig:
+    defaults = dict(
+        variant=variant,
+        out_dir=str(tmp_path / variant),
+        datasets_root=str(datasets_root),
+        steps=8,
+        batch_size=2,
+        crop_size=48,
+        lr=1e-3,
+        max_train_images=3,
+        checkpoint_every=100,
+        validate_every=0,
+        validation_set=None,
+        threads=1,
+        device="cpu",
+    )
+    defaults.update(kw)
+    return TrainConfig(**defaults)
+
+
+def read_losses(run_dir):
+    with open(run_dir / "losses.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def mse_init(tmp_path_factory):
+    """A generator briefly trained with MSE, standing in for SRResNet-MSE as the SRGAN init."""
+    path = tmp_path_factory.mktemp("init") / "srresnet-mse.safetensors"
+    torch.manual_seed(1)
+    save_generator(SRResNet(), path)
+    return path
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_each_variant_trains_with_finite_falling_losses(tmp_path, datasets_root, variant, mse_init):
+    v = get_variant(variant)
+    config = tiny_config(tmp_path, datasets_root, variant, init_weights=str(mse_init) if v.init_from else None)
+    result = Trainer(config, log=lambda msg: None).run(progress=False)
+    assert result["step"] == 8
+    rows = read_losses(tmp_path / variant)
+    assert [int(r["step"]) for r in rows] == list(range(1, 9))
+    content = [float(r["content"]) for r in rows]
+    assert all(torch.isfinite(torch.tensor(content)))
+    assert sum(content[-3:]) < sum(content[:3])
+    if v.is_gan:
+        d = [float(r["d_loss"]) for r in rows]
+        assert all(x > 0 for x in d)
+        assert all(float(r["adversarial"]) > 0 for r in rows)
+    else:
+        assert all(float(r["d_loss"]) == 0 for r in rows)
+    # The finished run leaves a loadable generator, a curves plot and its config.
+    assert load_generator(tmp_path / variant / "generator.safetensors") is not None
+    assert (tmp_path / variant / "curves.png").stat().st_size > 1000
+    assert (tmp_path / variant / "config.json").exists()
+
+
+@pytest.mark.parametrize("variant", ["srresnet-mse", "srgan-vgg22"])
+def test_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, datasets_root, variant, mse_init):
+    v = get_variant(variant)
+    init = str(mse_init) if v.init_from else None
+    straight = tiny_config(tmp_path / "straight", datasets_root, variant, steps=5, init_weights=init, checkpoint_every=3)
+    Trainer(straight, log=lambda m: None).run(progress=False)
+
+    interrupted = tiny_config(tmp_path / "killed", datasets_root, variant, steps=5, init_weights=init, checkpoint_every=3)
+    Trainer(interrupted, log=lambda m: None).run(progress=False, until=4)
+    ckpt = torch.load(tmp_path / "killed" / variant / "last.pt", weights_only=True)
+    assert ckpt["step"] == 4
+    # A new process (a new Trainer, freshly initialised) picks up the checkpoint and finishes.
+    Trainer(interrupted, log=lambda m: None).run(progress=False)
+    a = torch.load(tmp_path / "straight" / variant / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "killed" / variant / "last.pt", weights_only=True)
+    assert a["step"] == b["step"] == 5
+    for key in a["generator"]:
+        assert torch.equal(a["generator"][key], b["generator"][key]), key
+    if v.is_gan:
+        for key in a["discriminator"]:
+            assert torch.equal(a["discriminator"][key], b["discriminator"][key]), key
+    rows = read_losses(tmp_path / "killed" / variant)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]
+    straight_rows = read_losses(tmp_path / "straight" / variant)
+    assert [r["g_total"] for r in rows] == [r["g_total"] for r in straight_rows]
+
+
+def test_log_rows_written_after_the_last_checkpoint_are_dropped_on_resume(tmp_path, datasets_root):
+    config = tiny_config(tmp_path, datasets_root, "srresnet-mse", steps=4, checkpoint_every=2)
+    Trainer(config, log=lambda m: None).run(progress=False, until=2)
+    log = tmp_path / "srresnet-mse" / "losses.csv"
+    # Simulate a process killed after logging step 3 but before its checkpoint, in the middle of
+    # writing the row of step 4 (only "1" of "14,..." reached the disk).
+    with open(log, "a") as fh:
+        fh.write("3,0.001,9.9,9.9,0,0,0,0,0,1.0\n1")
+    Trainer(config, log=lambda m: None).run(progress=False)
+    rows = read_losses(tmp_path / "srresnet-mse")
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert float(rows[2]["g_total"]) != 9.9
+
+
+def test_batches_depend_only_on_seed_and_step(datasets_root):
+    from sr_models.datasets import training_image_paths
+
+    paths = training_image_paths(datasets_root)[:3]
+    a = CropSampler(paths, 48, 4, seed=7)
+    b = CropSampler(paths, 48, 4, seed=7)
+    lr1, hr1 = a.batch(5, 4)
+    b.batch(0, 4)  # other draws in between change nothing
+    lr2, hr2 = b.batch(5, 4)
+    assert torch.equal(lr1, lr2) and torch.equal(hr1, hr2)
+    assert lr1.shape == (4, 3, 12, 12) and hr1.shape == (4, 3, 48, 48)
+    assert lr1.min() >= 0 and lr1.max() <= 1 and hr1.min() >= -1 and hr1.max() <= 1
+    assert not torch.equal(a.batch(6, 4)[1], hr1)
+
+
+def test_lr_crops_are_matlab_bicubic_of_the_hr_crops(datasets_root):
+    from sr_models.datasets import training_image_paths
+    from sr_models.resize import imresize
+
+    sampler = CropSampler(training_image_paths(datasets_root)[:2], 96, 4, seed=0)
+    lr, hr = sampler.batch(0, 2)
+    hr_u8 = torch.round((hr + 1) * 127.5).to(torch.uint8)
+    assert torch.equal(torch.round(lr * 255).to(torch.uint8), imresize(hr_u8, 0.25))
+
+
+def test_small_training_images_are_skipped(datasets_root):
+    from sr_models.datasets import training_image_paths
+
+    sampler = CropSampler(training_image_paths(datasets_root, ("T91",)), 96, 4, seed=0)
+    assert len(sampler.skipped) == 1 and len(sampler.images) == 90
+
+
+def test_learning_rate_schedules_follow_the_paper_scaled():
+    srresnet, srgan = get_variant("srresnet-mse"), get_variant("srgan-vgg54")
+    assert {learning_rate(srresnet, s, 1000) for s in (0, 500, 999)} == {1e-4}
+    assert learning_rate(srgan, 499, 1000) == 1e-4
+    assert learning_rate(srgan, 500, 1000) == pytest.approx(1e-5)
+    assert learning_rate(srresnet, 800, 1000, base_lr=2e-4, decay_at=0.8) == pytest.approx(2e-5)
+    assert learning_rate(srresnet, 799, 1000, base_lr=2e-4, decay_at=0.8) == 2e-4
+
+
+def test_config_survives_json(tmp_path, datasets_root):
+    config = tiny_config(tmp_path, datasets_root, "srgan-vgg54")
+    assert TrainConfig.from_json(config.to_json()) == config
+
+
+def test_unknown_variant():
+    with pytest.raises(ValueError, match="unknown SR variant 'srgan-vgg99'"):
+        get_variant("srgan-vgg99")
