@@ -1,0 +1,64 @@
+"""``manage.py evaluate_sr``: its table, CSV and saved images, and its errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+from PIL import Image
+
+from sr_models.images import read_image
+from sr_models.metrics import psnr_y
+
+
+def run(*args):
+    out, err = io.StringIO(), io.StringIO()
+    call_command("evaluate_sr", *args, stdout=out, stderr=err)
+    return out.getvalue()
+
+
+def test_bicubic_on_set5_table_csv_and_images(tmp_path, datasets_root):
+    csv_path = tmp_path / "scores.csv"
+    save_dir = tmp_path / "sr"
+    out = run("--dataset", "Set5", "--method", "bicubic", "--csv", str(csv_path), "--save-dir", str(save_dir))
+    assert "PSNR-Y 28.42 dB" in out
+    lines = [line for line in out.splitlines() if line.startswith("img_")]
+    assert len(lines) == 5
+    rows = list(csv.reader(csv_path.open()))
+    assert rows[0] == ["image", "psnr_y", "ssim_y"]
+    assert [r[0] for r in rows[1:]] == ["img_001", "img_002", "img_003", "img_004", "img_005"]
+    assert np.mean([float(r[1]) for r in rows[1:]]) == pytest.approx(28.4177, abs=1e-4)
+    # Saved SR images are named like the HR files and score the same when re-read.
+    saved = sorted(p.name for p in save_dir.iterdir())
+    assert saved == [f"img_00{i}_SRF_4_HR.png" for i in range(1, 6)]
+    hr = read_image(datasets_root / "Set5" / "x4" / "img_003_SRF_4_HR.png")
+    sr = read_image(save_dir / "img_003_SRF_4_HR.png")
+    assert psnr_y(sr, hr).item() == pytest.approx(float(rows[3][1]), abs=1e-12)
+
+
+def test_a_folder_dataset_with_a_corrupt_image_names_the_file(tmp_path, datasets_root):
+    for f in (datasets_root / "Set5" / "x4").glob("img_00[12]_*"):
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "img_002_SRF_4_LR.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    with pytest.raises(CommandError, match="img_002_SRF_4_LR.png"):
+        run("--dataset", str(tmp_path), "--method", "bicubic")
+
+
+def test_unknown_method_and_dataset():
+    with pytest.raises(CommandError, match="unknown method 'lanczos'"):
+        run("--dataset", "Set5", "--method", "lanczos")
+    with pytest.raises(CommandError, match="unknown dataset 'Set6'"):
+        run("--dataset", "Set6", "--method", "bicubic")
+
+
+def test_odd_sized_folder_images(tmp_path):
+    # A user's own pair with odd sizes works: HR 4x LR of any size.
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (4 * 13, 4 * 17, 3), dtype=np.uint8)).save(tmp_path / "x_HR.png")
+    Image.fromarray(rng.integers(0, 256, (13, 17, 3), dtype=np.uint8)).save(tmp_path / "x_LR.png")
+    out = run("--dataset", str(tmp_path), "--method", "nearest", "--csv", str(tmp_path / "s.csv"))
+    assert "x " in out and "nearest on" in out
