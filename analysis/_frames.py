@@ -1,0 +1,69 @@
+"""Small helpers shared by the analysis modules: column checks and the test-row filter.
+
+The ratings interface (one row per rating) is documented in :mod:`analysis.stats`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+RATING_COLUMNS = ("rater_id", "dataset", "image", "method", "score")
+STIMULUS_KEY = ("dataset", "image", "method")
+KINDS = ("test", "repeat", "gold")
+
+
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str = "ratings") -> None:
+    """Raise ``ValueError`` naming every column of ``columns`` that ``frame`` lacks."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} frame lacks column(s) {missing}; it has {list(frame.columns)}")
+
+
+def test_rows(ratings: pd.DataFrame) -> pd.DataFrame:
+    """Rows that count towards MOS: ``kind == "test"``, or every row when there is no ``kind`` column.
+
+    Always returns a copy whose ``score`` column is float, so callers may add columns freely.
+    """
+    require_columns(ratings, RATING_COLUMNS)
+    if "kind" in ratings.columns:
+        out = ratings.loc[ratings["kind"].astype(str) == "test"]
+    else:
+        out = ratings
+    out = out.copy()
+    out["score"] = pd.to_numeric(out["score"], errors="raise").astype(float)
+    return out
+
+
+def kind_rows(ratings: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """Rows of one ``kind`` ("repeat" or "gold"); empty when the column is missing."""
+    if "kind" not in ratings.columns:
+        return ratings.iloc[0:0].copy()
+    out = ratings.loc[ratings["kind"].astype(str) == kind].copy()
+    out["score"] = pd.to_numeric(out["score"], errors="raise").astype(float)
+    return out
+
+
+def ordered(values: Iterable, order: Sequence | None) -> list:
+    """Distinct ``values`` in ``order`` first (those present), then the rest sorted by name."""
+    present = list(dict.fromkeys(values))
+    if order is None:
+        return sorted(present, key=str)
+    present_set = set(present)
+    head = list(dict.fromkeys(v for v in order if v in present_set))
+    head_set = set(head)
+    tail = sorted((v for v in present if v not in head_set), key=str)
+    return head + tail
+
+
+def percentile_interval(samples: np.ndarray, confidence: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-tailed percentile interval of bootstrap ``samples`` along ``axis`` (NaN replicates ignored)."""
+    alpha = 1.0 - confidence
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells give NaN bounds, by design
+        lo = np.nanquantile(samples, alpha / 2.0, axis=axis)
+        hi = np.nanquantile(samples, 1.0 - alpha / 2.0, axis=axis)
+    return lo, hi

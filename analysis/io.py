@@ -1,0 +1,367 @@
+"""Reading the tidy ratings CSV that ``import_ratings`` takes, and the SUREAL dataset-file format.
+
+This module reads and formats; it writes no file (:mod:`analysis.report` does).
+
+The CSV format, one rating per record::
+
+    rater,dataset,image,method,score[,created_at][,kind][,expected_score][,response_ms][,position]
+
+References
+----------
+1. Li, Z. et al. SUREAL: Subjective Recovery Analysis (Netflix), dataset files
+   (``dataset_name``, ``ref_videos``, ``dis_videos`` with per-subject ``os`` dicts).
+2. RFC 4180 (2005). Common Format and MIME Type for Comma-Separated Values (CSV) Files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analysis._frames import KINDS, STIMULUS_KEY, require_columns, test_rows
+
+__all__ = ["RatingsFileError", "read_ratings_csv", "ratings_csv_frame", "sureal_dataset_text"]
+
+REQUIRED = ("rater", "dataset", "image", "method", "score")
+OPTIONAL = ("created_at", "kind", "expected_score", "response_ms", "position")
+_INT = re.compile(r"^[+-]?\d+$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]|$)")
+
+
+@dataclass(frozen=True)
+class LineError:
+    """One problem of a ratings file: 1-based line number (header = 1) and the reason."""
+
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+class RatingsFileError(ValueError):
+    """A ratings file with problems; ``errors`` lists every one, by line number.
+
+    The message names the file and lists each problem on its own line, so a researcher can fix the
+    whole file in one pass.
+    """
+
+    def __init__(self, source: str, errors: list[LineError]):
+        self.source = source
+        self.errors = sorted(errors, key=lambda e: e.line)
+        lines = "\n".join(f"  {e}" for e in self.errors)
+        super().__init__(f"{source}: {len(self.errors)} problem(s)\n{lines}")
+
+
+def _open_text(source) -> tuple[_io.TextIOBase, str, bool]:
+    if isinstance(source, (str, os.PathLike)):
+        # utf-8-sig: a byte-order mark written by spreadsheet programs is not part of the header.
+        return open(source, newline="", encoding="utf-8-sig"), os.fspath(source), True
+    return source, getattr(source, "name", "<ratings>"), False
+
+
+def read_ratings_csv(source) -> pd.DataFrame:
+    """Read and validate a tidy ratings CSV; raise one error listing every malformed record.
+
+    Parameters
+    ----------
+    source : path or text file object
+        The CSV. Fields are trimmed of surrounding whitespace; quoted fields may span lines.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``rater_id, dataset, image, method, score`` (int), plus those of ``created_at``
+        (UTC timestamps), ``kind``, ``expected_score``, ``response_ms`` and ``position`` present in
+        the header, plus ``line`` (the record's line number), in file order.
+
+    Raises
+    ------
+    RatingsFileError
+        Listing every problem with its 1-based line number in the file (the header is line 1; a
+        record that spans lines is reported at its first line).
+
+    Notes
+    -----
+    Rules:
+
+    * The header must name ``rater, dataset, image, method, score``; the optional columns are
+      ``created_at, kind, expected_score, response_ms, position``. Any other column, a repeated
+      column or a missing required column is an error on line 1 (a misspelt optional column would
+      otherwise be dropped silently). Without a usable header no record is checked.
+    * Every record has as many fields as the header; required fields are non-empty.
+    * ``score`` is an integer from 1 to 5 written without a decimal point ("4", not "4.0").
+    * ``kind`` is empty (meaning "test") or one of ``test, repeat, gold``. A gold record needs an
+      integer ``expected_score`` from 1 to 5; other records may leave it empty.
+    * ``created_at`` is empty or an ISO 8601 timestamp (naive times are taken as UTC);
+      ``response_ms`` is empty or a non-negative number; ``position`` is empty or a positive integer.
+    * Duplicates: a rater may have at most one record of each kind per (dataset, image, method).
+      A second presentation of a test item must be marked ``kind = repeat`` and needs the
+      corresponding test record; anything else is reported as a duplicate of the earlier line.
+    """
+    handle, name, close = _open_text(source)
+    try:
+        reader = csv.reader(handle)
+        errors: list[LineError] = []
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise RatingsFileError(name, [LineError(1, "empty file: no header")]) from None
+        header = [h.strip() for h in header]
+        allowed = set(REQUIRED) | set(OPTIONAL)
+        missing = [c for c in REQUIRED if c not in header]
+        unknown = [c for c in header if c not in allowed]
+        repeated = sorted({c for c in header if header.count(c) > 1})
+        if missing:
+            errors.append(LineError(1, f"header lacks required column(s) {', '.join(missing)}"))
+        if unknown:
+            errors.append(
+                LineError(
+                    1, f"unknown column(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(REQUIRED + OPTIONAL)}"
+                )
+            )
+        if repeated:
+            errors.append(LineError(1, f"repeated column(s) {', '.join(repeated)}"))
+        if errors:
+            raise RatingsFileError(name, errors)
+
+        records, lines = [], []
+        line_after = reader.line_num  # last physical line consumed so far
+        for fields in reader:
+            start = line_after + 1
+            line_after = reader.line_num
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue  # blank line
+            if len(fields) != len(header):
+                errors.append(LineError(start, f"expected {len(header)} fields, found {len(fields)}"))
+                continue
+            records.append(dict(zip(header, (f.strip() for f in fields))))
+            lines.append(start)
+    finally:
+        if close:
+            handle.close()
+
+    rows = []
+    seen: dict[tuple, int] = {}
+    test_keys: set[tuple] = set()
+    repeats: list[tuple[tuple, int]] = []
+    for rec, line in zip(records, lines):
+        problems = []
+        empty = [c for c in REQUIRED if rec[c] == ""]
+        if empty:
+            problems.append(f"empty field(s) {', '.join(empty)}")
+        score = rec["score"]
+        if score != "" and (not _INT.match(score) or not 1 <= int(score) <= 5):
+            problems.append(f"score {score!r} is not an integer from 1 to 5")
+        kind = rec.get("kind", "") or "test"
+        if kind not in KINDS:
+            problems.append(f"kind {rec['kind']!r} is not one of {', '.join(KINDS)}")
+        expected = rec.get("expected_score", "")
+        if expected != "" and (not _INT.match(expected) or not 1 <= int(expected) <= 5):
+            problems.append(f"expected_score {expected!r} is not an integer from 1 to 5")
+        elif kind == "gold" and expected == "":
+            problems.append("gold record without expected_score")
+        created = rec.get("created_at", "")
+        if created:
+            # pandas alone would also accept words such as "now" or "today"; require an ISO date first.
+            try:
+                ok = bool(_ISO_DATE.match(created)) and pd.notna(pd.Timestamp(created))
+            except (ValueError, TypeError):
+                ok = False
+            if not ok:
+                problems.append(f"created_at {created!r} is not an ISO 8601 timestamp")
+        response = rec.get("response_ms", "")
+        if response:
+            try:
+                ok = float(response) >= 0 and np.isfinite(float(response))
+            except ValueError:
+                ok = False
+            if not ok:
+                problems.append(f"response_ms {response!r} is not a non-negative number")
+        position = rec.get("position", "")
+        if position and (not _INT.match(position) or int(position) < 1):
+            problems.append(f"position {position!r} is not a positive integer")
+        if not empty:
+            key = (rec["rater"], rec["dataset"], rec["image"], rec["method"])
+            if (key, kind) in seen:
+                problems.append(
+                    f"duplicate {kind} rating of rater {key[0]!r} for {key[1]}/{key[2]}/{key[3]} "
+                    f"(first on line {seen[(key, kind)]}); mark a second presentation kind=repeat"
+                )
+            else:
+                seen[(key, kind)] = line
+                if kind == "test":
+                    test_keys.add(key)
+                elif kind == "repeat":
+                    repeats.append((key, line))
+        if problems:
+            errors.append(LineError(line, "; ".join(problems)))
+        else:
+            rows.append({**rec, "line": line})
+    for key, line in repeats:
+        if key not in test_keys:
+            reason = f"repeat of {key[1]}/{key[2]}/{key[3]} by rater {key[0]!r} has no test record"
+            errors.append(LineError(line, reason))
+    if errors:
+        raise RatingsFileError(name, errors)
+    return _typed_frame(rows, header)
+
+
+def _typed_frame(rows: list[dict], header: list[str]) -> pd.DataFrame:
+    columns = ["rater", "dataset", "image", "method", "score", *[c for c in OPTIONAL if c in header], "line"]
+    frame = pd.DataFrame(rows, columns=columns).rename(columns={"rater": "rater_id"})
+    for col in ("rater_id", "dataset", "image", "method"):
+        frame[col] = frame[col].astype(str)
+    frame["score"] = frame["score"].astype(int)
+    if "created_at" in frame.columns:
+        frame["created_at"] = pd.to_datetime(frame["created_at"].replace("", None), utc=True, format="ISO8601")
+    if "kind" in frame.columns:
+        frame["kind"] = frame["kind"].replace("", "test").astype(str)
+    if "expected_score" in frame.columns:
+        frame["expected_score"] = pd.to_numeric(frame["expected_score"].replace("", None)).astype(float)
+    if "response_ms" in frame.columns:
+        frame["response_ms"] = pd.to_numeric(frame["response_ms"].replace("", None)).astype(float)
+    if "position" in frame.columns:
+        frame["position"] = pd.to_numeric(frame["position"].replace("", None)).astype("Int64")
+    return frame.reset_index(drop=True)
+
+
+def ratings_csv_frame(ratings: pd.DataFrame) -> pd.DataFrame:
+    """The ratings in the CSV layout that :func:`read_ratings_csv` reads back.
+
+    Returns ``rater, dataset, image, method, score`` plus ``created_at`` (ISO 8601, UTC) when the
+    frame has it with any known value, and ``kind`` / ``expected_score`` when there are repeat or
+    gold rows, so that a written file round-trips.
+    """
+    require_columns(ratings, ("rater_id", "dataset", "image", "method", "score"))
+    out = ratings[["rater_id", "dataset", "image", "method", "score"]].rename(columns={"rater_id": "rater"}).copy()
+    out["score"] = pd.to_numeric(out["score"]).astype(int)
+    if "created_at" in ratings.columns and ratings["created_at"].notna().any():
+        stamps = pd.to_datetime(ratings["created_at"], utc=True)
+        out["created_at"] = stamps.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").where(stamps.notna(), "")
+    if "kind" in ratings.columns and (ratings["kind"].astype(str) != "test").any():
+        out["kind"] = ratings["kind"].astype(str)
+        if "expected_score" in ratings.columns:
+            exp = pd.to_numeric(ratings["expected_score"], errors="coerce")
+            out["expected_score"] = exp.map(lambda v: "" if pd.isna(v) else str(int(v)))
+    return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# SUREAL dataset file
+# --------------------------------------------------------------------------------------------
+
+
+def _py_literal(value, indent: int = 0) -> str:
+    """Deterministic Python literal (dicts keep insertion order)."""
+    pad = " " * indent
+    if isinstance(value, list):
+        if not value:
+            return "[]"
+        inner = ",\n".join(pad + "    " + _py_literal(v, indent + 4) for v in value)
+        return "[\n" + inner + ",\n" + pad + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{k!r}: {_py_literal(v, indent)}" for k, v in value.items())
+        return "{" + items + "}"
+    if isinstance(value, (np.integer,)):
+        return repr(int(value))
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return repr(int(v)) if v.is_integer() else repr(v)
+    return repr(value)
+
+
+def sureal_dataset_text(
+    ratings: pd.DataFrame,
+    stimuli: pd.DataFrame | None = None,
+    dataset_name: str = "mos_study",
+    include_repeats: bool = True,
+    reference_method: str = "hr",
+) -> str:
+    """The ratings as a SUREAL dataset file (Python source), for cross-checking with SUREAL.
+
+    Parameters
+    ----------
+    ratings : pandas.DataFrame
+        Long ratings frame. Test rows (and repeat rows when ``include_repeats``) are exported; gold
+        rows are not part of the study.
+    stimuli : pandas.DataFrame, optional
+        Stimulus table; its ``file`` column gives the ``path`` entries.
+    dataset_name : str
+        Value of ``dataset_name``.
+    include_repeats : bool
+        Export a repeated item's scores as a list ``[first, second]`` (SUREAL's form for repeated
+        scores); otherwise only the first presentation.
+    reference_method : str
+        Method whose file is the reference (``ref_videos`` path) of each image.
+
+    Returns
+    -------
+    str
+        Python source defining ``dataset_name``, ``ref_videos`` (one per (dataset, image), with
+        ``content_id`` 0..C-1 and ``content_name`` "dataset/image") and ``dis_videos`` (one per
+        rated (dataset, image, method), with ``content_id``, ``asset_id`` 0..A-1, ``os`` =
+        ``{rater_id: score}`` and, as extra keys SUREAL ignores, ``dataset``, ``image`` and
+        ``method``). Load it with ``sureal.dataset_reader.RawDatasetReader`` via SUREAL's
+        ``import_python_file``.
+    """
+    data = test_rows(ratings)
+    keys = list(STIMULUS_KEY)
+    if include_repeats and "kind" in ratings.columns:
+        rep = ratings.loc[ratings["kind"].astype(str) == "repeat"].copy()
+        rep["score"] = pd.to_numeric(rep["score"]).astype(float)
+        data = pd.concat([data.assign(_order=0), rep.assign(_order=1)], ignore_index=True)
+    else:
+        data = data.assign(_order=0)
+    data = data.sort_values([*keys, "rater_id", "_order"], kind="mergesort")
+    files = {}
+    if stimuli is not None and "file" in stimuli.columns:
+        files = {tuple(k): f for k, f in zip(stimuli[keys].itertuples(index=False), stimuli["file"])}
+
+    contents = data[["dataset", "image"]].drop_duplicates().sort_values(["dataset", "image"]).itertuples(index=False)
+    ref_videos, content_id = [], {}
+    for cid, (dataset, image) in enumerate(contents):
+        content_id[(dataset, image)] = cid
+        path = files.get((dataset, image, reference_method), f"{dataset}/{image}/{reference_method}")
+        ref_videos.append({"content_id": cid, "content_name": f"{dataset}/{image}", "path": str(path)})
+
+    # One pass over the sorted rows (a groupby per asset and rater is far too slow for large studies).
+    asset_codes = data.groupby(keys, sort=True).ngroup().to_numpy()
+    firsts = data.drop_duplicates(keys)[keys].itertuples(index=False)
+    dis_videos = []
+    for asset_id, (dataset, image, method) in enumerate(firsts):
+        dis_videos.append(
+            {
+                "content_id": content_id[(dataset, image)],
+                "asset_id": asset_id,
+                "os": {},
+                "path": str(files.get((dataset, image, method), f"{dataset}/{image}/{method}")),
+                "dataset": str(dataset),
+                "image": str(image),
+                "method": str(method),
+            }
+        )
+    scores = data["score"].to_numpy(dtype=float)
+    for code, rater, value in zip(asset_codes, data["rater_id"].astype(str).to_numpy(), scores):
+        value = int(value) if value.is_integer() else float(value)
+        entry = dis_videos[code]["os"]
+        if rater not in entry:
+            entry[rater] = value
+        elif isinstance(entry[rater], list):
+            entry[rater].append(value)
+        else:
+            entry[rater] = [entry[rater], value]
+    return (
+        "# SUREAL dataset file written by analysis.io.sureal_dataset_text.\n"
+        "# One content per (dataset, image); one distorted asset per rated (dataset, image, method).\n"
+        f"dataset_name = {dataset_name!r}\n"
+        f"ref_videos = {_py_literal(ref_videos)}\n"
+        f"dis_videos = {_py_literal(dis_videos)}\n"
+    )
+

@@ -1,0 +1,687 @@
+"""Rater screening and reliability of a MOS study.
+
+Every function takes the long ``ratings`` frame of :mod:`analysis.stats` and returns a new
+DataFrame (or a small result object of DataFrames). Test rows (``kind == "test"``, or all rows when
+there is no ``kind`` column) are the study; ``kind == "repeat"`` rows are second presentations of a
+test item and ``kind == "gold"`` rows are calibration checks with an ``expected_score``.
+
+:func:`rater_report` gathers everything per rater and applies the flagging rules.
+
+References
+----------
+1. ITU-R BT.500-14 (2019). Methodologies for the subjective assessment of the quality of television
+   images, Annex 1, clause 2.3.1 (screening of the observers).
+2. ITU-T P.910 (2022). Subjective video quality assessment methods for multimedia applications,
+   Annex E (subject bias and inconsistency removal).
+3. Li, Z., Bampis, C. G. (2017). Recover subjective quality scores from noisy measurements. Data
+   Compression Conference, 52-61.
+4. Krippendorff, K. (2011). Computing Krippendorff's alpha-reliability. Annenberg School for
+   Communication Departmental Papers 43, University of Pennsylvania.
+5. Ledig, C. et al. (2017). CVPR, section 3.3 and supplement (calibration with NN = 1 and HR = 5;
+   test-retest pilot on 10 BSD100 images).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from analysis._frames import STIMULUS_KEY, kind_rows, require_columns, test_rows
+
+__all__ = [
+    "MLEResult",
+    "bt500_screening",
+    "gold_agreement",
+    "krippendorff_alpha",
+    "loo_correlations",
+    "mle_scores",
+    "rater_report",
+    "reliability_summary",
+    "retest_pairs",
+    "test_retest",
+    "test_retest_summary",
+]
+
+
+def _cells(ratings: pd.DataFrame) -> pd.DataFrame:
+    """Test rows reduced to one score per (rater, stimulus); duplicates (no ``kind`` column) averaged."""
+    data = test_rows(ratings)
+    keys = ["rater_id", *STIMULUS_KEY]
+    if data.duplicated(keys).any():
+        data = data.groupby(keys, sort=False, as_index=False)["score"].mean()
+    return data[[*keys, "score"]].reset_index(drop=True)
+
+
+def _stimulus_codes(data: pd.DataFrame) -> tuple[np.ndarray, int]:
+    codes = data.groupby(list(STIMULUS_KEY), sort=False).ngroup().to_numpy()
+    return codes, int(codes.max()) + 1 if codes.size else 0
+
+
+# --------------------------------------------------------------------------------------------
+# ITU-R BT.500-14 observer screening
+# --------------------------------------------------------------------------------------------
+
+
+def bt500_screening(
+    ratings: pd.DataFrame,
+    max_outlier_ratio: float = 0.05,
+    max_balance: float = 0.3,
+) -> pd.DataFrame:
+    """Observer screening of ITU-R BT.500-14, Annex 1, clause 2.3.1 (the beta_2 kurtosis test).
+
+    Parameters
+    ----------
+    ratings : pandas.DataFrame
+        Long ratings frame; test rows are screened.
+    max_outlier_ratio : float
+        First ratio limit of the clause, 5 %.
+    max_balance : float
+        Second ratio limit of the clause, 30 %.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per rater: ``rater_id, bt500_J, bt500_P, bt500_Q, bt500_ratio, bt500_balance,
+        bt500_rejected``.
+
+    Notes
+    -----
+    For every test presentation (stimulus ``j``: dataset, image and method) over the ``N`` raters
+    who scored it, with mean ``u_j`` and standard deviation ``S_j`` (``N - 1`` in the denominator,
+    as in clause 2.2 of the same Annex), the kurtosis coefficient is
+    ``beta_2j = m_4 / m_2^2`` with ``m_x = sum_i (u_ij - u_j)^x / N``. If ``2 <= beta_2j <= 4`` the
+    scores are taken as normally distributed and the limits are ``u_j +- 2 S_j``, otherwise
+    ``u_j +- sqrt(20) S_j``. Each score strictly above the upper limit adds one to the rater's
+    ``P_i``, each one strictly below the lower limit to ``Q_i``. With ``J_i`` the rater's number of
+    scores, the rater is rejected when ``(P_i + Q_i) / J_i > 0.05`` and
+    ``|P_i - Q_i| / (P_i + Q_i) < 0.3``: many outlying scores that are not a consistent shift.
+
+    A stimulus with fewer than two raters cannot be screened and is skipped (its scores still count
+    in ``J_i``). When every rater gave a stimulus the same score, ``m_2 = 0`` and ``beta_2`` is
+    undefined; such a stimulus has no score outside ``u_j +- k S_j = u_j`` and adds nothing.
+    ``bt500_balance`` is NaN when ``P_i + Q_i = 0``.
+
+    References
+    ----------
+    1. ITU-R BT.500-14 (10/2019), Annex 1, clause 2.3.1.
+    """
+    data = _cells(ratings)
+    codes, n_stim = _stimulus_codes(data)
+    u = data["score"].to_numpy(dtype=float)
+    n = np.bincount(codes, minlength=n_stim).astype(float)
+    mean = np.bincount(codes, weights=u, minlength=n_stim) / np.maximum(n, 1)
+    dev = u - mean[codes]
+    m2 = np.bincount(codes, weights=dev**2, minlength=n_stim) / np.maximum(n, 1)
+    m4 = np.bincount(codes, weights=dev**4, minlength=n_stim) / np.maximum(n, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        beta2 = m4 / m2**2
+        sd = np.sqrt(m2 * n / (n - 1.0))
+    normal = (beta2 >= 2.0) & (beta2 <= 4.0)
+    k = np.where(normal, 2.0, np.sqrt(20.0))
+    screenable = (n >= 2)[codes]
+    upper = (mean + k * np.nan_to_num(sd))[codes]
+    lower = (mean - k * np.nan_to_num(sd))[codes]
+    # A tiny tolerance keeps floating-point noise (e.g. 4.0000000001 > 4) from counting as outlying.
+    eps = 1e-9
+    above = screenable & (u > upper + eps)
+    below = screenable & (u < lower - eps)
+    out = pd.DataFrame({"rater_id": data["rater_id"], "above": above, "below": below})
+    per = out.groupby("rater_id", sort=True).agg(
+        bt500_J=("above", "size"), bt500_P=("above", "sum"), bt500_Q=("below", "sum")
+    )
+    per[["bt500_P", "bt500_Q"]] = per[["bt500_P", "bt500_Q"]].astype(int)
+    pq = per["bt500_P"] + per["bt500_Q"]
+    per["bt500_ratio"] = pq / per["bt500_J"]
+    per["bt500_balance"] = ((per["bt500_P"] - per["bt500_Q"]).abs() / pq).where(pq > 0)
+    per["bt500_rejected"] = (per["bt500_ratio"] > max_outlier_ratio) & (per["bt500_balance"] < max_balance)
+    return per.reset_index()
+
+
+# --------------------------------------------------------------------------------------------
+# Agreement with the other raters, gold items, test-retest
+# --------------------------------------------------------------------------------------------
+
+
+def _pearson_by(groups: pd.Series, x: pd.Series, y: pd.Series) -> pd.Series:
+    frame = pd.DataFrame({"g": groups.to_numpy(), "x": x.to_numpy(), "y": y.to_numpy()})
+    frame["x"] -= frame.groupby("g")["x"].transform("mean")
+    frame["y"] -= frame.groupby("g")["y"].transform("mean")
+    frame["xy"] = frame["x"] * frame["y"]
+    frame["xx"] = frame["x"] ** 2
+    frame["yy"] = frame["y"] ** 2
+    s = frame.groupby("g", sort=True)[["xy", "xx", "yy"]].sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = s["xy"] / np.sqrt(s["xx"] * s["yy"])
+    # Constant scores have no correlation; guard against round-off making 0/0 look finite.
+    return r.where((s["xx"] > 1e-12) & (s["yy"] > 1e-12))
+
+
+def loo_correlations(ratings: pd.DataFrame) -> pd.DataFrame:
+    """Each rater's correlation with the mean of the other raters (leave-one-out) on shared stimuli.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``rater_id, n_shared, loo_pearson, loo_spearman``: over the rater's test stimuli that at
+        least one other rater scored, the Pearson and Spearman correlation between the rater's score
+        and the other raters' mean score of the same stimulus. NaN when fewer than 3 stimuli are
+        shared or either side is constant.
+
+    Notes
+    -----
+    Leaving the rater out keeps their own score from inflating the correlation, which matters with
+    few raters. This is the per-subject correlation check recommended by ITU-T P.910 (2022)
+    (subjects correlating poorly with the rest are candidates for removal).
+
+    References
+    ----------
+    1. ITU-T P.910 (2022), clause 12 and Annex E (subject screening by correlation).
+    """
+    data = _cells(ratings)
+    codes, n_stim = _stimulus_codes(data)
+    u = data["score"].to_numpy(dtype=float)
+    total = np.bincount(codes, weights=u, minlength=n_stim)
+    count = np.bincount(codes, minlength=n_stim)
+    others = count[codes] - 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        loo = (total[codes] - u) / others
+    keep = others >= 1
+    frame = pd.DataFrame({"rater_id": data["rater_id"].to_numpy()[keep], "x": u[keep], "y": loo[keep]})
+    n_shared = frame.groupby("rater_id", sort=True).size().rename("n_shared")
+    pearson = _pearson_by(frame["rater_id"], frame["x"], frame["y"]).rename("loo_pearson")
+    rx = frame.groupby("rater_id")["x"].rank(method="average")
+    ry = frame.groupby("rater_id")["y"].rank(method="average")
+    spearman = _pearson_by(frame["rater_id"], rx, ry).rename("loo_spearman")
+    out = pd.concat([n_shared, pearson, spearman], axis=1)
+    out.loc[out["n_shared"] < 3, ["loo_pearson", "loo_spearman"]] = np.nan
+    raters = pd.Index(sorted(data["rater_id"].unique(), key=str), name="rater_id")
+    out = out.reindex(raters)
+    out["n_shared"] = out["n_shared"].fillna(0).astype(int)
+    return out.rename_axis("rater_id").reset_index()
+
+
+def gold_agreement(ratings: pd.DataFrame) -> pd.DataFrame:
+    """Agreement of each rater with the expected score of gold (calibration) items.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``rater_id, n_gold, gold_exact, gold_within1, gold_mae``: the share of the rater's gold items
+        scored exactly as expected, within one point, and the mean absolute error. Raters without
+        gold items have ``n_gold = 0`` and NaN shares. In the paper's calibration NN is expected
+        as 1 and HR as 5.
+    """
+    raters = pd.Index(sorted(ratings["rater_id"].unique(), key=str), name="rater_id")
+    gold = kind_rows(ratings, "gold")
+    cols = ["n_gold", "gold_exact", "gold_within1", "gold_mae"]
+    if gold.empty:
+        out = pd.DataFrame(np.nan, index=raters, columns=cols)
+    else:
+        require_columns(gold, ["expected_score"])
+        err = (gold["score"] - pd.to_numeric(gold["expected_score"], errors="coerce")).abs()
+        if err.isna().any():
+            raise ValueError("gold rows need a numeric expected_score")
+        frame = pd.DataFrame({"rater_id": gold["rater_id"].to_numpy(), "err": err.to_numpy()})
+        frame["exact"] = frame["err"] == 0
+        frame["within1"] = frame["err"] <= 1
+        out = frame.groupby("rater_id").agg(
+            n_gold=("err", "size"),
+            gold_exact=("exact", "mean"),
+            gold_within1=("within1", "mean"),
+            gold_mae=("err", "mean"),
+        )
+        out = out.reindex(raters)
+    out["n_gold"] = out["n_gold"].fillna(0).astype(int)
+    return out.rename_axis("rater_id").reset_index()
+
+
+def retest_pairs(ratings: pd.DataFrame) -> pd.DataFrame:
+    """Pairs of (first, second) presentations: each repeat row matched to its rater's test row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``rater_id, dataset, image, method, first, second``. Repeat rows without a matching test row
+        are left out.
+    """
+    keys = ["rater_id", *STIMULUS_KEY]
+    repeat = kind_rows(ratings, "repeat")
+    if repeat.empty:
+        return pd.DataFrame(columns=[*keys, "first", "second"])
+    first = test_rows(ratings).groupby(keys, as_index=False)["score"].mean().rename(columns={"score": "first"})
+    second = repeat.groupby(keys, as_index=False)["score"].mean().rename(columns={"score": "second"})
+    return first.merge(second, on=keys, how="inner")
+
+
+def test_retest(ratings: pd.DataFrame) -> pd.DataFrame:
+    """Per-rater test-retest reliability on repeated items.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``rater_id, n_repeat, retest_r, retest_mad, retest_shift``: the number of repeated items, the
+        Pearson correlation between first and second presentation (NaN with fewer than 3 pairs or a
+        constant side), the mean absolute difference and the mean of ``second - first``.
+    """
+    pairs = retest_pairs(ratings)
+    raters = pd.Index(sorted(ratings["rater_id"].unique(), key=str), name="rater_id")
+    if pairs.empty:
+        empty = {"n_repeat": 0, "retest_r": np.nan, "retest_mad": np.nan, "retest_shift": np.nan}
+        out = pd.DataFrame(empty, index=raters)
+        return out.rename_axis("rater_id").reset_index()
+    pairs = pairs.assign(diff=pairs["second"] - pairs["first"])
+    grouped = pairs.groupby("rater_id", sort=True)
+    out = pd.DataFrame(
+        {
+            "n_repeat": grouped.size(),
+            "retest_r": _pearson_by(pairs["rater_id"], pairs["first"], pairs["second"]),
+            "retest_mad": grouped["diff"].apply(lambda d: d.abs().mean()),
+            "retest_shift": grouped["diff"].mean(),
+        }
+    )
+    out.loc[out["n_repeat"] < 3, "retest_r"] = np.nan
+    out = out.reindex(raters)
+    out["n_repeat"] = out["n_repeat"].fillna(0).astype(int)
+    return out.rename_axis("rater_id").reset_index()
+
+
+def _icc_a1(x: np.ndarray, y: np.ndarray) -> float:
+    """ICC(A,1) of McGraw & Wong (1996): two-way random effects, absolute agreement, single measure."""
+    data = np.column_stack([x, y])
+    n, k = data.shape
+    grand = data.mean()
+    ms_rows = k * ((data.mean(axis=1) - grand) ** 2).sum() / (n - 1)
+    ms_cols = n * ((data.mean(axis=0) - grand) ** 2).sum() / (k - 1)
+    resid = data - data.mean(axis=1, keepdims=True) - data.mean(axis=0, keepdims=True) + grand
+    ms_err = (resid**2).sum() / ((n - 1) * (k - 1))
+    denom = ms_rows + (k - 1) * ms_err + k * (ms_cols - ms_err) / n
+    return float((ms_rows - ms_err) / denom) if denom > 0 else float("nan")
+
+
+def test_retest_summary(ratings: pd.DataFrame, confidence: float = 0.95) -> dict:
+    """Study-level test-retest reliability, as in the paper's pilot study.
+
+    Returns
+    -------
+    dict
+        ``n_pairs``, ``n_raters``; ``pearson_r`` with a Fisher-z ``pearson_ci_low``/``high``;
+        ``icc_a1`` (two-way random effects, absolute agreement, single measure, with the two
+        presentations as the two "raters" and each (rater, stimulus) as a target); ``mean_abs_diff``;
+        ``mean_shift`` (second - first); and the paired two-sided Wilcoxon signed-rank test of a
+        systematic shift between presentations (``scipy.stats.wilcoxon`` defaults):
+        ``wilcoxon_statistic``, ``wilcoxon_p``. All NaN (``n_pairs = 0``) without repeats; the
+        Wilcoxon p-value is 1 when every pair agrees exactly.
+
+    References
+    ----------
+    1. McGraw, K. O., Wong, S. P. (1996). Forming inferences about some intraclass correlation
+       coefficients. Psychological Methods 1(1), 30-46.
+    2. Shrout, P. E., Fleiss, J. L. (1979). Intraclass correlations: uses in assessing rater
+       reliability. Psychological Bulletin 86(2), 420-428 (ICC(2,1)).
+    3. Ledig, C. et al. (2017), supplement (test-retest pilot).
+    """
+    pairs = retest_pairs(ratings)
+    nan = float("nan")
+    out = {
+        "n_pairs": int(len(pairs)), "n_raters": int(pairs["rater_id"].nunique()) if len(pairs) else 0,
+        "pearson_r": nan, "pearson_ci_low": nan, "pearson_ci_high": nan, "icc_a1": nan,
+        "mean_abs_diff": nan, "mean_shift": nan, "wilcoxon_statistic": nan, "wilcoxon_p": nan,
+    }  # fmt: skip
+    if pairs.empty:
+        return out
+    x = pairs["first"].to_numpy(dtype=float)
+    y = pairs["second"].to_numpy(dtype=float)
+    out["mean_abs_diff"] = float(np.abs(y - x).mean())
+    out["mean_shift"] = float((y - x).mean())
+    if len(pairs) >= 3 and x.std() > 0 and y.std() > 0:
+        r = float(np.corrcoef(x, y)[0, 1])
+        out["pearson_r"] = r
+        if len(pairs) > 3 and abs(r) < 1:
+            z = np.arctanh(r)
+            half = sps.norm.ppf(0.5 + confidence / 2.0) / np.sqrt(len(pairs) - 3)
+            out["pearson_ci_low"], out["pearson_ci_high"] = float(np.tanh(z - half)), float(np.tanh(z + half))
+    if len(pairs) >= 2:
+        out["icc_a1"] = _icc_a1(x, y)
+    if np.all(x == y):
+        out["wilcoxon_statistic"], out["wilcoxon_p"] = 0.0, 1.0
+    else:
+        res = sps.wilcoxon(x, y)
+        out["wilcoxon_statistic"], out["wilcoxon_p"] = float(res.statistic), float(res.pvalue)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Maximum-likelihood subject model (ITU-T P.910 Annex E, SUREAL MLE_CO)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MLEResult:
+    """Result of :func:`mle_scores`.
+
+    Attributes
+    ----------
+    quality : pandas.DataFrame
+        ``dataset, image, method, n, psi, psi_se, psi_ci_low, psi_ci_high``: recovered quality of
+        each stimulus with its standard error and confidence interval.
+    raters : pandas.DataFrame
+        ``rater_id, n, bias, bias_se, inconsistency, inconsistency_se``.
+    n_iter : int
+        Iterations used.
+    converged : bool
+        Whether the largest change of ``psi`` fell below the tolerance.
+    log_likelihood : float
+        Log-likelihood at the estimate.
+    """
+
+    quality: pd.DataFrame = field(repr=False)
+    raters: pd.DataFrame = field(repr=False)
+    n_iter: int
+    converged: bool
+    log_likelihood: float
+
+
+def mle_scores(
+    ratings: pd.DataFrame,
+    confidence: float = 0.95,
+    tol: float = 1e-8,
+    max_iter: int = 10_000,
+    min_inconsistency: float = 1e-3,
+) -> MLEResult:
+    """Maximum-likelihood quality scores, rater biases and inconsistencies (P.910 Annex E, MLE_CO).
+
+    Parameters
+    ----------
+    ratings : pandas.DataFrame
+        Long ratings frame; test rows are used. The design may be incomplete.
+    confidence : float
+        Level of the normal-theory interval of ``psi``.
+    tol : float
+        Convergence threshold on the largest change of any ``psi`` between iterations.
+    max_iter : int
+        Iteration limit.
+    min_inconsistency : float
+        Floor of ``upsilon``: a rater whose residuals are all zero would otherwise get an infinite
+        weight.
+
+    Returns
+    -------
+    MLEResult
+
+    Notes
+    -----
+    Model (Li & Bampis 2017; ITU-T P.910 (2022) Annex E without the content-ambiguity term, the
+    "MLE_CO" model of Netflix SUREAL): the score of rater ``i`` on stimulus ``j`` is
+    ``U_ij = psi_j + Delta_i + upsilon_i X``, ``X ~ N(0, 1)``, with true quality ``psi_j``, bias
+    ``Delta_i`` and inconsistency ``upsilon_i``. The log-likelihood
+    ``sum_ij [-log upsilon_i - (U_ij - psi_j - Delta_i)^2 / (2 upsilon_i^2)]`` is maximised by the
+    alternating updates that P.910 Annex E gives (each the exact maximiser of one block given the
+    others, so the likelihood never decreases)::
+
+        Delta_i   <- mean_j (U_ij - psi_j)
+        upsilon_i <- sqrt(mean_j (U_ij - psi_j - Delta_i)^2)
+        psi_j     <- sum_i upsilon_i^-2 (U_ij - Delta_i) / sum_i upsilon_i^-2
+
+    starting from ``psi_j`` = the raw MOS, until no ``psi_j`` moves by more than ``tol``. ``psi`` and
+    ``Delta`` are identified only up to a common shift; the biases are centred to mean zero over the
+    raters after each update (``psi`` shifts by the same amount, leaving the likelihood unchanged),
+    so ``psi`` is on the scale of the raw MOS. The standard errors are the inverse square roots of
+    the diagonal of the Fisher information: ``se(psi_j) = (sum_i upsilon_i^-2)^-1/2``,
+    ``se(Delta_i) = upsilon_i / sqrt(n_i)``, ``se(upsilon_i) = upsilon_i / sqrt(2 n_i)``; the
+    interval of ``psi`` is ``psi_j +- z se(psi_j)`` (1.96 at 95 %). Discrete 1..5 scores only
+    approximate the Gaussian model; ``psi`` is most useful for ranking and for down-weighting
+    inconsistent raters rather than as an exact MOS.
+
+    References
+    ----------
+    1. ITU-T P.910 (10/2022), Annex E.
+    2. Li, Z., Bampis, C. G. (2017). Recover subjective quality scores from noisy measurements.
+       Data Compression Conference, 52-61.
+    3. Li, Z., Bampis, C. G., Krasula, L., Janowski, L., Katsavounidis, I. (2020). A simple model
+       for subject behavior in subjective experiments. IS&T Electronic Imaging, HVEI-131.
+    """
+    data = test_rows(ratings)
+    r_codes, raters = pd.factorize(data["rater_id"], sort=True)
+    s_frame = data[list(STIMULUS_KEY)]
+    s_codes = s_frame.groupby(list(STIMULUS_KEY), sort=True).ngroup().to_numpy()
+    n_r, n_s = len(raters), int(s_codes.max()) + 1
+    u = data["score"].to_numpy(dtype=float)
+    count_r = np.bincount(r_codes, minlength=n_r).astype(float)
+    count_s = np.bincount(s_codes, minlength=n_s).astype(float)
+
+    psi = np.bincount(s_codes, weights=u, minlength=n_s) / count_s
+    bias = np.zeros(n_r)
+    converged = False
+    it = 0
+    for it in range(1, max_iter + 1):
+        bias = np.bincount(r_codes, weights=u - psi[s_codes], minlength=n_r) / count_r
+        shift = bias.mean()
+        bias -= shift
+        psi = psi + shift
+        resid = u - psi[s_codes] - bias[r_codes]
+        ups = np.sqrt(np.bincount(r_codes, weights=resid**2, minlength=n_r) / count_r)
+        ups = np.maximum(ups, min_inconsistency)
+        w = 1.0 / ups**2
+        new_psi = np.bincount(s_codes, weights=w[r_codes] * (u - bias[r_codes]), minlength=n_s)
+        new_psi /= np.bincount(s_codes, weights=w[r_codes], minlength=n_s)
+        change = np.max(np.abs(new_psi - psi))
+        psi = new_psi
+        if change < tol:
+            converged = True
+            break
+    # Final consistent block updates for the reported Delta and upsilon.
+    bias = np.bincount(r_codes, weights=u - psi[s_codes], minlength=n_r) / count_r
+    shift = bias.mean()
+    bias -= shift
+    psi = psi + shift
+    resid = u - psi[s_codes] - bias[r_codes]
+    ups = np.maximum(np.sqrt(np.bincount(r_codes, weights=resid**2, minlength=n_r) / count_r), min_inconsistency)
+    w = 1.0 / ups**2
+    psi_se = 1.0 / np.sqrt(np.bincount(s_codes, weights=w[r_codes], minlength=n_s))
+    z = sps.norm.ppf(0.5 + confidence / 2.0)
+    loglik = float(np.sum(-np.log(ups[r_codes]) - resid**2 * w[r_codes] / 2.0 - 0.5 * np.log(2 * np.pi)))
+
+    keys = s_frame.assign(_code=s_codes).drop_duplicates("_code").sort_values("_code")
+    quality = keys[list(STIMULUS_KEY)].reset_index(drop=True)
+    quality["n"] = count_s.astype(int)
+    quality["psi"] = psi
+    quality["psi_se"] = psi_se
+    quality["psi_ci_low"] = psi - z * psi_se
+    quality["psi_ci_high"] = psi + z * psi_se
+    rater_frame = pd.DataFrame(
+        {
+            "rater_id": np.asarray(raters),
+            "n": count_r.astype(int),
+            "bias": bias,
+            "bias_se": ups / np.sqrt(count_r),
+            "inconsistency": ups,
+            "inconsistency_se": ups / np.sqrt(2.0 * count_r),
+        }
+    )
+    return MLEResult(quality=quality, raters=rater_frame, n_iter=it, converged=converged, log_likelihood=loglik)
+
+
+# --------------------------------------------------------------------------------------------
+# Krippendorff's alpha
+# --------------------------------------------------------------------------------------------
+
+
+def krippendorff_alpha(ratings: pd.DataFrame, level: str = "interval") -> float:
+    """Krippendorff's alpha of the study, units = stimuli, coders = raters, values = scores.
+
+    Parameters
+    ----------
+    ratings : pandas.DataFrame
+        Long ratings frame; test rows, one value per (rater, stimulus).
+    level : {"interval", "ordinal"}
+        Metric: interval ``delta^2 = (c - k)^2``; ordinal
+        ``delta^2_ck = (sum_{g=c}^{k} n_g - (n_c + n_k) / 2)^2`` with ``n_g`` the number of pairable
+        values equal to ``g``.
+
+    Returns
+    -------
+    float
+        ``alpha = 1 - (n - 1) sum_ck o_ck delta^2_ck / sum_ck n_c n_k delta^2_ck`` from the coincidence
+        matrix ``o_ck = sum_u (number of c-k pairs in unit u) / (m_u - 1)`` over units with
+        ``m_u >= 2`` values. NaN when there is no pairable unit or no variation at all.
+
+    References
+    ----------
+    1. Krippendorff, K. (2011). Computing Krippendorff's alpha-reliability. University of
+       Pennsylvania, Annenberg School for Communication, Departmental Papers 43.
+    2. Hayes, A. F., Krippendorff, K. (2007). Answering the call for a standard reliability measure
+       for coding data. Communication Methods and Measures 1(1), 77-89.
+    """
+    if level not in ("interval", "ordinal"):
+        raise ValueError("level must be 'interval' or 'ordinal'")
+    data = _cells(ratings)
+    codes, n_units = _stimulus_codes(data)
+    value_codes, values = pd.factorize(data["score"], sort=True)
+    values = np.asarray(values, dtype=float)
+    n_v = len(values)
+    counts = np.zeros((n_units, n_v))
+    np.add.at(counts, (codes, value_codes), 1.0)
+    m = counts.sum(axis=1)
+    counts = counts[m >= 2]
+    m = m[m >= 2]
+    if counts.size == 0:
+        return float("nan")
+    scaled = counts / (m - 1.0)[:, None]
+    coincidence = scaled.T @ counts - np.diag(scaled.sum(axis=0))
+    n_c = coincidence.sum(axis=1)
+    n = n_c.sum()
+    if level == "interval":
+        delta2 = (values[:, None] - values[None, :]) ** 2
+    else:
+        cum = np.cumsum(n_c)
+        lo = np.minimum.outer(np.arange(n_v), np.arange(n_v))
+        hi = np.maximum.outer(np.arange(n_v), np.arange(n_v))
+        between = cum[hi] - np.where(lo > 0, cum[lo - 1], 0.0)  # sum_{g=lo}^{hi} n_g
+        delta2 = (between - (n_c[:, None] + n_c[None, :]) / 2.0) ** 2
+    observed = (coincidence * delta2).sum()
+    expected = (np.outer(n_c, n_c) * delta2).sum()
+    if expected == 0:
+        return float("nan")
+    return float(1.0 - (n - 1.0) * observed / expected)
+
+
+# --------------------------------------------------------------------------------------------
+# Per-rater report and study summary
+# --------------------------------------------------------------------------------------------
+
+
+def rater_report(
+    ratings: pd.DataFrame,
+    *,
+    bt500: bool = True,
+    min_loo_pearson: float | None = 0.5,
+    min_gold_within1: float | None = 0.8,
+    max_retest_mad: float | None = 1.0,
+    max_abs_bias: float | None = 1.0,
+    max_inconsistency: float | None = None,
+    mle: MLEResult | None = None,
+) -> pd.DataFrame:
+    """One row per rater with every screening statistic, a ``flagged`` column and the reasons.
+
+    Parameters
+    ----------
+    ratings : pandas.DataFrame
+        Long ratings frame (test, repeat and gold rows).
+    bt500 : bool
+        Flag raters rejected by :func:`bt500_screening` (ITU-R BT.500-14 Annex 1 clause 2.3.1).
+    min_loo_pearson : float or None
+        Flag when the leave-one-out Pearson correlation (:func:`loo_correlations`) is below this.
+    min_gold_within1 : float or None
+        Flag when the share of gold items scored within one point of the expected score is below
+        this (only raters with gold items).
+    max_retest_mad : float or None
+        Flag when the mean absolute test-retest difference exceeds this (only raters with repeats).
+    max_abs_bias : float or None
+        Flag when the MLE bias ``|Delta_i|`` (:func:`mle_scores`) exceeds this many scale points.
+    max_inconsistency : float or None
+        Flag when the MLE inconsistency ``upsilon_i`` exceeds this.
+    mle : MLEResult, optional
+        A precomputed :func:`mle_scores` result (saves recomputing it).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``rater_id, n_ratings, mean_score``, the ``bt500_*`` columns, ``n_shared, loo_pearson,
+        loo_spearman``, ``n_gold, gold_exact, gold_within1, gold_mae``, ``n_repeat, retest_r,
+        retest_mad, retest_shift``, ``mle_bias, mle_bias_se, mle_inconsistency,
+        mle_inconsistency_se``, ``median_response_ms`` (when ``response_ms`` is present),
+        ``flagged`` and ``flag_reasons`` (reasons joined by "; ", empty when not flagged).
+        A threshold of None disables its rule; a statistic that is NaN never triggers a rule.
+    """
+    data = test_rows(ratings)
+    base = data.groupby("rater_id", sort=True)["score"].agg(n_ratings="size", mean_score="mean")
+    raters = pd.Index(sorted(ratings["rater_id"].unique(), key=str), name="rater_id")
+    out = base.reindex(raters)
+    out["n_ratings"] = out["n_ratings"].fillna(0).astype(int)
+    for part in (bt500_screening(ratings), loo_correlations(ratings), gold_agreement(ratings), test_retest(ratings)):
+        out = out.join(part.set_index("rater_id"))
+    mle = mle if mle is not None else mle_scores(ratings)
+    m = mle.raters.set_index("rater_id")[["bias", "bias_se", "inconsistency", "inconsistency_se"]]
+    out = out.join(m.add_prefix("mle_"))
+    if "response_ms" in ratings.columns:
+        out = out.join(ratings.groupby("rater_id")["response_ms"].median().rename("median_response_ms"))
+
+    reasons: list[list[str]] = [[] for _ in range(len(out))]
+
+    def rule(mask: pd.Series, text) -> None:
+        for k in np.flatnonzero(mask.fillna(False).to_numpy(dtype=bool)):
+            reasons[k].append(text(out.iloc[k]))
+
+    if bt500:
+        rule(out["bt500_rejected"].astype("boolean"),
+             lambda r: f"BT.500 rejected ((P+Q)/J={r.bt500_ratio:.3f} > 0.05, |P-Q|/(P+Q)={r.bt500_balance:.2f} < 0.3)")
+    if min_loo_pearson is not None:
+        rule(out["loo_pearson"] < min_loo_pearson,
+             lambda r: f"leave-one-out r={r.loo_pearson:.2f} < {min_loo_pearson:g}")
+    if min_gold_within1 is not None:
+        rule(out["gold_within1"] < min_gold_within1,
+             lambda r: f"gold within 1 point {r.gold_within1:.0%} < {min_gold_within1:.0%}")
+    if max_retest_mad is not None:
+        rule(out["retest_mad"] > max_retest_mad,
+             lambda r: f"test-retest mean |diff| {r.retest_mad:.2f} > {max_retest_mad:g}")
+    if max_abs_bias is not None:
+        rule(out["mle_bias"].abs() > max_abs_bias, lambda r: f"MLE bias {r.mle_bias:+.2f} beyond ±{max_abs_bias:g}")
+    if max_inconsistency is not None:
+        rule(out["mle_inconsistency"] > max_inconsistency,
+             lambda r: f"MLE inconsistency {r.mle_inconsistency:.2f} > {max_inconsistency:g}")
+    out["flagged"] = [bool(r) for r in reasons]
+    out["flag_reasons"] = ["; ".join(r) for r in reasons]
+    return out.reset_index()
+
+
+def reliability_summary(ratings: pd.DataFrame, report: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Study-level reliability in one two-column table (``measure``, ``value``).
+
+    Includes the numbers of raters, stimuli and test ratings, Krippendorff's alpha (interval and
+    ordinal, :func:`krippendorff_alpha`), the test-retest summary (:func:`test_retest_summary`) and,
+    given a :func:`rater_report`, the numbers of BT.500-rejected and flagged raters.
+    """
+    data = test_rows(ratings)
+    rows = [
+        ("raters", data["rater_id"].nunique()),
+        ("stimuli", len(data.drop_duplicates(list(STIMULUS_KEY)))),
+        ("test ratings", len(data)),
+        ("Krippendorff alpha (interval)", krippendorff_alpha(ratings, "interval")),
+        ("Krippendorff alpha (ordinal)", krippendorff_alpha(ratings, "ordinal")),
+    ]
+    retest = test_retest_summary(ratings)
+    labels = {
+        "n_pairs": "test-retest pairs", "pearson_r": "test-retest Pearson r",
+        "pearson_ci_low": "test-retest r, 95% CI low", "pearson_ci_high": "test-retest r, 95% CI high",
+        "icc_a1": "test-retest ICC(A,1)", "mean_abs_diff": "test-retest mean |second - first|",
+        "mean_shift": "test-retest mean (second - first)", "wilcoxon_p": "test-retest Wilcoxon p (shift)",
+    }  # fmt: skip
+    rows += [(label, retest[key]) for key, label in labels.items()]
+    if report is not None:
+        rows.append(("raters rejected by BT.500-14 A1 2.3.1", int(report["bt500_rejected"].fillna(False).sum())))
+        rows.append(("raters flagged (any rule)", int(report["flagged"].sum())))
+    # object dtype keeps counts as integers next to the coefficients
+    return pd.DataFrame(rows, columns=["measure", "value"], dtype=object)

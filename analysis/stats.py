@@ -1,0 +1,579 @@
+"""Mean opinion scores, their confidence intervals and the significance tests of a MOS study.
+
+All functions take the long ``ratings`` frame (one row per rating) and return new DataFrames; the
+inputs are never modified.
+
+``ratings`` columns: ``rater_id``, ``dataset``, ``image``, ``method``, ``score`` (integer 1..5), and
+optionally ``kind`` ("test", "repeat", "gold"). Only ``kind == "test"`` rows (every row when there is
+no ``kind`` column) count towards MOS; repeats and gold items feed :mod:`analysis.screening`.
+
+References
+----------
+1. Ledig, C. et al. (2017). Photo-realistic single image super-resolution using a generative
+   adversarial network. CVPR, section 3.3 (the MOS protocol and the paired Wilcoxon tests).
+2. ITU-R BT.500-14 (2019). Methodologies for the subjective assessment of the quality of
+   television images, Annex 1 (mean scores and confidence intervals).
+3. ITU-T P.910 (2022). Subjective video quality assessment methods for multimedia applications.
+"""
+
+from __future__ import annotations
+
+import itertools
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from analysis._frames import ordered, percentile_interval, require_columns, test_rows
+
+__all__ = [
+    "bootstrap_mos_ci",
+    "holm",
+    "metric_correlations",
+    "metric_means",
+    "mos_table",
+    "pairwise_tests",
+    "per_image_mos",
+    "significance_matrix",
+]
+
+DEFAULT_METRICS = ("psnr_y", "ssim_y", "lpips")
+
+
+def mos_table(
+    ratings: pd.DataFrame, by: Sequence[str] = ("dataset", "method"), confidence: float = 0.95
+) -> pd.DataFrame:
+    """Mean opinion score with a Student-t confidence interval per group.
+
+    Parameters
+    ----------
+    ratings : pandas.DataFrame
+        Long ratings frame (see the module docstring). Only test rows are used.
+    by : sequence of str
+        Grouping columns; ``("dataset", "method")`` gives the paper's Table 2 MOS.
+    confidence : float
+        Two-sided confidence level of the interval.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The ``by`` columns, then ``n`` (ratings), ``mos`` (mean), ``std`` (sample standard deviation,
+        ``ddof=1``), ``ci_low`` and ``ci_high``, sorted by the ``by`` columns. ``std`` and the
+        interval are NaN for a group of one rating.
+
+    Notes
+    -----
+    The interval is ``mos ± t_{(1+confidence)/2, n-1} · std / sqrt(n)``, the t-based form of the
+    ITU-R BT.500 interval (which uses 1.96 in place of the t quantile). It treats the ratings of a
+    group as independent draws. When a group pools several raters and images, ratings of the same
+    rater or image are correlated and this interval is too narrow for the population of raters and
+    images; :func:`bootstrap_mos_ci` resamples both and answers that question. For one stimulus
+    (``by=("dataset", "image", "method")``) the raters are the independent units and the t
+    interval is the standard one.
+
+    References
+    ----------
+    1. ITU-R BT.500-14 (2019), Annex 1, Section 2 (mean score and confidence interval).
+    2. Student (1908). The probable error of a mean. Biometrika 6(1), 1-25.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    by = list(by)
+    data = test_rows(ratings)
+    require_columns(data, by)
+    grouped = data.groupby(by, sort=True, observed=True)["score"]
+    out = grouped.agg(n="count", mos="mean", std=lambda s: s.std(ddof=1)).reset_index()
+    n = out["n"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = sps.t.ppf(0.5 + confidence / 2.0, n - 1.0)
+        half = t * out["std"].to_numpy() / np.sqrt(n)
+    half = np.where(n > 1, half, np.nan)
+    out["ci_low"] = out["mos"] - half
+    out["ci_high"] = out["mos"] + half
+    out["n"] = out["n"].astype(int)
+    return out[[*by, "n", "mos", "std", "ci_low", "ci_high"]]
+
+
+def per_image_mos(ratings: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """MOS of every stimulus, i.e. :func:`mos_table` grouped by ``dataset, image, method``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``dataset, image, method, n, mos, std, ci_low, ci_high``; here ``n`` counts raters.
+    """
+    return mos_table(ratings, by=("dataset", "image", "method"), confidence=confidence)
+
+
+# --------------------------------------------------------------------------------------------
+# Two-way (raters x images) cluster bootstrap
+# --------------------------------------------------------------------------------------------
+
+
+def _dataset_seed(seed: int | None, dataset: str) -> np.random.Generator:
+    # A dataset's draws depend only on the seed and its own name, so adding or removing another
+    # dataset from the frame does not change its interval.
+    if seed is None:
+        return np.random.default_rng()
+    return np.random.default_rng([int(seed), zlib.crc32(str(dataset).encode("utf-8"))])
+
+
+def _cell_sums(data: pd.DataFrame, methods: list) -> tuple[np.ndarray, np.ndarray, pd.Index, pd.Index]:
+    """Sum and count of scores per (method, rater, image) for one dataset's test rows."""
+    r_codes, raters = pd.factorize(data["rater_id"], sort=True)
+    i_codes, images = pd.factorize(data["image"], sort=True)
+    m_index = pd.Index(methods)
+    m_codes = m_index.get_indexer(data["method"])
+    shape = (len(methods), len(raters), len(images))
+    flat = np.ravel_multi_index((m_codes, r_codes, i_codes), shape)
+    size = int(np.prod(shape))
+    sums = np.bincount(flat, weights=data["score"].to_numpy(dtype=float), minlength=size).reshape(shape)
+    counts = np.bincount(flat, minlength=size).astype(float).reshape(shape)
+    return sums, counts, raters, images
+
+
+def _resample_counts(rng: np.random.Generator, n_units: int, n_boot: int) -> np.ndarray:
+    """Multiplicities of ``n_units`` clusters in ``n_boot`` resamples with replacement, shape (B, n)."""
+    draws = rng.integers(0, n_units, size=(n_boot, n_units))
+    counts = np.zeros((n_boot, n_units))
+    np.add.at(counts, (np.repeat(np.arange(n_boot), n_units), draws.ravel()), 1.0)
+    return counts
+
+
+def _two_way_means(sums: np.ndarray, counts: np.ndarray, w: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Bootstrap means per method: sum_{r,i} w_r v_i S[m,r,i] / sum_{r,i} w_r v_i N[m,r,i]."""
+    m, r, i = sums.shape
+    num = (w @ sums.transpose(1, 0, 2).reshape(r, m * i)).reshape(-1, m, i)
+    den = (w @ counts.transpose(1, 0, 2).reshape(r, m * i)).reshape(-1, m, i)
+    num = np.einsum("bmi,bi->bm", num, v)
+    den = np.einsum("bmi,bi->bm", den, v)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def bootstrap_mos_ci(
+    ratings: pd.DataFrame,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+    chunk: int = 250,
+) -> pd.DataFrame:
+    """Two-way cluster bootstrap (raters and images resampled) percentile interval of the MOS.
+
+    Parameters
+    ----------
+    ratings : pandas.DataFrame
+        Long ratings frame; only test rows are used.
+    n_boot : int
+        Number of bootstrap replicates.
+    confidence : float
+        Two-sided level of the percentile interval.
+    seed : int or None
+        Seed of the generator. Each dataset draws from its own stream derived from ``seed`` and the
+        dataset's name, so results do not depend on which other datasets are in the frame.
+    chunk : int
+        Replicates computed at once (bounds memory to about ``chunk x methods x images`` floats).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``dataset, method, n_boot, boot_se, boot_low, boot_high``: the standard deviation of the
+        bootstrap means and the percentile interval, sorted like :func:`mos_table`.
+
+    Notes
+    -----
+    Within a dataset, each replicate draws the raters with replacement and, independently, the
+    images with replacement (the "both" or pigeonhole bootstrap for crossed random effects); a
+    rating enters the replicate mean with weight ``w_rater * v_image``, the product of the
+    multiplicities of its rater and its image. The same draws serve every method of the dataset.
+    The interval answers "how far could the MOS move with other raters and other images of the same
+    kind", which the t interval of :func:`mos_table` does not. Owen (2007) shows the variance
+    estimate of this scheme is mildly conservative (it counts the residual variance twice).
+    The computation is a pair of matrix products per chunk of replicates.
+
+    References
+    ----------
+    1. Owen, A. B. (2007). The pigeonhole bootstrap. Annals of Applied Statistics 1(2), 386-411.
+    2. Davison, A. C., Hinkley, D. V. (1997). Bootstrap Methods and their Application, section 3.8.
+    3. Efron, B., Tibshirani, R. (1993). An Introduction to the Bootstrap, chapter 13.
+    """
+    if n_boot < 1:
+        raise ValueError("n_boot must be positive")
+    data = test_rows(ratings)
+    rows = []
+    for dataset in sorted(data["dataset"].unique(), key=str):
+        part = data.loc[data["dataset"] == dataset]
+        methods = sorted(part["method"].unique(), key=str)
+        sums, counts, raters, images = _cell_sums(part, methods)
+        rng = _dataset_seed(seed, dataset)
+        reps = []
+        for start in range(0, n_boot, chunk):
+            b = min(chunk, n_boot - start)
+            w = _resample_counts(rng, len(raters), b)
+            v = _resample_counts(rng, len(images), b)
+            reps.append(_two_way_means(sums, counts, w, v))
+        boot = np.concatenate(reps, axis=0)
+        lo, hi = percentile_interval(boot, confidence, axis=0)
+        with np.errstate(invalid="ignore"):
+            se = np.nanstd(boot, axis=0, ddof=1) if n_boot > 1 else np.full(len(methods), np.nan)
+        for k, method in enumerate(methods):
+            rows.append((dataset, method, n_boot, se[k], lo[k], hi[k]))
+    return pd.DataFrame(rows, columns=["dataset", "method", "n_boot", "boot_se", "boot_low", "boot_high"])
+
+
+# --------------------------------------------------------------------------------------------
+# Pairwise significance tests
+# --------------------------------------------------------------------------------------------
+
+
+def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error control), monotone and capped at 1.
+
+    Parameters
+    ----------
+    p_values : array_like
+        Unadjusted p-values of one family. NaN entries stay NaN and do not count in the family size.
+
+    Returns
+    -------
+    numpy.ndarray
+        Adjusted p-values in the input order: with the non-NaN p-values sorted increasingly,
+        ``p_(k)^adj = max_{j <= k} min(1, (m - j + 1) p_(j))``.
+
+    References
+    ----------
+    1. Holm, S. (1979). A simple sequentially rejective multiple test procedure. Scandinavian
+       Journal of Statistics 6(2), 65-70.
+    """
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    if valid.size == 0:
+        return out
+    if np.any((p[valid] < 0) | (p[valid] > 1)):
+        raise ValueError("p-values must lie in [0, 1]")
+    m = valid.size
+    order = valid[np.argsort(p[valid], kind="mergesort")]
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out[order] = np.maximum.accumulate(scaled)
+    return out
+
+
+def _paired_test(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, int]:
+    """Wilcoxon signed-rank (SciPy defaults) on x - y, matched-pairs rank-biserial, non-zero count."""
+    d = x - y
+    nonzero = d[d != 0]
+    if nonzero.size == 0:
+        # Every difference is zero: no evidence of a difference at all. SciPy returns a NaN
+        # z-score (and a warning) here; the test's answer is p = 1, statistic 0, effect 0.
+        return 0.0, 1.0, 0.0, 0
+    res = sps.wilcoxon(x, y)
+    ranks = sps.rankdata(np.abs(nonzero))
+    r_plus = ranks[nonzero > 0].sum()
+    r_minus = ranks[nonzero < 0].sum()
+    effect = (r_plus - r_minus) / (r_plus + r_minus)
+    return float(res.statistic), float(res.pvalue), float(effect), int(nonzero.size)
+
+
+def _independent_test(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Two-sided Mann-Whitney U (statistic for x) and the rank-biserial correlation 2U/(n1 n2) - 1."""
+    n1, n2 = x.size, y.size
+    if np.all(x == x[0]) and np.all(y == x[0]):
+        return n1 * n2 / 2.0, 1.0, 0.0  # one value throughout: identical samples
+    res = sps.mannwhitneyu(x, y, alternative="two-sided")
+    u = float(res.statistic)
+    return u, float(res.pvalue), 2.0 * u / (n1 * n2) - 1.0
+
+
+PAIRWISE_COLUMNS = [
+    "dataset", "method_a", "method_b", "n", "statistic", "p_value", "p_holm", "effect_size",
+    "test", "n_a", "n_b", "n_nonzero", "mos_a", "mos_b", "mean_diff",
+]  # fmt: skip
+
+
+def pairwise_tests(
+    ratings: pd.DataFrame,
+    methods: Sequence[str] | None = None,
+    min_paired_fraction: float = 0.5,
+) -> pd.DataFrame:
+    """Every pair of methods within each dataset: the paper's paired two-sided Wilcoxon test.
+
+    Parameters
+    ----------
+    ratings : pandas.DataFrame
+        Long ratings frame; only test rows are used.
+    methods : sequence of str, optional
+        Method order; pairs ``(a, b)`` follow it with ``a`` before ``b``. Methods not listed come
+        after, sorted by name. Default: sorted by name.
+    min_paired_fraction : float
+        The paired test is used when the (rater_id, image) pairs rated under both methods number at
+        least this share of the smaller method's ratings (and at least one); otherwise the methods
+        were rated by different raters or on different images and Mann-Whitney U on all their
+        ratings is used.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``dataset, method_a, method_b, n, statistic, p_value, p_holm, effect_size`` then ``test``
+        ("wilcoxon" or "mannwhitneyu"), ``n_a``, ``n_b`` (ratings of each method), ``n_nonzero``
+        (non-zero paired differences; NaN for Mann-Whitney), ``mos_a``, ``mos_b`` and ``mean_diff``
+        (``mos_a - mos_b`` over the observations the test used). ``n`` is the number of pairs for
+        the Wilcoxon test and ``n_a + n_b`` for Mann-Whitney.
+
+    Notes
+    -----
+    Paired test: ratings are matched on ``(rater_id, image)`` (a rater's two ratings of the same
+    image under two methods), and ``scipy.stats.wilcoxon(x, y)`` is called with its defaults
+    (``zero_method="wilcox"``: zero differences are dropped; ``correction=False``;
+    ``method="auto"``: exact null distribution for n <= 50 without ties or zeros, otherwise the
+    normal approximation with tie correction, or a full permutation for n <= 13). ``statistic`` is
+    SciPy's, min(W+, W-). If every difference is zero the test has nothing to rank; the function
+    returns ``statistic = 0``, ``p_value = 1`` and ``effect_size = 0`` instead of SciPy's NaN.
+
+    ``effect_size`` is the matched-pairs rank-biserial correlation (Kerby, 2014),
+    ``(W+ - W-) / (W+ + W-)`` over the non-zero differences ``x - y``: positive when ``method_a``
+    scores higher, +1 when it wins every non-tied pair. For Mann-Whitney it is the rank-biserial
+    correlation ``2 U_a / (n_a n_b) - 1`` (Wendt, 1972), with the same sign convention.
+
+    ``p_holm`` applies Holm's correction (:func:`holm`) across all pairs of a dataset. The paper
+    reports unadjusted p < 0.05; both are given.
+
+    References
+    ----------
+    1. Wilcoxon, F. (1945). Individual comparisons by ranking methods. Biometrics Bulletin 1(6), 80-83.
+    2. Kerby, D. S. (2014). The simple difference formula: an approach to teaching nonparametric
+       correlation. Comprehensive Psychology 3, 11.IT.3.1.
+    3. Mann, H. B., Whitney, D. R. (1947). On a test of whether one of two random variables is
+       stochastically larger than the other. Annals of Mathematical Statistics 18(1), 50-60.
+    4. Wendt, H. W. (1972). Dealing with a common problem in social science: a simplified
+       rank-biserial coefficient of correlation based on the U statistic. European Journal of
+       Social Psychology 2(4), 463-465.
+    5. Holm, S. (1979). Scandinavian Journal of Statistics 6(2), 65-70.
+    6. Ledig, C. et al. (2017). CVPR, section 3.3 and supplement.
+    """
+    data = test_rows(ratings)
+    rows = []
+    for dataset in sorted(data["dataset"].unique(), key=str):
+        part = data.loc[data["dataset"] == dataset]
+        # One value per (rater, image, method); duplicates (possible only without a `kind` column)
+        # are averaged so that pairing stays one-to-one.
+        cells = part.pivot_table(index=["rater_id", "image"], columns="method", values="score", aggfunc="mean")
+        order = ordered(cells.columns, methods)
+        family = []
+        for a, b in itertools.combinations(order, 2):
+            xa = cells[a].to_numpy()
+            xb = cells[b].to_numpy()
+            has_a, has_b = ~np.isnan(xa), ~np.isnan(xb)
+            both = has_a & has_b
+            n_a, n_b, n_pairs = int(has_a.sum()), int(has_b.sum()), int(both.sum())
+            if n_pairs >= 1 and n_pairs >= min_paired_fraction * min(n_a, n_b):
+                x, y = xa[both], xb[both]
+                stat, p, eff, n_nonzero = _paired_test(x, y)
+                row = [dataset, a, b, n_pairs, stat, p, np.nan, eff, "wilcoxon", n_a, n_b, n_nonzero]
+            else:
+                x, y = xa[has_a], xb[has_b]
+                stat, p, eff = _independent_test(x, y)
+                row = [dataset, a, b, n_a + n_b, stat, p, np.nan, eff, "mannwhitneyu", n_a, n_b, np.nan]
+            row += [float(x.mean()), float(y.mean()), float(x.mean() - y.mean())]
+            family.append(row)
+        p_adj = holm([r[5] for r in family])
+        for r, q in zip(family, p_adj):
+            r[6] = float(q)
+        rows.extend(family)
+    out = pd.DataFrame(rows, columns=PAIRWISE_COLUMNS)
+    out["n_nonzero"] = out["n_nonzero"].astype("Int64")
+    return out
+
+
+def significance_matrix(
+    pairwise: pd.DataFrame,
+    dataset: str,
+    alpha: float = 0.05,
+    adjusted: bool = True,
+    methods: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Square method-by-method summary of :func:`pairwise_tests` for one dataset.
+
+    Parameters
+    ----------
+    pairwise : pandas.DataFrame
+        Output of :func:`pairwise_tests`.
+    dataset : str
+        Dataset to show.
+    alpha : float
+        Significance level.
+    adjusted : bool
+        Use Holm-adjusted p-values (``p_holm``) when True, the raw ``p_value`` otherwise.
+    methods : sequence of str, optional
+        Row and column order; default: the order of appearance in ``pairwise``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Float matrix indexed by method (rows) and method (columns): ``+1`` where the row method's
+        ratings are significantly higher than the column method's, ``-1`` where significantly lower,
+        ``0`` where not significant, NaN on the diagonal and for pairs without a test. The direction
+        is the sign of ``effect_size`` (of ``mean_diff`` if the effect size is exactly zero).
+    """
+    require_columns(pairwise, ["dataset", "method_a", "method_b", "p_value", "p_holm", "effect_size"], "pairwise")
+    part = pairwise.loc[pairwise["dataset"] == dataset]
+    appearance = list(dict.fromkeys(itertools.chain.from_iterable(zip(part["method_a"], part["method_b"]))))
+    order = [m for m in methods if m in appearance] if methods is not None else appearance
+    mat = pd.DataFrame(np.nan, index=pd.Index(order, name="method"), columns=pd.Index(order, name="versus"))
+    p_col = "p_holm" if adjusted else "p_value"
+    for row in part.itertuples(index=False):
+        a, b = row.method_a, row.method_b
+        if a not in mat.index or b not in mat.index:
+            continue
+        direction = np.sign(row.effect_size)
+        if direction == 0 and "mean_diff" in part.columns:
+            direction = np.sign(row.mean_diff)
+        value = float(direction) if getattr(row, p_col) < alpha else 0.0
+        mat.loc[a, b] = value
+        mat.loc[b, a] = -value if value != 0 else 0.0
+    return mat
+
+
+# --------------------------------------------------------------------------------------------
+# Objective metrics against MOS
+# --------------------------------------------------------------------------------------------
+
+
+def metric_means(stimuli: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """Mean of each objective metric per (dataset, method) over the dataset's images.
+
+    Parameters
+    ----------
+    stimuli : pandas.DataFrame
+        One row per (dataset, image, method) with metric columns such as ``psnr_y``, ``ssim_y`` and
+        ``lpips``.
+    metrics : sequence of str, optional
+        Metric columns to average; default those of ``psnr_y, ssim_y, lpips`` present.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``dataset, method, n_images`` and one column per metric (NaN where a method has no value,
+        e.g. PSNR of the HR original). Like the paper's Table 2, PSNR is averaged in dB per image.
+    """
+    require_columns(stimuli, ["dataset", "image", "method"], "stimuli")
+    metrics = [m for m in (metrics or DEFAULT_METRICS) if m in stimuli.columns]
+    frame = stimuli[["dataset", "image", "method", *metrics]].copy()
+    for m in metrics:
+        frame[m] = pd.to_numeric(frame[m], errors="coerce").astype(float)
+    grouped = frame.groupby(["dataset", "method"], sort=True)
+    out = grouped["image"].nunique().rename("n_images").to_frame()
+    if metrics:
+        out = out.join(grouped[metrics].mean())
+    return out.reset_index()
+
+
+def _rank_rows(a: np.ndarray) -> np.ndarray:
+    return sps.rankdata(a, axis=1)
+
+
+def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman correlation of each row pair (average ranks for ties)."""
+    rx, ry = _rank_rows(x), _rank_rows(y)
+    rx = rx - rx.mean(axis=1, keepdims=True)
+    ry = ry - ry.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (rx * ry).sum(1) / np.sqrt((rx**2).sum(1) * (ry**2).sum(1))
+
+
+def _kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b of each row pair (as ``scipy.stats.kendalltau``'s default variant)."""
+    sx = np.sign(x[:, :, None] - x[:, None, :])
+    sy = np.sign(y[:, :, None] - y[:, None, :])
+    iu = np.triu_indices(x.shape[1], k=1)
+    sx, sy = sx[:, iu[0], iu[1]], sy[:, iu[0], iu[1]]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (sx * sy).sum(1) / np.sqrt((sx != 0).sum(1) * (sy != 0).sum(1))
+
+
+def metric_correlations(
+    ratings: pd.DataFrame,
+    stimuli: pd.DataFrame,
+    metrics: Sequence[str] | None = None,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+    exclude: Sequence[str] = ("hr",),
+) -> pd.DataFrame:
+    """Spearman and Kendall rank correlation between per-method MOS and per-method mean metric.
+
+    Parameters
+    ----------
+    ratings, stimuli : pandas.DataFrame
+        Ratings (test rows are used) and per-stimulus metrics (see :func:`metric_means`).
+    metrics : sequence of str, optional
+        Metric columns; default those of ``psnr_y, ssim_y, lpips`` present with values.
+    n_boot, confidence, seed
+        Bootstrap replicates, interval level and seed (per-dataset streams as in
+        :func:`bootstrap_mos_ci`).
+    exclude : sequence of str
+        Methods left out, by default the HR original (no PSNR).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``dataset, metric, n_methods, spearman, spearman_low, spearman_high, kendall, kendall_low,
+        kendall_high``. The point estimates are ``scipy.stats.spearmanr`` and ``kendalltau``
+        (tau-b) over the methods with both a MOS and a metric value.
+
+    Notes
+    -----
+    The interval reflects the measurement uncertainty of the fixed set of methods: each replicate
+    resamples raters and images (as :func:`bootstrap_mos_ci`), recomputes every method's MOS and its
+    mean metric over the resampled images, and recomputes the two rank correlations. With a handful
+    of methods the correlations are coarse (Kendall's tau moves in steps of ``2 / (k (k-1) / 2)``);
+    the percentile interval says how stable the ordering is, not how the result generalises to
+    other methods. A negative PSNR-MOS correlation is the perception-distortion trade-off of Blau
+    and Michaeli (2018).
+
+    References
+    ----------
+    1. Blau, Y., Michaeli, T. (2018). The perception-distortion tradeoff. CVPR.
+    2. Kendall, M. G. (1945). The treatment of ties in ranking problems. Biometrika 33(3), 239-251.
+    3. Owen, A. B. (2007). The pigeonhole bootstrap. Annals of Applied Statistics 1(2), 386-411.
+    """
+    data = test_rows(ratings)
+    data = data.loc[~data["method"].isin(exclude)]
+    stim = stimuli.loc[~stimuli["method"].isin(exclude)]
+    metrics = [m for m in (metrics or DEFAULT_METRICS) if m in stim.columns and stim[m].notna().any()]
+    rows = []
+    for dataset in sorted(data["dataset"].unique(), key=str):
+        part = data.loc[data["dataset"] == dataset]
+        methods = sorted(part["method"].unique(), key=str)
+        sums, counts, raters, images = _cell_sums(part, methods)
+        st = stim.loc[stim["dataset"] == dataset]
+        rng = _dataset_seed(seed, dataset)
+        w = _resample_counts(rng, len(raters), n_boot)
+        v = _resample_counts(rng, len(images), n_boot)
+        boot_mos = _two_way_means(sums, counts, w, v)  # (B, M)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mos = sums.sum(axis=(1, 2)) / counts.sum(axis=(1, 2))
+        for metric in metrics:
+            table = st.pivot_table(index="method", columns="image", values=metric, aggfunc="mean")
+            x = table.reindex(index=methods, columns=images).to_numpy(dtype=float)  # (M, I)
+            keep = ~np.isnan(x).all(axis=1) & ~np.isnan(mos)
+            if keep.sum() < 3:
+                continue
+            xk = x[keep]
+            present = ~np.isnan(xk)
+            point_metric = np.nanmean(xk, axis=1)
+            boot_metric = ((np.nan_to_num(xk)[None] * v[:, None, :]).sum(-1)) / (present[None] * v[:, None, :]).sum(-1)
+            bm = boot_mos[:, keep]
+            ok = ~np.isnan(bm).any(1) & ~np.isnan(boot_metric).any(1)
+            sp = _spearman_rows(boot_metric[ok], bm[ok])
+            kt = _kendall_rows(boot_metric[ok], bm[ok])
+            sp_lo, sp_hi = percentile_interval(sp, confidence)
+            kt_lo, kt_hi = percentile_interval(kt, confidence)
+            rho = sps.spearmanr(point_metric, mos[keep]).statistic
+            tau = sps.kendalltau(point_metric, mos[keep]).statistic
+            rows.append((dataset, metric, int(keep.sum()), rho, sp_lo, sp_hi, tau, kt_lo, kt_hi))
+    cols = ["dataset", "metric", "n_methods", "spearman", "spearman_low", "spearman_high",
+            "kendall", "kendall_low", "kendall_high"]  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)

@@ -1,0 +1,308 @@
+"""analysis.screening against independent computations (loops, krippendorff, pingouin, SUREAL) and planted truth."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+
+import krippendorff
+import numpy as np
+import pandas as pd
+import pingouin
+import pytest
+from scipy import stats as sps
+
+from analysis import io as aio
+from analysis import planning, screening
+from tests.analysis.conftest import assert_unchanged
+
+KEY = ["dataset", "image", "method"]
+
+
+def _tests(ratings):
+    return ratings[ratings["kind"] == "test"] if "kind" in ratings.columns else ratings
+
+
+# ---------------------------------------------------------------- BT.500
+
+
+def _bt500_reference(ratings):
+    """Clause 2.3.1 written out stimulus by stimulus, with SciPy's kurtosis (Pearson, biased)."""
+    data = _tests(ratings)
+    counts = {r: [0, 0] for r in data["rater_id"].unique()}
+    for _, part in data.groupby(KEY):
+        u = part["score"].to_numpy(float)
+        if u.size < 2:
+            continue
+        mean, sd = u.mean(), u.std(ddof=1)
+        if sd == 0:
+            continue
+        beta2 = sps.kurtosis(u, fisher=False, bias=True)
+        k = 2.0 if 2 <= beta2 <= 4 else np.sqrt(20.0)
+        for rater, score in zip(part["rater_id"], u):
+            if score > mean + k * sd:
+                counts[rater][0] += 1
+            elif score < mean - k * sd:
+                counts[rater][1] += 1
+    out = {}
+    for rater, (p, q) in counts.items():
+        j = (data["rater_id"] == rater).sum()
+        out[rater] = (p, q, (p + q) / j > 0.05 and (p + q) > 0 and abs(p - q) / (p + q) < 0.3)
+    return out
+
+
+def test_bt500_matches_clause_written_out(small_study):
+    ratings, _ = small_study
+    before = ratings.copy()
+    table = screening.bt500_screening(ratings)
+    assert_unchanged(before, ratings)
+    ref = _bt500_reference(ratings)
+    for row in table.itertuples(index=False):
+        assert (row.bt500_P, row.bt500_Q, bool(row.bt500_rejected)) == ref[row.rater_id]
+        assert row.bt500_J == 48
+
+
+def test_bt500_rejects_a_planted_random_rater_and_no_one_else():
+    true = {"D": {"nn": 1.2, "bic": 1.9, "sr": 2.6, "gan": 3.5, "hr": 4.4}}
+    ratings, truth = planning.simulate_study(true, n_raters=25, n_images=30, seed=3, n_random_raters=1,
+                                             bias_sd=0.2, inconsistency=(0.3, 0.6), return_truth=True)  # fmt: skip
+    table = screening.bt500_screening(ratings).set_index("rater_id")
+    random_id = truth.raters.loc[truth.raters["random"], "rater_id"].item()
+    assert table.loc[random_id, "bt500_rejected"]
+    assert table.loc[random_id, "bt500_ratio"] > 0.05
+    assert table["bt500_rejected"].sum() == 1
+
+
+def test_bt500_ratio_rules_on_a_hand_made_case():
+    # 19 regular raters score each "low" stimulus 1,1,1,1,2,2,2,2,3 x 11 and each "high" one
+    # 5,5,5,5,4,4,4,4,3 x 11; rater "odd" scores 3, except 5 on four low stimuli and 1 on three high ones.
+    # There beta_2 = 3.34 (normal), mean +- 2 S = 2.5 +- 2 (resp. 3.5 -+ 2), so P = 4 and Q = 3:
+    # (P+Q)/J = 7/40 > 0.05 and |P-Q|/(P+Q) = 1/7 < 0.3, i.e. rejected.
+    low = [1] * 4 + [2] * 4 + [3] * 11
+    high = [5] * 4 + [4] * 4 + [3] * 11
+    rows = []
+    for s in range(40):
+        scores = low if s < 20 else high
+        rows += [(f"r{r:02d}", "D", f"i{s:02d}", "m", v) for r, v in enumerate(scores)]
+        odd = 5 if s < 4 else 1 if 20 <= s < 23 else 3
+        rows.append(("odd", "D", f"i{s:02d}", "m", odd))
+    frame = pd.DataFrame(rows, columns=["rater_id", "dataset", "image", "method", "score"])
+    u = np.array(low + [5], float)
+    assert 2 <= sps.kurtosis(u, fisher=False) <= 4 and u.mean() + 2 * u.std(ddof=1) < 5  # premise
+    table = screening.bt500_screening(frame).set_index("rater_id")
+    assert (table.loc["odd", "bt500_P"], table.loc["odd", "bt500_Q"]) == (4, 3)
+    assert table.loc["odd", "bt500_ratio"] == pytest.approx(7 / 40)
+    assert table.loc["odd", "bt500_balance"] == pytest.approx(1 / 7)
+    assert table.loc["odd", "bt500_rejected"]
+    assert not table.drop(index="odd")["bt500_rejected"].any()
+    # A consistent shift (outliers all on one side) is not rejected: |P-Q|/(P+Q) = 1.
+    shifted = frame.copy()
+    shifted.loc[(shifted["rater_id"] == "odd") & shifted["image"].isin(["i20", "i21", "i22"]), "score"] = 3
+    row = screening.bt500_screening(shifted).set_index("rater_id").loc["odd"]
+    assert (row["bt500_P"], row["bt500_Q"], row["bt500_balance"]) == (4, 0, 1.0)
+    assert not row["bt500_rejected"]
+
+
+# ---------------------------------------------------------------- correlations, gold, retest
+
+
+def test_loo_correlations_match_explicit_loop(small_study):
+    ratings, _ = small_study
+    table = screening.loo_correlations(ratings).set_index("rater_id")
+    data = _tests(ratings)
+    wide = data.pivot_table(index=KEY, columns="rater_id", values="score")
+    for rater in wide.columns:
+        others = wide.drop(columns=rater).mean(axis=1)
+        x = wide[rater]
+        keep = x.notna() & others.notna()
+        assert table.loc[rater, "n_shared"] == keep.sum()
+        pearson = sps.pearsonr(x[keep], others[keep]).statistic
+        spearman = sps.spearmanr(x[keep], others[keep]).statistic
+        assert table.loc[rater, "loo_pearson"] == pytest.approx(pearson, abs=1e-10)
+        assert table.loc[rater, "loo_spearman"] == pytest.approx(spearman, abs=1e-10)
+
+
+def test_gold_agreement_by_hand():
+    frame = pd.DataFrame(
+        {"rater_id": ["a", "a", "a", "a", "b", "b", "c"], "dataset": "cal", "image": list("wxyzwxw"),
+         "method": ["nearest", "hr", "nearest", "hr", "nearest", "hr", "m"],
+         "score": [1, 5, 2, 2, 1, 4, 3], "kind": ["gold"] * 6 + ["test"],
+         "expected_score": [1, 5, 1, 5, 1, 5, np.nan]}
+    )  # fmt: skip
+    table = screening.gold_agreement(frame).set_index("rater_id")
+    assert table.loc["a"].tolist() == [4, 0.5, 0.75, 1.0]  # errors 0, 0, 1, 3
+    assert table.loc["b"].tolist() == [2, 0.5, 1.0, 0.5]
+    assert table.loc["c", "n_gold"] == 0 and np.isnan(table.loc["c", "gold_exact"])
+
+
+def test_test_retest_per_rater_and_summary_match_references(small_study):
+    ratings, _ = small_study
+    per = screening.test_retest(ratings).set_index("rater_id")
+    data = ratings.set_index(["rater_id", *KEY])
+    first = data[data["kind"] == "test"]["score"]
+    second = data[data["kind"] == "repeat"]["score"]
+    pairs = pd.concat([first.rename("a"), second.rename("b")], axis=1, join="inner").reset_index()
+    for rater, part in pairs.groupby("rater_id"):
+        assert per.loc[rater, "n_repeat"] == len(part) == 6
+        assert per.loc[rater, "retest_mad"] == pytest.approx((part["b"] - part["a"]).abs().mean())
+        if part["a"].std() > 0 and part["b"].std() > 0:
+            assert per.loc[rater, "retest_r"] == pytest.approx(np.corrcoef(part["a"], part["b"])[0, 1])
+    summary = screening.test_retest_summary(ratings)
+    assert summary["n_pairs"] == len(pairs) == 72
+    assert summary["pearson_r"] == pytest.approx(sps.pearsonr(pairs["a"], pairs["b"]).statistic)
+    ref = sps.wilcoxon(pairs["a"], pairs["b"])
+    assert summary["wilcoxon_p"] == pytest.approx(ref.pvalue) and summary["wilcoxon_statistic"] == ref.statistic
+    long = pd.concat([pairs.assign(occ="first", s=pairs["a"]), pairs.assign(occ="second", s=pairs["b"])])
+    long["target"] = long["rater_id"] + "/" + long["dataset"] + "/" + long["image"] + "/" + long["method"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        icc = pingouin.intraclass_corr(long, targets="target", raters="occ", ratings="s").set_index("Type")
+    assert summary["icc_a1"] == pytest.approx(icc.loc["ICC(A,1)", "ICC"], abs=1e-10)
+
+
+def test_test_retest_without_repeats_and_with_identical_repeats(small_study):
+    ratings, _ = small_study
+    none = screening.test_retest_summary(ratings[ratings["kind"] != "repeat"])
+    assert none["n_pairs"] == 0 and np.isnan(none["pearson_r"])
+    same = ratings.copy()
+    rep = same["kind"] == "repeat"
+    firsts = same[same["kind"] == "test"].set_index(["rater_id", *KEY])["score"]
+    same.loc[rep, "score"] = firsts.reindex(pd.MultiIndex.from_frame(same.loc[rep, ["rater_id", *KEY]])).to_numpy()
+    summary = screening.test_retest_summary(same)
+    assert summary["wilcoxon_p"] == 1.0 and summary["mean_abs_diff"] == 0.0 and summary["icc_a1"] == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------- MLE (P.910 Annex E / SUREAL MLE_CO)
+
+
+def test_mle_recovers_planted_biases_and_inconsistencies():
+    true = {"D": {f"m{k}": v for k, v in enumerate([1.4, 2.0, 2.6, 3.0, 3.5, 4.1])}}
+    ratings, truth = planning.simulate_study(true, n_raters=30, n_images=30, seed=8, bias_sd=0.5,
+                                             inconsistency=(0.3, 1.0), image_sd=0.4, return_truth=True)  # fmt: skip
+    result = screening.mle_scores(ratings)
+    assert result.converged
+    est = result.raters.set_index("rater_id").loc[truth.raters["rater_id"]]
+    planted = truth.raters["bias"].to_numpy() - truth.raters["bias"].mean()
+    assert np.corrcoef(est["bias"], planted)[0, 1] > 0.9
+    assert np.sqrt(np.mean((est["bias"].to_numpy() - planted) ** 2)) < 0.15
+    assert np.corrcoef(est["inconsistency"], truth.raters["inconsistency"])[0, 1] > 0.8
+    assert abs(est["bias"].mean()) < 1e-9  # centred convention
+    # psi tracks the latent quality of each stimulus, and beats the raw MOS at it.
+    q = result.quality.merge(truth.stimuli, on=KEY)
+    raw = _tests(ratings).groupby(KEY)["score"].mean().rename("raw").reset_index()
+    q = q.merge(raw, on=KEY)
+    assert np.corrcoef(q["psi"], q["latent"])[0, 1] > 0.95
+    coverage = ((q["psi_ci_low"] <= q["psi"]) & (q["psi"] <= q["psi_ci_high"])).all()
+    assert coverage and (q["psi_se"] > 0).all()
+
+
+def test_mle_exact_properties_on_continuous_scores():
+    # Shift one rater's scores by +1: their bias moves by 1 - 1/R, psi by 1/R, the rest is unchanged.
+    rng = np.random.default_rng(0)
+    n_r, n_s = 8, 15
+    psi = rng.uniform(1, 5, n_s)
+    bias = rng.normal(0, 0.4, n_r)
+    noise = rng.uniform(0.2, 0.6, n_r)
+    u = psi[None] + bias[:, None] + noise[:, None] * rng.standard_normal((n_r, n_s))
+    frame = pd.DataFrame({"rater_id": np.repeat([f"r{k}" for k in range(n_r)], n_s), "dataset": "D",
+                          "image": np.tile([f"i{k:02d}" for k in range(n_s)], n_r), "method": "m",
+                          "score": u.ravel()})  # fmt: skip
+    a = screening.mle_scores(frame, tol=1e-12)
+    shifted = frame.assign(score=frame["score"] + (frame["rater_id"] == "r3"))
+    b = screening.mle_scores(shifted, tol=1e-12)
+    moved = np.where(np.arange(n_r) == 3, 1 - 1 / n_r, -1 / n_r)
+    np.testing.assert_allclose(b.raters["bias"] - a.raters["bias"], moved, atol=1e-8)
+    np.testing.assert_allclose(b.quality["psi"] - a.quality["psi"], 1 / n_r, atol=1e-8)
+    np.testing.assert_allclose(b.raters["inconsistency"], a.raters["inconsistency"], atol=1e-8)
+    # Stationarity: the score equations of the likelihood hold at the estimate.
+    est_bias = a.raters.set_index("rater_id")["bias"]
+    est_ups = a.raters.set_index("rater_id")["inconsistency"]
+    est_psi = a.quality.set_index("image")["psi"]
+    resid = frame["score"] - frame["image"].map(est_psi) - frame["rater_id"].map(est_bias)
+    w = 1 / frame["rater_id"].map(est_ups) ** 2
+    assert np.abs((w * resid).groupby(frame["image"]).sum()).max() < 1e-8
+    assert np.abs(resid.groupby(frame["rater_id"]).mean()).max() < 1e-8
+    np.testing.assert_allclose((resid**2).groupby(frame["rater_id"]).mean() ** 0.5, est_ups, rtol=1e-8)
+
+
+def test_mle_matches_sureal_mle_co(small_study, tmp_path):
+    sureal_model = pytest.importorskip("sureal.subjective_model")
+    from sureal.dataset_reader import RawDatasetReader
+    from sureal.tools.misc import import_python_file
+
+    ratings, _ = small_study
+    path = tmp_path / "dataset.py"
+    path.write_text(aio.sureal_dataset_text(ratings, include_repeats=False))
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reader = RawDatasetReader(import_python_file(str(path)))
+        model = sureal_model.MaximumLikelihoodEstimationModelContentOblivious(reader)
+        ref = model.run_modeling()
+    ours = screening.mle_scores(ratings, tol=1e-10)
+    np.testing.assert_allclose(ours.quality["psi"], ref["quality_scores"], atol=2e-6)
+    np.testing.assert_allclose(ours.quality["psi_se"], ref["quality_scores_std"], rtol=1e-5)
+    order = ours.raters.set_index("rater_id").loc[ref["observers"]]
+    np.testing.assert_allclose(order["bias"], ref["observer_bias"], atol=2e-6)
+    np.testing.assert_allclose(order["inconsistency"], ref["observer_inconsistency"], rtol=1e-5)
+    np.testing.assert_allclose(order["bias_se"], ref["observer_bias_std"], rtol=1e-5)
+    np.testing.assert_allclose(order["inconsistency_se"], ref["observer_inconsistency_std"], rtol=1e-5)
+
+
+# ---------------------------------------------------------------- Krippendorff
+
+
+@pytest.mark.parametrize("fraction", [1.0, 0.6])
+@pytest.mark.parametrize("level", ["interval", "ordinal"])
+def test_krippendorff_matches_reference_package(level, fraction):
+    true = {"D": {"a": 1.5, "b": 2.5, "c": 3.2, "d": 4.2}}
+    ratings = planning.simulate_study(true, n_raters=9, n_images=8, seed=4, rating_fraction=fraction, image_sd=0.5)
+    data = ratings[ratings["kind"] == "test"]
+    matrix = data.pivot_table(index="rater_id", columns=KEY, values="score").to_numpy()
+    expected = krippendorff.alpha(reliability_data=matrix, level_of_measurement=level)
+    assert screening.krippendorff_alpha(ratings, level) == pytest.approx(expected, abs=1e-10)
+
+
+def test_krippendorff_perfect_and_degenerate_agreement():
+    frame = pd.DataFrame({"rater_id": ["a", "b"] * 3, "dataset": "D", "image": ["1", "1", "2", "2", "3", "3"],
+                          "method": "m", "score": [1, 1, 3, 3, 5, 5]})  # fmt: skip
+    assert screening.krippendorff_alpha(frame) == pytest.approx(1.0)
+    assert np.isnan(screening.krippendorff_alpha(frame.assign(score=3)))
+
+
+# ---------------------------------------------------------------- rater report
+
+
+def test_rater_report_flags_the_planted_spammer_and_documents_why(small_study):
+    ratings, truth = small_study
+    before = ratings.copy()
+    report = screening.rater_report(ratings)
+    assert_unchanged(before, ratings)
+    assert list(report["rater_id"]) == sorted(truth.raters["rater_id"])
+    for col in ("bt500_rejected", "loo_pearson", "loo_spearman", "gold_within1", "retest_r", "retest_mad",
+                "mle_bias", "mle_inconsistency", "median_response_ms", "flagged", "flag_reasons"):  # fmt: skip
+        assert col in report.columns
+    spammer = truth.raters.loc[truth.raters["random"], "rater_id"].item()
+    row = report.set_index("rater_id").loc[spammer]
+    assert row["flagged"] and "leave-one-out" in row["flag_reasons"]
+    assert (report["flag_reasons"] != "").eq(report["flagged"]).all()
+    relaxed = screening.rater_report(ratings, bt500=False, min_loo_pearson=None, min_gold_within1=None,
+                                     max_retest_mad=None, max_abs_bias=None)  # fmt: skip
+    assert not relaxed["flagged"].any()
+
+
+def test_good_raters_are_not_flagged():
+    true = {"D": {"a": 1.3, "b": 2.2, "c": 3.0, "d": 3.8, "e": 4.5}}
+    ratings = planning.simulate_study(true, n_raters=20, n_images=12, seed=21, n_repeats=12, n_gold=10,
+                                      bias_sd=0.25, inconsistency=(0.3, 0.5))  # fmt: skip
+    report = screening.rater_report(ratings)
+    assert not report["flagged"].any(), report.loc[report["flagged"], "flag_reasons"].tolist()
+
+
+def test_reliability_summary(small_study):
+    ratings, _ = small_study
+    report = screening.rater_report(ratings)
+    summary = screening.reliability_summary(ratings, report).set_index("measure")["value"]
+    assert summary["raters"] == 12 and summary["test ratings"] == 12 * 48
+    assert summary["Krippendorff alpha (interval)"] == pytest.approx(screening.krippendorff_alpha(ratings))
+    assert summary["raters flagged (any rule)"] == int(report["flagged"].sum())
