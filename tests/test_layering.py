@@ -19,6 +19,8 @@ SR_MODULES = [
     "sr_models.methods",
     "sr_models.evaluation",
     "sr_models.train",
+    "sr_models.lpips",
+    "sr_models.sharpness",
 ]
 
 
