@@ -116,12 +116,15 @@ if _database_url:
 
     DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)  # SQLite creates the file, not its folder
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env_path("SQLITE_PATH", VAR_DIR / "db.sqlite3"),
             # Several local processes (server, eager tasks, a worker) share the file: wait, not fail.
             "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
+            # A file (not in-memory) test database, so worker processes started by tests see it.
+            "TEST": {"NAME": env_path("SQLITE_TEST_PATH", VAR_DIR / "test-db.sqlite3")},
         }
     }
 
@@ -160,10 +163,12 @@ if SR_VGG_BACKBONE not in {"vgg16", "vgg19"}:
 SR_DEVICE = env_str("SR_DEVICE", "auto")
 
 # --- Celery ------------------------------------------------------------------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
-CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
-# No broker: run tasks in-process so a first run needs no server.
-CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
+_broker = env_str("CELERY_BROKER_URL")
+# No broker: run tasks in-process so a first run needs no server ("memory://" only keeps Celery from
+# looking for a broker on localhost when it builds a message it will never send).
+CELERY_TASK_ALWAYS_EAGER = _broker is None
+CELERY_BROKER_URL = _broker or "memory://"
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", _broker)
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

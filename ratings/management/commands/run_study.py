@@ -1,0 +1,96 @@
+"""``manage.py run_study STUDY_FILE [--serve]``: create or resume a study and generate its stimuli."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from ratings import generation, progress, studies
+from ratings.models import Stimulus
+from ratings.study_file import StudyFileError, load_study_file
+
+
+class Command(BaseCommand):
+    help = "Validate a study file, create or resume the study, generate every stimulus once, and print a summary."
+
+    def add_arguments(self, parser):
+        parser.add_argument("study_file")
+        parser.add_argument("--serve", action="store_true", help="then serve the site locally for raters")
+        parser.add_argument("--addrport", default="127.0.0.1:8000", help="with --serve (default 127.0.0.1:8000)")
+        parser.add_argument("--retry", action="store_true",
+                            help="also re-send failed stimuli and ones left queued/running by an earlier run")
+        parser.add_argument("--no-wait", action="store_true", help="enqueue and return without waiting for workers")
+        parser.add_argument("--timeout", type=float, default=0, help="give up waiting after this many seconds (0: never)")
+
+    def handle(self, *args, **opts):
+        try:
+            config = load_study_file(opts["study_file"], datasets_root=settings.SR_DATASETS_ROOT)
+            result = studies.create_or_resume_study(config)
+        except (StudyFileError, studies.StudyConflict) as exc:
+            raise CommandError(str(exc)) from None
+        study = result.study
+        verb = "created" if result.created else "resumed"
+        self.stdout.write(f"{verb} study {study.name}: {study.stimuli.count()} stimuli ({result.new_stimuli} new)")
+        if study.raters_target and study.raters.count() < study.raters_target:
+            studies.create_invitations(study, study.raters_target - study.raters.count())
+
+        eager = generation.tasks_run_in_process()
+        total = study.stimuli.count()
+        bar = tqdm(total=total, desc="stimuli", unit="img", disable=opts["verbosity"] == 0, file=self.stderr._out)
+        finished = lambda: study.stimuli.filter(state__in=[Stimulus.State.DONE, Stimulus.State.FAILED]).count()  # noqa: E731
+        bar.update(finished())
+        claims: list[tuple[int, str]] = []
+        try:
+            sent = generation.enqueue_pending(study, retry=opts["retry"], claims=claims,
+                                              on_sent=(lambda s: bar.update(1)) if eager else None)
+        except KeyboardInterrupt:
+            if eager:  # hand back the stimulus being made, so the next run makes it
+                generation.release_claims(claims)
+            raise
+        if not eager:
+            from mos_site.celery import app
+
+            self.stdout.write(f"sent {sent} tasks to {app.conf.broker_url} (queues: cpu, gpu)")
+            if not opts["no_wait"]:
+                self._wait(study, bar, finished, opts["timeout"])
+        bar.close()
+        generation.refresh_study_state(study.pk)
+        study.refresh_from_db()
+        status = progress.study_status(study)
+        self.stdout.write(progress.format_status(status))
+        stuck = status["stimuli"]["queued"] + status["stimuli"]["running"]
+        if eager and stuck:
+            self.stdout.write(f"{stuck} stimuli were claimed by another run_study that is still running or "
+                              f"was killed; if none is running, rerun with --retry")
+        if status["stimuli"]["failed"]:
+            self.stdout.write("fix the inputs named above and rerun with --retry to make the failed stimuli again")
+        self._print_join_instructions(study, opts["addrport"])
+        if opts["serve"]:
+            call_command("runserver", opts["addrport"], use_reloader=False)
+
+    def _wait(self, study, bar, finished, timeout):
+        start, done = time.monotonic(), bar.n
+        while True:
+            now_done = finished()
+            bar.update(now_done - done)
+            done = now_done
+            if done >= bar.total:
+                return
+            if timeout and time.monotonic() - start > timeout:
+                raise CommandError(f"gave up after {timeout:.0f} s with {bar.total - done} stimuli unfinished; "
+                                   f"are workers consuming the cpu and gpu queues? (study_status {study.name})")
+            time.sleep(1.0)
+
+    def _print_join_instructions(self, study, addrport):
+        base = f"http://{addrport}"
+        self.stdout.write("")
+        self.stdout.write(f"Raters join with their personal links (python manage.py invite_raters {study.name} --count N),")
+        self.stdout.write(f"or through the open-enrolment link: {base}/join/{study.open_enrolment_token}/?worker_id=WORKER_ID")
+        invited = list(study.raters.filter(source="invitation", session__started_at__isnull=True)[:5])
+        for rater in invited:
+            self.stdout.write(f"  {rater.label}: {base}/r/{rater.token}/")
+        self.stdout.write(f"Researcher dashboard: {base}/studies/{study.name}/ (admin login)")

@@ -1,0 +1,263 @@
+"""Studies, their stimuli, raters, rating sessions and ratings.
+
+Invariants are database constraints where the database can hold them (one stimulus per image and
+condition, one rating per session item, scores in 1..5), so that concurrent workers, two
+``run_study`` processes or a double-clicked button can never duplicate or lose a row.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.db import models
+from django.db.models import Q
+
+
+def new_token() -> str:
+    """An unguessable URL-safe token (rater links, opaque stimulus ids)."""
+    return secrets.token_urlsafe(18)
+
+
+class Study(models.Model):
+    """A MOS study: what is rated (datasets x conditions) and how (the rating design)."""
+
+    class State(models.TextChoices):
+        GENERATING = "generating", "generating stimuli"
+        READY = "ready", "ready for raters"
+        CLOSED = "closed", "closed"
+
+    class Assignment(models.TextChoices):
+        ALL = "all", "every rater rates every stimulus"
+        BALANCED = "balanced", "balanced subsets reaching a target number of ratings per stimulus"
+
+    name = models.SlugField(max_length=100, unique=True)
+    title = models.CharField(max_length=200, blank=True)
+    seed = models.BigIntegerField(help_text="seeds every random choice of the study (orders, subsets)")
+    scale = models.PositiveSmallIntegerField(default=4)
+    config_text = models.TextField(help_text="the study file as given (TOML)")
+    config = models.JSONField(help_text="the parsed study file")
+    config_sha256 = models.CharField(max_length=64)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.GENERATING)
+    # Rating design (from the study file's [rating] table).
+    raters_target = models.PositiveIntegerField(default=0)
+    calibration_images = models.PositiveIntegerField(default=20)
+    gold_items = models.PositiveIntegerField(default=0)
+    break_every = models.PositiveIntegerField(default=0, help_text="offer a break every N items; 0: never")
+    assignment = models.CharField(max_length=10, choices=Assignment.choices, default=Assignment.ALL)
+    ratings_per_stimulus = models.PositiveIntegerField(default=0)
+    items_per_rater = models.PositiveIntegerField(default=0)
+    repeat_dataset = models.CharField(max_length=100, blank=True)
+    repeat_method = models.CharField(max_length=100, blank=True)
+    repeat_images = models.PositiveIntegerField(default=0)
+    open_enrolment_token = models.CharField(max_length=40, unique=True, default=new_token)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StudyDataset(models.Model):
+    """A test set of a study (or its calibration set) and the conditions shown on it."""
+
+    class Role(models.TextChoices):
+        TEST = "test", "rated"
+        CALIBRATION = "calibration", "calibration and gold items (not in the study's MOS)"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="datasets")
+    name = models.CharField(max_length=100)
+    folder = models.CharField(max_length=500, help_text="where the HR/LR files were read")
+    role = models.CharField(max_length=12, choices=Role.choices, default=Role.TEST)
+    position = models.PositiveSmallIntegerField(default=0)
+    conditions = models.ManyToManyField("Condition", related_name="datasets")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["study", "name"], name="unique_dataset_per_study")]
+        ordering = ["study", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.study.name}/{self.name}"
+
+
+class SourceImage(models.Model):
+    """One test image: its HR file (and LR file, or none when LR is made from HR)."""
+
+    dataset = models.ForeignKey(StudyDataset, on_delete=models.CASCADE, related_name="images")
+    name = models.CharField(max_length=200)
+    hr_path = models.CharField(max_length=500)
+    lr_path = models.CharField(max_length=500, blank=True)
+    hr_sha256 = models.CharField(max_length=64)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["dataset", "name"], name="unique_image_per_dataset")]
+        ordering = ["dataset", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.dataset}/{self.name}"
+
+
+class Condition(models.Model):
+    """A method that makes a version of every image: interpolation, network, external folder, or HR."""
+
+    class Kind(models.TextChoices):
+        INTERPOLATION = "interpolation"
+        NETWORK = "network"
+        EXTERNAL = "external"
+        REFERENCE = "reference", "reference (HR)"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="conditions")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    external_dir = models.CharField(max_length=500, blank=True)
+    provenance = models.JSONField(default=dict, blank=True, help_text="weights file and hash, model card, ...")
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["study", "name"], name="unique_condition_per_study")]
+        ordering = ["study", "position"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def queue(self) -> str:
+        """Celery queue: networks go where the GPUs are; everything else is cheap CPU work."""
+        return "gpu" if self.kind == self.Kind.NETWORK else "cpu"
+
+
+class Stimulus(models.Model):
+    """One (image, condition) version shown to raters, with its provenance and quality metrics."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="stimuli")
+    image = models.ForeignKey(SourceImage, on_delete=models.CASCADE, related_name="stimuli")
+    condition = models.ForeignKey(Condition, on_delete=models.CASCADE, related_name="stimuli")
+    public_id = models.CharField(max_length=40, unique=True, default=new_token,
+                                 help_text="opaque id used in rater-facing URLs (reveals nothing)")
+    file = models.CharField(max_length=500, blank=True, help_text="path relative to MEDIA_ROOT")
+    sha256 = models.CharField(max_length=64, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    psnr_y = models.FloatField(null=True, blank=True)
+    ssim_y = models.FloatField(null=True, blank=True)
+    lpips = models.FloatField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING, db_index=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    device = models.CharField(max_length=40, blank=True)
+    seconds = models.FloatField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "stimuli"
+        constraints = [models.UniqueConstraint(fields=["image", "condition"], name="one_stimulus_per_image_condition")]
+        indexes = [models.Index(fields=["study", "state"])]
+        ordering = ["image", "condition"]
+
+    def __str__(self) -> str:
+        return f"{self.image} [{self.condition}]"
+
+
+class Rater(models.Model):
+    """A person who rates, known by a secret token (their link) and optionally a crowd worker id."""
+
+    class Source(models.TextChoices):
+        INVITATION = "invitation"
+        OPEN = "open", "open enrolment"
+        IMPORTED = "imported", "imported ratings"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="raters")
+    token = models.CharField(max_length=40, unique=True, default=new_token)
+    label = models.CharField(max_length=100, help_text="the rater id in exports (r001, a worker id, ...)")
+    source = models.CharField(max_length=12, choices=Source.choices, default=Source.INVITATION)
+    external_id = models.CharField(max_length=200, blank=True, help_text="crowd platform worker id")
+    consent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Viewing conditions reported by the browser when the session started.
+    device_pixel_ratio = models.FloatField(null=True, blank=True)
+    viewport = models.CharField(max_length=40, blank=True)
+    user_agent = models.CharField(max_length=400, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["study", "label"], name="unique_rater_label_per_study"),
+            models.UniqueConstraint(fields=["study", "external_id"], condition=~Q(external_id=""),
+                                    name="one_enrolment_per_external_id"),
+        ]
+        ordering = ["study", "label"]
+
+    def __str__(self) -> str:
+        return f"{self.study.name}:{self.label}"
+
+
+class Session(models.Model):
+    """A rater's pass through their assignment: the stored order and how far they are."""
+
+    class State(models.TextChoices):
+        CONSENT = "consent", "awaiting consent"
+        CALIBRATION = "calibration"
+        RATING = "rating"
+        COMPLETE = "complete"
+
+    rater = models.OneToOneField(Rater, on_delete=models.CASCADE, related_name="session")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.CONSENT)
+    position = models.PositiveIntegerField(default=0, help_text="index of the next item to show")
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    completion_code = models.CharField(max_length=20, blank=True)
+
+    def __str__(self) -> str:
+        return f"session of {self.rater}"
+
+
+class SessionItem(models.Model):
+    """One step of a session, in the order stored at creation (a reload resumes at the same place)."""
+
+    class Kind(models.TextChoices):
+        CALIBRATION = "calibration", "calibration (score told)"
+        TEST = "test"
+        REPEAT = "repeat", "repeat of a test item (test-retest)"
+        GOLD = "gold", "gold item (expected score known, not told)"
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField()
+    stimulus = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="items")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    expected_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    shown_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["session", "position"], name="unique_item_position")]
+        ordering = ["session", "position"]
+
+
+class Rating(models.Model):
+    """A score given to one session item: at most one per item, enforced by the database."""
+
+    item = models.OneToOneField(SessionItem, on_delete=models.PROTECT, related_name="rating")
+    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="ratings")
+    stimulus = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="ratings")
+    score = models.PositiveSmallIntegerField()
+    response_ms = models.PositiveIntegerField(null=True, blank=True, help_text="from display to answer")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(score__gte=1) & Q(score__lte=5), name="score_1_to_5")]
+        indexes = [models.Index(fields=["stimulus"]), models.Index(fields=["rater", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.rater.label} gave {self.score}"

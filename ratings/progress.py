@@ -1,0 +1,72 @@
+"""The state of a study in numbers: stimuli per state and method, metrics, raters and ratings."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.db.models import Avg, Count
+
+from .models import Rating, Rater, Stimulus, Study, StudyDataset
+
+__all__ = ["study_status", "format_status"]
+
+
+def study_status(study: Study) -> dict:
+    """A JSON-ready summary of generation and rating progress."""
+    per_method: dict[str, dict[str, int]] = defaultdict(lambda: {s: 0 for s in Stimulus.State.values})
+    for row in study.stimuli.values("condition__name", "state").annotate(n=Count("id")):
+        per_method[row["condition__name"]][row["state"]] = row["n"]
+    metrics = []
+    test_stimuli = study.stimuli.filter(image__dataset__role=StudyDataset.Role.TEST, state=Stimulus.State.DONE)
+    for row in (test_stimuli.values("image__dataset__name", "image__dataset__position", "condition__name", "condition__position")
+                .annotate(n=Count("id"), psnr_y=Avg("psnr_y"), ssim_y=Avg("ssim_y"), lpips=Avg("lpips"))
+                .order_by("image__dataset__position", "condition__position")):
+        metrics.append({"dataset": row["image__dataset__name"], "method": row["condition__name"], "images": row["n"],
+                        "psnr_y": row["psnr_y"], "ssim_y": row["ssim_y"], "lpips": row["lpips"]})
+    failed = list(study.stimuli.filter(state=Stimulus.State.FAILED)
+                  .values_list("image__dataset__name", "image__name", "condition__name", "error")[:50])
+    totals = {s: sum(m[s] for m in per_method.values()) for s in Stimulus.State.values}
+    raters = study.raters.all()
+    ratings = Rating.objects.filter(rater__study=study)
+    return {
+        "study": study.name,
+        "state": study.state,
+        "seed": study.seed,
+        "stimuli": {"total": sum(totals.values()), **totals},
+        "stimuli_per_method": {name: dict(states) for name, states in per_method.items()},
+        "metrics": metrics,
+        "failed": [{"dataset": d, "image": i, "method": m, "error": e} for d, i, m, e in failed],
+        "raters": {
+            "total": raters.count(),
+            "started": raters.filter(session__started_at__isnull=False).count(),
+            "completed": raters.filter(session__completed_at__isnull=False).count(),
+            "flagged": 0,
+        },
+        "ratings": ratings.count(),
+    }
+
+
+def format_status(status: dict) -> str:
+    """The summary as the text tables ``run_study`` and ``study_status`` print."""
+    lines = [f"study {status['study']} ({status['state']}, seed {status['seed']})"]
+    s = status["stimuli"]
+    lines.append(f"stimuli: {s['done']} done, {s['pending'] + s['queued'] + s['running']} to do, "
+                 f"{s['failed']} failed, {s['total']} in all")
+    lines.append(f"{'method':<18} {'done':>5} {'to do':>6} {'failed':>6}")
+    for method, states in status["stimuli_per_method"].items():
+        todo = states["pending"] + states["queued"] + states["running"]
+        lines.append(f"{method:<18} {states['done']:>5} {todo:>6} {states['failed']:>6}")
+    if status["metrics"]:
+        lines.append("")
+        lines.append(f"{'dataset':<10} {'method':<18} {'images':>6} {'PSNR-Y':>8} {'SSIM-Y':>7}")
+        for m in status["metrics"]:
+            psnr = f"{m['psnr_y']:8.2f}" if m["psnr_y"] is not None else f"{'-':>8}"
+            ssim = f"{m['ssim_y']:7.4f}" if m["ssim_y"] is not None else f"{'-':>7}"
+            lines.append(f"{m['dataset']:<10} {m['method']:<18} {m['images']:>6} {psnr} {ssim}")
+    for f in status["failed"]:
+        lines.append(f"FAILED {f['dataset']}/{f['image']} [{f['method']}]: {f['error']}")
+    r = status["raters"]
+    lines.append("")
+    lines.append(f"raters: {r['total']} invited or enrolled, {r['started']} started, {r['completed']} completed; "
+                 f"ratings: {status['ratings']}")
+    return "\n".join(lines)

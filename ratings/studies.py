@@ -1,0 +1,215 @@
+"""Creating a study from its file, or resuming it: idempotent, safe under concurrent runs.
+
+Every row is created through a unique key (study name; dataset, condition and image per study; one
+stimulus per image and condition) with ``get_or_create`` / ``bulk_create(ignore_conflicts=True)``,
+so running ``run_study`` twice, or twice at once, creates each row exactly once.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from sr_models.datasets import find_dataset, training_image_paths
+from sr_models.inference import sha256_file
+from sr_models.methods import INTERPOLATION_METHODS, shipped_weights
+
+from .models import Condition, Rater, Session, SourceImage, Stimulus, Study, StudyDataset
+from .study_file import REFERENCE_METHOD, StudyConfig
+
+__all__ = ["StudyConflict", "SetupResult", "create_or_resume_study", "CALIBRATION_DATASET", "create_invitations"]
+
+CALIBRATION_DATASET = "calibration"
+CALIBRATION_METHODS = ("nearest", REFERENCE_METHOD)
+
+
+class StudyConflict(ValueError):
+    """The study file changed in a way that would rewrite an existing study."""
+
+
+@dataclass(frozen=True)
+class SetupResult:
+    study: Study
+    created: bool
+    new_stimuli: int
+
+
+def _condition_kind(name: str, config: StudyConfig) -> str:
+    if name == REFERENCE_METHOD:
+        return Condition.Kind.REFERENCE
+    if name in INTERPOLATION_METHODS:
+        return Condition.Kind.INTERPOLATION
+    if name in config.externals:
+        return Condition.Kind.EXTERNAL
+    return Condition.Kind.NETWORK
+
+
+def _provenance(name: str, kind: str, config: StudyConfig) -> dict:
+    if kind == Condition.Kind.NETWORK:
+        try:
+            path, card = shipped_weights(name, settings.SR_WEIGHTS_DIR)
+        except Exception as exc:  # reported again, per stimulus, when generation runs
+            return {"weights": None, "problem": str(exc)}
+        return {"weights": path.name, "sha256": card.get("sha256") or sha256_file(path), "model_card": card}
+    if kind == Condition.Kind.EXTERNAL:
+        return {"dir": str(config.externals[name].dir)}
+    if kind == Condition.Kind.INTERPOLATION:
+        return {"implementation": "sr_models.resize.imresize (MATLAB imresize, uint8)"}
+    return {"source": "the dataset's HR file"}
+
+
+def _check_compatible(study: Study, config: StudyConfig) -> None:
+    if study.config_sha256 == config.sha256:
+        return
+    has_ratings = study.raters.filter(ratings__isnull=False).exists()
+    if study.seed != config.seed and study.raters.exists():
+        raise StudyConflict(f"study {study.name!r} already has raters; its seed cannot change "
+                            f"({study.seed} -> {config.seed}). Use a new name for a new design.")
+    old = study.config
+    removed_datasets = set(old["datasets"]) - set(config.datasets)
+    removed_methods = {
+        f"{ds}/{m}" for ds, methods in old["methods"].items() for m in methods if m not in config.methods.get(ds, ())
+    }
+    if removed_datasets or removed_methods:
+        raise StudyConflict(
+            f"study {study.name!r} exists and the file no longer lists "
+            f"{', '.join(sorted(removed_datasets | removed_methods))}; stimuli are never deleted by run_study "
+            f"(delete the study in the admin, or use a new name)"
+        )
+    if has_ratings and old.get("rating") != config.to_json()["rating"]:
+        raise StudyConflict(f"study {study.name!r} already has ratings; its [rating] design cannot change")
+
+
+def create_or_resume_study(config: StudyConfig) -> SetupResult:
+    """Create the study's rows (or the missing ones) and return the study.
+
+    Raises
+    ------
+    StudyConflict
+        If the study exists and the file would remove or change what has been rated.
+    """
+    design = config.rating
+    defaults = dict(
+        title=config.title, seed=config.seed, scale=config.scale, config_text=config.text,
+        config=config.to_json(), config_sha256=config.sha256,
+        raters_target=design.raters, calibration_images=design.calibration_images, gold_items=design.gold_items,
+        break_every=design.break_every, assignment=design.assignment,
+        ratings_per_stimulus=design.ratings_per_stimulus, items_per_rater=design.items_per_rater,
+        repeat_dataset=design.repeat_dataset, repeat_method=design.repeat_method, repeat_images=design.repeat_images,
+    )
+    with transaction.atomic():
+        study, created = Study.objects.get_or_create(name=config.name, defaults=defaults)
+        study = Study.objects.select_for_update().get(pk=study.pk)  # one setup at a time per study
+        if not created:
+            _check_compatible(study, config)
+            for key, value in defaults.items():
+                setattr(study, key, value)
+            study.save()
+        before = study.stimuli.count()
+        conditions = _ensure_conditions(study, config)
+        for position, ds_name in enumerate(config.datasets):
+            dataset = _ensure_dataset(study, ds_name, str(config.dataset_folders[ds_name]), StudyDataset.Role.TEST, position)
+            dataset.conditions.add(*[conditions[m] for m in config.methods[ds_name]])
+            _ensure_test_images(dataset, config)
+        if design.calibration_images or design.gold_items:
+            _ensure_calibration(study, config, conditions)
+        _ensure_stimuli(study)
+        new = study.stimuli.count() - before
+        if new:
+            Study.objects.filter(pk=study.pk).update(state=Study.State.GENERATING)
+            study.refresh_from_db()
+    return SetupResult(study, created, new)
+
+
+def _ensure_conditions(study: Study, config: StudyConfig) -> dict[str, Condition]:
+    names = config.all_methods()
+    if config.rating.calibration_images or config.rating.gold_items:
+        names += [m for m in CALIBRATION_METHODS if m not in names]
+    out = {}
+    for position, name in enumerate(names):
+        kind = _condition_kind(name, config)
+        condition, _ = Condition.objects.get_or_create(
+            study=study, name=name,
+            defaults=dict(kind=kind, position=position, provenance=_provenance(name, kind, config),
+                          external_dir=str(config.externals[name].dir) if name in config.externals else ""),
+        )
+        out[name] = condition
+    return out
+
+
+def _ensure_dataset(study: Study, name: str, folder: str, role: str, position: int) -> StudyDataset:
+    dataset, _ = StudyDataset.objects.get_or_create(
+        study=study, name=name, defaults=dict(folder=folder, role=role, position=position)
+    )
+    return dataset
+
+
+def _image_rows(dataset: StudyDataset, entries) -> None:
+    existing = set(dataset.images.values_list("name", flat=True))
+    SourceImage.objects.bulk_create(
+        [SourceImage(dataset=dataset, **entry) for entry in entries if entry["name"] not in existing],
+        ignore_conflicts=True,
+    )
+
+
+def _ensure_test_images(dataset: StudyDataset, config: StudyConfig) -> None:
+    from PIL import Image
+
+    ds = find_dataset(dataset.folder, None, config.scale)
+    entries = []
+    for pair in ds:
+        with Image.open(pair.hr_path) as img:
+            width, height = img.size
+        entries.append(dict(name=pair.name, hr_path=str(pair.hr_path), lr_path=str(pair.lr_path),
+                            hr_sha256=sha256_file(pair.hr_path), width=width, height=height))
+    _image_rows(dataset, entries)
+
+
+def _ensure_calibration(study: Study, config: StudyConfig, conditions: dict[str, Condition]) -> None:
+    """BSD200 training images (never test images) for calibration and gold items, chosen by seed."""
+    from PIL import Image
+
+    from sr_models.datasets import image_name
+
+    paths = training_image_paths(settings.SR_DATASETS_ROOT, ("BSD200",))
+    count = config.rating.calibration_images + config.rating.gold_items
+    if count > len(paths):
+        raise StudyConflict(f"{count} calibration + gold images asked for, but BSD200 has {len(paths)}")
+    chosen = random.Random(f"{config.seed}:calibration").sample(paths, count)
+    dataset = _ensure_dataset(study, CALIBRATION_DATASET, str(Path(paths[0]).parent), StudyDataset.Role.CALIBRATION, 999)
+    dataset.conditions.add(*[conditions[m] for m in CALIBRATION_METHODS])
+    entries = []
+    for path in chosen:
+        with Image.open(path) as img:
+            width, height = img.size
+        # HR is cropped to a multiple of the scale when the stimulus is made, as benchmark files are.
+        entries.append(dict(name=image_name(path), hr_path=str(path), lr_path="", hr_sha256=sha256_file(path),
+                            width=width - width % config.scale, height=height - height % config.scale))
+    _image_rows(dataset, entries)
+
+
+def _ensure_stimuli(study: Study) -> None:
+    rows = []
+    for dataset in study.datasets.prefetch_related("conditions", "images"):
+        for image in dataset.images.all():
+            for condition in dataset.conditions.all():
+                rows.append(Stimulus(study=study, image=image, condition=condition))
+    # ignore_conflicts: a concurrent run_study may have inserted some of them already.
+    Stimulus.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+
+
+def create_invitations(study: Study, count: int) -> list[Rater]:
+    """Create ``count`` invited raters labelled r001, r002, ... after the existing ones."""
+    with transaction.atomic():
+        Study.objects.select_for_update().get(pk=study.pk)  # serialise label numbering
+        existing = study.raters.filter(source=Rater.Source.INVITATION).count()
+        raters = []
+        for k in range(existing + 1, existing + count + 1):
+            rater = Rater.objects.create(study=study, label=f"r{k:03d}", source=Rater.Source.INVITATION)
+            Session.objects.create(rater=rater)
+            raters.append(rater)
+    return raters

@@ -1,0 +1,39 @@
+"""Celery tasks: each takes ids, calls one service, and handles only being a task."""
+
+from __future__ import annotations
+
+from celery import Task, shared_task
+from django.db import DatabaseError
+from django.utils import timezone
+
+from . import generation
+from .models import Stimulus
+
+
+class StimulusTask(Task):
+    """Records an unexpected final failure on the stimulus, so no stimulus stays 'running' forever."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        Stimulus.objects.filter(pk=args[0], task_id=task_id).exclude(state=Stimulus.State.DONE).update(
+            state=Stimulus.State.FAILED, error=f"unexpected error after retries: {type(exc).__name__}: {exc}",
+            finished_at=timezone.now(),
+        )
+
+
+@shared_task(
+    bind=True,
+    base=StimulusTask,
+    # Idempotent (see generation.generate_stimulus), so it is safe to acknowledge only after the work
+    # and to have the broker redeliver it when the worker process dies mid-task.
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # Transient trouble (a database restart, a CUDA out-of-memory on a busy GPU) is retried a few
+    # times; bad input is not an exception here: the service records it on the stimulus.
+    autoretry_for=(DatabaseError, RuntimeError, OSError),
+    max_retries=3,
+    retry_backoff=2,
+    retry_jitter=False,
+)
+def generate_stimulus_task(self, stimulus_id: int) -> str:
+    worker = None if self.request.is_eager else self.request.hostname  # eager: the local host name
+    return generation.generate_stimulus(stimulus_id, task_id=self.request.id, worker=worker)

@@ -1,0 +1,129 @@
+"""The study file: shipped examples parse; every kind of mistake names its key and line."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ratings.study_file import StudyFileError, load_study_file, parse_study_file
+from tests.conftest import REPO
+
+
+def parse(text, datasets_root, **kw):
+    return parse_study_file(text, "s.toml", datasets_root=datasets_root, **kw)
+
+
+def test_demo_study_file(datasets_root):
+    config = load_study_file(REPO / "studies" / "demo.toml", datasets_root=datasets_root)
+    assert config.name == "demo" and config.datasets == ("Set5",)
+    assert config.methods["Set5"] == ("nearest", "bicubic", "srresnet-mse", "srgan-vgg54", "hr")
+    assert config.rating.repeat_method == "bicubic" and config.rating.repeat_images == 2
+
+
+def test_paper_study_file_has_the_papers_design(datasets_root):
+    config = load_study_file(REPO / "studies" / "srgan_paper.toml", datasets_root=datasets_root)
+    assert config.datasets == ("Set5", "Set14", "BSD100")
+    assert len(config.methods["Set5"]) == 8 and config.methods["Set5"] == config.methods["Set14"]
+    assert config.methods["BSD100"] == ("nearest", "bicubic", "srresnet-mse", "srgan-vgg54", "hr")
+    assert config.rating.raters == 26 and config.rating.calibration_images == 20
+    assert (config.rating.repeat_dataset, config.rating.repeat_images) == ("BSD100", 10)
+
+
+GOOD = """name = "x"
+seed = 1
+datasets = ["Set5"]
+methods = ["nearest", "bicubic"]
+"""
+
+
+@pytest.mark.parametrize(
+    "text, key, line, fragment",
+    [
+        (GOOD.replace('methods = ["nearest", "bicubic"]', 'methods = ["nearest",\n  "lanczos"]'), "methods", 5, "unknown method 'lanczos'"),
+        (GOOD.replace('datasets = ["Set5"]', 'datasets = ["Set5", "Urban100"]'), "datasets", 3, "unknown dataset 'Urban100'"),
+        (GOOD + "dataset = 3\n", "dataset", 5, "unknown key"),
+        (GOOD.replace("seed = 1", 'seed = "one"'), "seed", 2, "non-negative integer"),
+        (GOOD.replace('name = "x"', 'name = "My Study"'), "name", 1, "lowercase"),
+        (GOOD + "\n[rating]\nraters = -1\n", "rating.raters", 7, "non-negative integer"),
+        (GOOD + '\n[rating]\nassignment = "random"\n', "rating.assignment", 7, '"all"'),
+        (GOOD + '\n[rating]\nassignment = "balanced"\n', "rating.assignment", 7, "ratings_per_stimulus"),
+        (GOOD + '\n[rating.repeats]\ndataset = "Set5"\nmethod = "hr"\nimages = 2\n', "rating.repeats.method", 8, "not rated on Set5"),
+        (GOOD + '\n[methods_per_dataset]\nSet14 = ["bicubic"]\n', "methods_per_dataset.Set14", 7, "not in datasets"),
+        (GOOD.replace('methods = ["nearest", "bicubic"]', 'methods = ["nearest", "nearest"]'), "methods", 4, "listed twice"),
+        (GOOD.replace("seed = 1\n", ""), "seed", None, "missing"),
+        (GOOD + "scale = 3\n", "scale", 5, "only 4x"),
+    ],
+)
+def test_mistakes_name_key_and_line(datasets_root, text, key, line, fragment):
+    with pytest.raises(StudyFileError) as info:
+        parse(text, datasets_root)
+    err = info.value
+    assert err.key == key
+    assert err.line == line
+    assert fragment in str(err)
+    assert str(err).startswith("s.toml" + (f", line {line}" if line else ""))
+
+
+def test_toml_syntax_error_has_its_line(datasets_root):
+    with pytest.raises(StudyFileError, match=r"s.toml, line 3: not valid TOML"):
+        parse('name = "x"\nseed = 1\ndatasets = ["Set5"\n', datasets_root)
+
+
+def test_missing_file(tmp_path, datasets_root):
+    with pytest.raises(StudyFileError, match="no such file"):
+        load_study_file(tmp_path / "nope.toml", datasets_root=datasets_root)
+
+
+# -- external methods ----------------------------------------------------------------------------
+def _external_folder(tmp_path, datasets_root, names=None, size_fix=None):
+    folder = tmp_path / "SRCNN"
+    folder.mkdir()
+    for hr in sorted((datasets_root / "Set5" / "x4").glob("*_HR.png")):
+        name = hr.name.split("_SRF")[0]
+        if names is not None and name not in names:
+            continue
+        target = folder / f"{name}_SRF_4_SRCNN.png"
+        if size_fix and name == size_fix:
+            Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(target)
+        else:
+            shutil.copy(hr, target)
+    return folder
+
+
+def test_external_folder_is_accepted(tmp_path, datasets_root):
+    _external_folder(tmp_path, datasets_root)
+    text = GOOD.replace('methods = ["nearest", "bicubic"]', 'methods = ["nearest", {name = "SRCNN", dir = "SRCNN"}]')
+    config = parse(text, datasets_root, base_dir=tmp_path)
+    assert config.methods["Set5"] == ("nearest", "SRCNN")
+    assert config.externals["SRCNN"].dir == (tmp_path / "SRCNN").resolve()
+
+
+def test_external_folder_with_a_missing_image(tmp_path, datasets_root):
+    _external_folder(tmp_path, datasets_root, names={"img_001", "img_002", "img_004", "img_005"})
+    text = GOOD.replace('methods = ["nearest", "bicubic"]', 'methods = ["nearest", {name = "SRCNN", dir = "SRCNN"}]')
+    with pytest.raises(StudyFileError, match=r"line 4, key 'methods': external method 'SRCNN': no image for Set5/img_003"):
+        parse(text, datasets_root, base_dir=tmp_path)
+
+
+def test_external_folder_with_a_wrongly_sized_image(tmp_path, datasets_root):
+    _external_folder(tmp_path, datasets_root, size_fix="img_002")
+    text = GOOD.replace('methods = ["nearest", "bicubic"]', 'methods = ["nearest", {name = "SRCNN", dir = "SRCNN"}]')
+    with pytest.raises(StudyFileError, match=r"img_002_SRF_4_SRCNN.png is 10x10 but the HR image img_002_SRF_4_HR.png is 288x288"):
+        parse(text, datasets_root, base_dir=tmp_path)
+
+
+def test_external_folder_missing(tmp_path, datasets_root):
+    text = GOOD.replace('methods = ["nearest", "bicubic"]', 'methods = [{name = "ESPCN", dir = "nowhere"}]')
+    with pytest.raises(StudyFileError, match="folder .*nowhere does not exist"):
+        parse(text, datasets_root, base_dir=tmp_path)
+
+
+def test_several_datasets_need_one_subfolder_each(tmp_path, datasets_root):
+    _external_folder(tmp_path, datasets_root)
+    text = GOOD.replace('datasets = ["Set5"]', 'datasets = ["Set5", "Set14"]').replace(
+        'methods = ["nearest", "bicubic"]', 'methods = ["nearest", {name = "SRCNN", dir = "SRCNN"}]')
+    with pytest.raises(StudyFileError, match="one subfolder per dataset"):
+        parse(text, datasets_root, base_dir=tmp_path)

@@ -1,0 +1,103 @@
+"""Real Celery worker processes on a real Redis: stimuli made once, even when a worker is SIGKILLed,
+and two run_study processes at once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ratings import generation, studies
+from ratings.models import Stimulus
+from ratings.study_file import parse_study_file
+from sr_models.inference import sha256_file
+
+from .conftest import REPO, _database_env, wait_for
+
+pytestmark = [pytest.mark.servers, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_worker_process_makes_every_stimulus(start_worker, small_config, media_root):
+    study = studies.create_or_resume_study(small_config).study
+    worker = start_worker("alpha")
+    assert generation.enqueue_pending(study) == 28
+    wait_for(lambda: Stimulus.objects.filter(study=study, state=Stimulus.State.DONE).count() == 28, 180,
+             "all 28 stimuli to be made by the worker")
+    workers = set(Stimulus.objects.filter(study=study).values_list("worker", flat=True))
+    assert workers == {f"alpha@{os.uname().nodename}"}
+    assert set(Stimulus.objects.filter(study=study).values_list("attempts", flat=True)) == {1}
+    for s in Stimulus.objects.filter(study=study):
+        assert sha256_file(Path(media_root) / s.file) == s.sha256
+    assert "generate_stimulus_task" in worker.log.read_text()
+
+
+@pytest.fixture
+def big_image_dataset(tmp_path, baby_pair):
+    """One 240x240 LR image: SRResNet needs several seconds for it on one CPU thread."""
+    _, lr = baby_pair
+    lr_img = np.tile(lr.permute(1, 2, 0).numpy(), (2, 2, 1))[:240, :240]
+    folder = tmp_path / "big"
+    folder.mkdir()
+    Image.fromarray(lr_img).save(folder / "big_LR.png")
+    Image.fromarray(np.kron(lr_img, np.ones((4, 4, 1), np.uint8))).save(folder / "big_HR.png")
+    return folder
+
+
+def test_a_worker_killed_mid_task_leaves_no_partial_file_and_another_finishes(
+    start_worker, big_image_dataset, media_root, weights_dir, datasets_root
+):
+    text = f"""name = "kill"
+seed = 1
+datasets = ["{big_image_dataset}"]
+methods = ["srresnet-mse"]
+[rating]
+calibration_images = 0
+"""
+    study = studies.create_or_resume_study(parse_study_file(text, "k.toml", datasets_root=datasets_root)).study
+    stimulus = Stimulus.objects.get(study=study)
+    doomed = start_worker("doomed")
+    generation.enqueue_pending(study)
+    wait_for(lambda: Stimulus.objects.filter(pk=stimulus.pk, state=Stimulus.State.RUNNING,
+                                             worker__startswith="doomed@").exists(), 60, "the task to start")
+    doomed.kill()
+    folder = Path(media_root) / "studies" / "kill"
+    assert not any(p.is_file() for p in folder.rglob("*")) if folder.exists() else True
+
+    start_worker("rescuer")
+    wait_for(lambda: Stimulus.objects.filter(pk=stimulus.pk, state=Stimulus.State.DONE).exists(), 120,
+             "the redelivered task to finish on the other worker")
+    stimulus.refresh_from_db()
+    assert stimulus.worker.startswith("rescuer@")
+    assert stimulus.attempts == 2
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert files == [Path(media_root) / stimulus.file]  # one complete file, no temporaries
+    assert sha256_file(files[0]) == stimulus.sha256
+    assert Stimulus.objects.filter(study=study).count() == 1
+
+
+def test_two_run_study_processes_at_once_make_each_stimulus_once(study_file, media_root, weights_dir, settings):
+    path = study_file("""name = "twice"
+seed = 5
+datasets = ["Set5", "Set14"]
+methods = ["nearest", "bicubic", "hr"]
+[rating]
+calibration_images = 2
+""")
+    env = dict(os.environ, MEDIA_ROOT=str(media_root), SR_WEIGHTS_DIR=str(weights_dir), OMP_NUM_THREADS="1",
+               CELERY_BROKER_URL="", **_database_env())
+    cmd = [sys.executable, "manage.py", "run_study", str(path), "-v", "0"]
+    runs = [subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for _ in range(2)]
+    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    stimuli = Stimulus.objects.filter(study__name="twice")
+    assert stimuli.count() == (5 + 14) * 3 + 2 * 2
+    assert set(stimuli.values_list("state", flat=True)) == {Stimulus.State.DONE}
+    assert set(stimuli.values_list("attempts", flat=True)) == {1}  # nothing made twice
+    files = [p for p in (Path(media_root) / "studies" / "twice").rglob("*") if p.is_file()]
+    assert len(files) == stimuli.count()
