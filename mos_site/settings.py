@@ -81,6 +81,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # WhiteNoise serves the rater pages' CSS/JS from gunicorn too, with far-future caching, so a
+    # deployment needs no separate static file server.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -142,10 +145,14 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env_path("STATIC_ROOT", VAR_DIR / "static")
+# Without collectstatic (tests, runserver), WhiteNoise finds files in the apps' static folders.
+WHITENOISE_USE_FINDERS = True
 MEDIA_URL = "media/"
 MEDIA_ROOT = env_path("MEDIA_ROOT", VAR_DIR / "media")
 
 LOGIN_URL = "admin:login"
+# A missing or stale CSRF token gets a page that tells the rater what happened and what to do.
+CSRF_FAILURE_VIEW = "ratings.views.csrf_failure"
 
 # --- the SR platform ---------------------------------------------------------------------------
 # Folder holding Set5/, Set14/, BSD100/ and train/ (see ../shared/datasets/README.md).
@@ -161,13 +168,15 @@ if SR_VGG_BACKBONE not in {"vgg16", "vgg19"}:
     raise ImproperlyConfigured(f"SR_VGG_BACKBONE={SR_VGG_BACKBONE!r}: choose vgg16 or vgg19")
 # 'auto' picks CUDA when present.
 SR_DEVICE = env_str("SR_DEVICE", "auto")
+# LPIPS-VGG of every stimulus against HR (about 1 s per Set14 image on one CPU core; fast on GPU).
+SR_COMPUTE_LPIPS = env_bool("SR_COMPUTE_LPIPS", True)
 
 # --- Celery ------------------------------------------------------------------------------------
 _broker = env_str("CELERY_BROKER_URL")
 # No broker: run tasks in-process so a first run needs no server ("memory://" only keeps Celery from
 # looking for a broker on localhost when it builds a message it will never send).
 CELERY_TASK_ALWAYS_EAGER = _broker is None
-CELERY_BROKER_URL = _broker or "memory://"
+CELERY_BROKER_URL = _broker or "memory://localhost/"
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", _broker)
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True

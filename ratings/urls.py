@@ -1,0 +1,18 @@
+from django.urls import path
+
+from . import views
+
+app_name = "ratings"
+
+urlpatterns = [
+    path("join/<str:enrolment_token>/", views.join, name="join"),
+    path("r/<str:token>/", views.rater_home, name="home"),
+    path("r/<str:token>/start/", views.consent, name="consent"),
+    path("r/<str:token>/calibrate/", views.calibrate, name="calibrate"),
+    path("r/<str:token>/rate/", views.rate, name="rate"),
+    path("r/<str:token>/break/", views.take_break, name="break"),
+    path("r/<str:token>/done/", views.done, name="done"),
+    path("r/<str:token>/img/<str:public_id>", views.image, name="image"),
+    path("studies/", views.study_list, name="study_list"),
+    path("studies/<slug:name>/", views.study_dashboard, name="dashboard"),
+]

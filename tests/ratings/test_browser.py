@@ -1,0 +1,193 @@
+"""End to end in a real Chromium (Playwright driving /usr/bin/chromium): a rater joins, calibrates,
+rates a whole study by keyboard and by mouse, reloads in the middle, finishes; a stale page; viewing
+conditions. Screenshots go to test-artifacts/browser/."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from ratings import generation, studies
+from ratings.models import Rating, Session, SessionItem
+from ratings.study_file import parse_study_file
+
+from .conftest import REPO
+from .test_sessions import RATING_STUDY
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: bin/services installs it (apt-get install chromium)")
+    # Playwright's sync API keeps an asyncio loop in this thread; the ORM calls in these tests are
+    # ordinary synchronous calls between browser steps, which Django must be told to allow.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield b
+            b.close()
+    finally:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+@pytest.fixture
+def page_factory(browser):
+    contexts = []
+
+    def make(width=1366, height=768, scale=1.0):
+        context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=scale)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def shot(page, name):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+@pytest.fixture
+def study(datasets_root, media_root):
+    study = studies.create_or_resume_study(parse_study_file(RATING_STUDY, "r.toml", datasets_root=datasets_root)).study
+    generation.enqueue_pending(study)
+    study.refresh_from_db()
+    return study
+
+
+def progress_number(page) -> int:
+    text = page.locator("header.bar span").inner_text()
+    return int(re.match(r"(?:Image|Example) (\d+) of", text).group(1))
+
+
+def start(page, live_server, rater):
+    page.goto(f"{live_server.url}/r/{rater.token}/")
+    assert page.get_by_role("heading", name="Rating image quality").is_visible()
+    page.get_by_label("I have read the above and agree to take part.").check()
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_url("**/calibrate/")
+
+
+def test_a_rater_joins_calibrates_rates_everything_reloads_and_finishes(page_factory, live_server, study):
+    rater = studies.create_invitations(study, 1)[0]
+    page = page_factory()
+    start(page, live_server, rater)
+    shot(page, "01-calibration")
+    told = page.locator(".told").inner_text()
+    assert "1 Bad" in told
+    calibration = SessionItem.objects.filter(session__rater=rater, kind="calibration").count()
+    for k in range(calibration):
+        assert progress_number(page) == k + 1
+        with page.expect_navigation():
+            page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/rate/")
+    shot(page, "02-first-rating")
+    total = SessionItem.objects.filter(session__rater=rater).exclude(kind="calibration").count()
+    sent = []
+    for k in range(total):
+        assert progress_number(page) == k + 1
+        assert page.get_by_role("button", name="5 Excellent").is_enabled()
+        score = k % 5 + 1
+        if k == total // 2:
+            page.reload()  # resume at the same place
+            assert progress_number(page) == k + 1
+            shot(page, "03-after-reload")
+        with page.expect_navigation():
+            if k % 2 == 0:
+                page.keyboard.press(str(score))
+            else:
+                page.get_by_role("button", name=re.compile(rf"^{score} ")).click()
+        sent.append(score)
+    page.wait_for_url("**/done/")
+    shot(page, "04-done")
+    session = Session.objects.get(rater=rater)
+    assert session.state == Session.State.COMPLETE
+    assert page.locator("#completion-code").inner_text() == session.completion_code
+    stored = list(Rating.objects.filter(rater=rater).order_by("item__position").values_list("score", flat=True))
+    assert stored == sent
+    assert all(ms is not None and ms >= 0 for ms in Rating.objects.filter(rater=rater).values_list("response_ms", flat=True))
+
+
+def test_a_stale_page_submitting_after_the_session_moved_on(page_factory, live_server, study):
+    rater = studies.create_invitations(study, 1)[0]
+    first = page_factory()
+    start(first, live_server, rater)
+    while "/calibrate/" in first.url:
+        with first.expect_navigation():
+            first.get_by_role("button", name="Continue").click()
+    second = first.context.new_page()  # another tab, same item
+    second.goto(first.url)
+    assert progress_number(second) == progress_number(first) == 1
+    with first.expect_navigation():
+        first.get_by_role("button", name="4 Good").click()
+    assert progress_number(first) == 2
+    with second.expect_navigation():
+        second.get_by_role("button", name="2 Poor").click()
+    shot(second, "05-stale-page")
+    assert "first answer was kept" in second.locator("#refusal").inner_text()
+    assert list(Rating.objects.filter(rater=rater).values_list("score", flat=True)) == [4]
+    second.get_by_role("link", name="Continue").click()
+    second.wait_for_url("**/rate/")
+    assert progress_number(second) == 2  # back on track, at the image the session waits for
+
+
+def test_zoomed_browser_is_asked_to_fix_it_and_cannot_rate(page_factory, live_server, study):
+    rater = studies.create_invitations(study, 1)[0]
+    page = page_factory(scale=1.25)
+    start(page, live_server, rater)
+    problem = page.locator("#viewing-problem")
+    problem.wait_for(state="visible")
+    shot(page, "06-zoom-warning")
+    assert "125%" in problem.inner_text() and "Ctrl+0" in problem.inner_text()
+    assert page.get_by_role("button", name="Continue").is_disabled()
+
+
+def test_too_small_a_window_is_reported(page_factory, live_server, study):
+    rater = studies.create_invitations(study, 1)[0]
+    page = page_factory(width=240, height=240)  # smaller than every Set5 image
+    start(page, live_server, rater)
+    while "/calibrate/" in page.url:  # calibration images fit? move on via the server, as the button may be off
+        session = Session.objects.get(rater=rater)
+        from ratings import sessions
+
+        sessions.advance_calibration(rater, session.position)
+        page.goto(f"{live_server.url}/r/{rater.token}/")
+    problem = page.locator("#viewing-problem")
+    problem.wait_for(state="visible")
+    shot(page, "07-window-too-small")
+    assert "too small" in problem.inner_text()
+    page.keyboard.press("3")
+    page.wait_for_timeout(300)
+    assert Rating.objects.filter(rater=rater).count() == 0
+    assert page.get_by_role("button", name="3 Fair").is_disabled()
+
+
+def test_keyboard_focus_order_reaches_the_buttons_in_order(page_factory, live_server, study):
+    rater = studies.create_invitations(study, 1)[0]
+    page = page_factory()
+    start(page, live_server, rater)
+    while "/calibrate/" in page.url:
+        with page.expect_navigation():
+            page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("button", name="1 Bad")).to_be_enabled()
+    names = []
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        names.append(page.evaluate("document.activeElement.textContent.trim()"))
+    assert names == ["1 Bad", "2 Poor", "3 Fair", "4 Good", "5 Excellent"]

@@ -1,0 +1,276 @@
+"""Rater sessions: the stored order, and every rating stored exactly once whatever the client sends."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection
+
+from ratings import generation, sessions, studies
+from ratings.models import Rater, Rating, Session, SessionItem, Stimulus, Study
+from ratings.study_file import parse_study_file
+
+pytestmark = pytest.mark.django_db
+
+
+RATING_STUDY = """
+name = "rating"
+seed = 7
+datasets = ["Set5"]
+methods = ["nearest", "bicubic", "hr"]
+
+[rating]
+calibration_images = 2
+gold_items = 2
+
+[rating.repeats]
+dataset = "Set5"
+method = "bicubic"
+images = 2
+"""
+
+
+@pytest.fixture
+def ready_study(datasets_root, media_root):
+    study = studies.create_or_resume_study(parse_study_file(RATING_STUDY, "r.toml", datasets_root=datasets_root)).study
+    generation.enqueue_pending(study)
+    study.refresh_from_db()
+    assert study.state == Study.State.READY
+    return study
+
+
+def started(study, label=None):
+    rater = studies.create_invitations(study, 1)[0] if label is None else Rater.objects.get(study=study, label=label)
+    sessions.start_session(rater, device_pixel_ratio=1.0, viewport="1366x768")
+    rater.refresh_from_db()
+    return rater
+
+
+def skip_calibration(rater):
+    session = Session.objects.get(rater=rater)
+    while session.state == Session.State.CALIBRATION:
+        session = sessions.advance_calibration(rater, session.position)
+    return session
+
+
+def rate_current(rater, score=3):
+    session = Session.objects.get(rater=rater)
+    item = sessions.current_item(session)
+    return sessions.record_rating(rater, sessions.item_token(item), score, 1234)
+
+
+# -- the stored order ------------------------------------------------------------------------------
+def test_order_calibration_first_then_tests_repeats_and_gold(ready_study):
+    rater = started(ready_study)
+    items = list(SessionItem.objects.filter(session__rater=rater).select_related("stimulus__condition", "stimulus__image__dataset"))
+    kinds = [i.kind for i in items]
+    assert kinds[:4] == ["calibration"] * 4  # 2 images x (NN told 1, HR told 5)
+    assert [i.expected_score for i in items[:4]] == [1, 5, 1, 5]
+    assert Counter(kinds) == {"calibration": 4, "test": 15, "repeat": 2, "gold": 2}
+    tests = [i.stimulus_id for i in items if i.kind == "test"]
+    assert len(set(tests)) == 15  # every Set5 stimulus once (assignment "all")
+    for item in items:
+        if item.kind == "repeat":
+            first = next(i for i in items if i.stimulus_id == item.stimulus_id and i.kind == "test")
+            assert first.position < item.position - 1
+            assert (item.stimulus.condition.name, item.stimulus.image.dataset.name) == ("bicubic", "Set5")
+        if item.kind == "gold":
+            assert item.stimulus.image.dataset.role == "calibration"
+            assert item.expected_score == (1 if item.stimulus.condition.name == "nearest" else 5)
+
+
+def test_order_is_random_per_rater_and_reproducible(ready_study):
+    a, b = started(ready_study), started(ready_study)
+
+    def order(rater):
+        return [i.stimulus_id for i in SessionItem.objects.filter(session__rater=rater, kind="test")]
+
+    assert order(a) != order(b)
+    assert sorted(order(a)) == sorted(order(b))
+    # Drawing again from the same seed and label gives the same order.
+    session = Session.objects.get(rater=a)
+    first = order(a)
+    SessionItem.objects.filter(session=session).delete()
+    sessions.build_items(session)
+    assert order(a) == first
+
+
+def test_consent_twice_builds_once(ready_study):
+    rater = started(ready_study)
+    n = SessionItem.objects.filter(session__rater=rater).count()
+    sessions.start_session(rater)
+    assert SessionItem.objects.filter(session__rater=rater).count() == n
+
+
+def test_study_not_ready_refuses_to_start(small_config, media_root):
+    study = studies.create_or_resume_study(small_config).study  # stimuli not made
+    rater = studies.create_invitations(study, 1)[0]
+    with pytest.raises(sessions.RatingRefused, match="still being made"):
+        sessions.start_session(rater)
+
+
+def test_balanced_assignment_reaches_the_target(datasets_root, media_root, weights_dir):
+    text = """name = "bal"
+seed = 11
+datasets = ["Set5"]
+methods = ["nearest", "bicubic", "hr"]
+[rating]
+calibration_images = 0
+assignment = "balanced"
+ratings_per_stimulus = 2
+items_per_rater = 6
+"""
+    study = studies.create_or_resume_study(parse_study_file(text, "b.toml", datasets_root=datasets_root)).study
+    generation.enqueue_pending(study)
+    for _ in range(5):  # 5 raters x 6 items = 30 = 15 stimuli x 2
+        started(study)
+    counts = Counter(SessionItem.objects.filter(session__rater__study=study, kind="test").values_list("stimulus_id", flat=True))
+    assert len(counts) == 15 and set(counts.values()) == {2}
+    for rater in study.raters.all():
+        assert SessionItem.objects.filter(session__rater=rater).count() == 6
+
+
+# -- recording ratings -----------------------------------------------------------------------------
+def test_a_whole_session(ready_study):
+    rater = started(ready_study)
+    session = skip_calibration(rater)
+    assert session.state == Session.State.RATING
+    n = 0
+    while session.state != Session.State.COMPLETE:
+        result = rate_current(rater, score=1 + n % 5)
+        assert result.stored
+        session = result.session
+        n += 1
+    assert n == 19 and Rating.objects.filter(rater=rater).count() == 19
+    assert len(session.completion_code) == 10 and session.completion_code == sessions.completion_code(rater)
+    assert set(Rating.objects.filter(rater=rater).values_list("response_ms", flat=True)) == {1234}
+
+
+@pytest.mark.parametrize("score", [0, 6, -1, "x", "", None, "3.5"])
+def test_scores_outside_1_to_5_are_refused(ready_study, score):
+    rater = started(ready_study)
+    skip_calibration(rater)
+    item = sessions.current_item(rater.session)
+    with pytest.raises(sessions.RatingRefused) as info:
+        sessions.record_rating(rater, sessions.item_token(item), score)
+    assert info.value.status == 400 and "1 to 5" in info.value.message
+    assert Rating.objects.count() == 0
+
+
+def test_replayed_or_double_clicked_submission_is_stored_once(ready_study):
+    rater = started(ready_study)
+    skip_calibration(rater)
+    item = sessions.current_item(Session.objects.get(rater=rater))
+    token = sessions.item_token(item)
+    assert sessions.record_rating(rater, token, 4).stored
+    replay = sessions.record_rating(rater, token, 4)
+    assert not replay.stored
+    assert Rating.objects.filter(item=item).count() == 1
+    # The same item with another score (a stale tab) keeps the first answer.
+    with pytest.raises(sessions.RatingRefused, match="first answer was kept") as info:
+        sessions.record_rating(rater, token, 2)
+    assert info.value.status == 409
+    assert Rating.objects.get(item=item).score == 4
+
+
+def test_a_stale_page_for_a_later_item_is_refused(ready_study):
+    rater = started(ready_study)
+    session = skip_calibration(rater)
+    later = SessionItem.objects.get(session=session, position=session.position + 3)
+    with pytest.raises(sessions.RatingRefused, match="out of date"):
+        sessions.record_rating(rater, sessions.item_token(later), 3)
+    assert Rating.objects.count() == 0
+
+
+def test_another_raters_item_or_forged_form_is_refused(ready_study):
+    alice, bob = started(ready_study), started(ready_study)
+    skip_calibration(alice)
+    skip_calibration(bob)
+    alice_item = sessions.current_item(Session.objects.get(rater=alice))
+    with pytest.raises(sessions.RatingRefused, match="another rater") as info:
+        sessions.record_rating(bob, sessions.item_token(alice_item), 3)
+    assert info.value.status == 403
+    with pytest.raises(sessions.RatingRefused, match="damaged or forged"):
+        sessions.record_rating(bob, sessions.item_token(alice_item)[:-3] + "abc", 3)
+    # A validly signed reference to a stimulus that is not in the session (forged public id).
+    from django.core import signing
+
+    forged = signing.dumps([bob.pk, Session.objects.get(rater=bob).position, "not-a-stimulus"], salt="rating-item")
+    with pytest.raises(sessions.RatingRefused, match="not in your assignment"):
+        sessions.record_rating(bob, forged, 3)
+    assert Rating.objects.count() == 0
+
+
+def test_calibration_items_are_not_rated(ready_study):
+    rater = started(ready_study)
+    item = sessions.current_item(Session.objects.get(rater=rater))
+    assert item.kind == "calibration"
+    with pytest.raises(sessions.RatingRefused, match="Calibration images are not rated"):
+        sessions.record_rating(rater, sessions.item_token(item), 1)
+
+
+def test_a_finished_session_takes_nothing_more(ready_study):
+    rater = started(ready_study)
+    session = skip_calibration(rater)
+    last = None
+    while session.state != Session.State.COMPLETE:
+        last = sessions.current_item(session)
+        session = rate_current(rater).session
+    assert not sessions.record_rating(rater, sessions.item_token(last), 3).stored  # replay of the last one
+    with pytest.raises(sessions.RatingRefused, match="first answer was kept"):
+        sessions.record_rating(rater, sessions.item_token(last), 5)
+    assert Rating.objects.filter(rater=rater).count() == 19
+
+
+def test_open_enrolment_is_one_rater_per_worker_id(ready_study):
+    a = sessions.enrol_open(ready_study, "W123")
+    assert sessions.enrol_open(ready_study, " W123 ") == a
+    assert a.source == Rater.Source.OPEN and a.label == "w0001"
+    assert sessions.enrol_open(ready_study, "W456").label == "w0002"
+    with pytest.raises(sessions.RatingRefused):
+        sessions.enrol_open(ready_study, "   ")
+
+
+def test_breaks(ready_study):
+    Study.objects.filter(pk=ready_study.pk).update(break_every=5)
+    rater = started(ready_study)
+    session = skip_calibration(rater)
+    due = []
+    for k in range(12):
+        session = rate_current(rater).session
+        due.append(sessions.break_due(session))
+    assert [k + 1 for k, d in enumerate(due) if d] == [5, 10]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_submissions_of_the_same_item_store_one_rating(ready_study):
+    rater = started(ready_study)
+    skip_calibration(rater)
+    token = sessions.item_token(sessions.current_item(Session.objects.get(rater=rater)))
+    results, errors = [], []
+    barrier = threading.Barrier(4)
+
+    def submit(score):
+        try:
+            barrier.wait()
+            results.append(sessions.record_rating(rater, token, score).stored)
+        except sessions.RatingRefused as exc:
+            errors.append(exc.status)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit, args=(s,)) for s in (4, 4, 4, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert Rating.objects.filter(rater=rater).count() == 1
+    stored_score = Rating.objects.get(rater=rater).score
+    assert results.count(True) == 1
+    assert len(results) + len(errors) == 4
+    assert all(status == 409 for status in errors)
+    assert Session.objects.get(rater=rater).position == 5  # moved on exactly once
+    if stored_score == 4:
+        assert results.count(False) == 2 and errors == [409]

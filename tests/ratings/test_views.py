@@ -1,0 +1,152 @@
+"""The rater pages over HTTP (Django's test client): what they show, hide and refuse."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+
+from ratings import generation, sessions, studies
+from ratings.models import Rater, Rating, Session, Stimulus
+from ratings.study_file import parse_study_file
+
+from .test_sessions import RATING_STUDY
+
+pytestmark = pytest.mark.django_db
+
+METHOD_WORDS = re.compile(r"nearest|bicubic|srresnet|srgan|\bhr\b|Set5|img_0", re.IGNORECASE)
+
+
+@pytest.fixture
+def study(datasets_root, media_root):
+    study = studies.create_or_resume_study(parse_study_file(RATING_STUDY, "r.toml", datasets_root=datasets_root)).study
+    generation.enqueue_pending(study)
+    study.refresh_from_db()
+    return study
+
+
+@pytest.fixture
+def rater(study):
+    return studies.create_invitations(study, 1)[0]
+
+
+def consent(client, rater):
+    return client.post(f"/r/{rater.token}/start/", {"consent": "yes", "device_pixel_ratio": "1", "viewport": "1366x768"})
+
+
+def to_rating(client, rater):
+    consent(client, rater)
+    session = Session.objects.get(rater=rater)
+    while session.state == Session.State.CALIBRATION:
+        client.post(f"/r/{rater.token}/calibrate/", {"position": session.position})
+        session.refresh_from_db()
+    return session
+
+
+def test_pages_lead_the_rater_through_the_steps(client, rater):
+    response = client.get(f"/r/{rater.token}/")
+    assert response.status_code == 302 and response["Location"].endswith("/start/")
+    page = client.get(f"/r/{rater.token}/start/").content.decode()
+    assert "Start" in page and "consent" in page.lower()
+    response = consent(client, rater)
+    assert response["Location"].endswith("/calibrate/")
+    page = client.get(response["Location"]).content.decode()
+    assert "example of <strong class=\"score-1\">1 Bad</strong>" in page
+    assert 'rel="preload" as="image"' in page
+
+
+def test_consent_must_be_ticked(client, rater):
+    response = client.post(f"/r/{rater.token}/start/", {"device_pixel_ratio": "1"})
+    assert response.status_code == 400 and b"tick the box" in response.content
+    assert Session.objects.get(rater=rater).state == Session.State.CONSENT
+
+
+def test_rating_page_has_five_named_buttons_and_reveals_no_method(client, rater):
+    to_rating(client, rater)
+    page = client.get(f"/r/{rater.token}/rate/").content.decode()
+    for label in ("1 Bad", "2 Poor", "3 Fair", "4 Good", "5 Excellent"):
+        assert f">{label}</button>" in page
+    assert not METHOD_WORDS.search(page), METHOD_WORDS.search(page)
+    image_urls = re.findall(r'/r/[^"]+/img/[^"]+', page)
+    assert image_urls  # the shown and the preloaded image, by opaque id
+    response = client.get(image_urls[0])
+    assert response["Content-Type"] == "image/png"
+    assert "filename" not in response.get("Content-Disposition", "")
+    assert not METHOD_WORDS.search(" ".join(f"{k}: {v}" for k, v in response.items()))
+
+
+def test_images_are_served_only_to_raters_whose_session_holds_them(client, study, rater):
+    to_rating(client, rater)
+    other = studies.create_invitations(study, 1)[0]  # has not started: no items
+    stimulus = Stimulus.objects.filter(study=study).first()
+    assert client.get(f"/r/{other.token}/img/{stimulus.public_id}").status_code == 404
+    assert client.get(f"/r/{rater.token}/img/{stimulus.public_id}").status_code == 200
+    assert client.get(f"/r/{rater.token}/img/made-up-id").status_code == 404
+    assert client.get("/r/no-such-token/").status_code == 404
+
+
+def test_a_rating_by_post_then_replay(client, rater):
+    session = to_rating(client, rater)
+    page = client.get(f"/r/{rater.token}/rate/").content.decode()
+    token = re.search(r'name="item" value="([^"]+)"', page).group(1)
+    response = client.post(f"/r/{rater.token}/rate/", {"item": token, "score": "4", "response_ms": "850"})
+    assert response.status_code == 302
+    rating = Rating.objects.get(rater=rater)
+    assert (rating.score, rating.response_ms) == (4, 850)
+    again = client.post(f"/r/{rater.token}/rate/", {"item": token, "score": "4"})
+    assert again.status_code == 302 and Rating.objects.filter(rater=rater).count() == 1
+    changed = client.post(f"/r/{rater.token}/rate/", {"item": token, "score": "1"})
+    assert changed.status_code == 409 and b"first answer was kept" in changed.content
+    assert Rating.objects.get(rater=rater).score == 4
+    assert Session.objects.get(rater=rater).position == session.position + 1
+
+
+def test_out_of_range_score_over_http(client, rater):
+    to_rating(client, rater)
+    page = client.get(f"/r/{rater.token}/rate/").content.decode()
+    token = re.search(r'name="item" value="([^"]+)"', page).group(1)
+    response = client.post(f"/r/{rater.token}/rate/", {"item": token, "score": "7"})
+    assert response.status_code == 400 and b"from 1 to 5" in response.content
+    assert Rating.objects.count() == 0
+
+
+def test_missing_csrf_token_is_refused_with_a_clear_page(rater):
+    strict = Client(enforce_csrf_checks=True)
+    page = strict.get(f"/r/{rater.token}/start/")  # sets the CSRF cookie
+    assert page.status_code == 200
+    response = strict.post(f"/r/{rater.token}/start/", {"consent": "yes"})
+    assert response.status_code == 403
+    assert b"Nothing was stored" in response.content and b"reload" in response.content
+    assert Session.objects.get(rater=rater).state == Session.State.CONSENT
+
+
+def test_open_enrolment_link(client, study):
+    page = client.get(f"/join/{study.open_enrolment_token}/")
+    assert b"worker id" in page.content
+    response = client.get(f"/join/{study.open_enrolment_token}/?worker_id=A1B2")
+    rater = Rater.objects.get(study=study, external_id="A1B2")
+    assert response["Location"] == f"/r/{rater.token}/"
+    client.get(f"/join/{study.open_enrolment_token}/?worker_id=A1B2")
+    assert Rater.objects.filter(external_id="A1B2").count() == 1
+    assert client.get("/join/wrong-token/?worker_id=x").status_code == 404
+
+
+def test_completion_page_shows_the_code(client, rater):
+    session = to_rating(client, rater)
+    while session.state != Session.State.COMPLETE:
+        item = sessions.current_item(session)
+        client.post(f"/r/{rater.token}/rate/", {"item": sessions.item_token(item), "score": "3"})
+        session.refresh_from_db()
+    page = client.get(f"/r/{rater.token}/").content.decode()
+    assert "Thank you" not in page  # a redirect first
+    page = client.get(f"/r/{rater.token}/done/").content.decode()
+    assert session.completion_code in page
+
+
+def test_dashboard_needs_a_staff_login(client, admin_client, study, rater):
+    assert client.get(f"/studies/{study.name}/").status_code == 302
+    to_rating(client, rater)
+    page = admin_client.get(f"/studies/{study.name}/").content.decode()
+    assert "MOS so far" in page and rater.label in page
+    assert admin_client.get("/studies/").status_code == 200
