@@ -219,6 +219,9 @@ class Session(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     completion_code = models.CharField(max_length=20, blank=True)
+    # Set when the items are drawn; calibration items come first, so progress needs no counting query.
+    calibration_items = models.PositiveIntegerField(default=0)
+    rated_items = models.PositiveIntegerField(default=0, help_text="test, repeat and gold items")
 
     def __str__(self) -> str:
         return f"session of {self.rater}"

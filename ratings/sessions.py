@@ -30,6 +30,9 @@ __all__ = [
     "advance_calibration",
     "record_rating",
     "item_token",
+    "step_token",
+    "current_step",
+    "Step",
     "completion_code",
     "RecordResult",
 ]
@@ -127,7 +130,12 @@ def build_items(session: Session) -> list[SessionItem]:
     plan.extend(body)
     items = [SessionItem(session=session, position=i, stimulus=s, kind=kind, expected_score=expected)
              for i, (s, kind, expected) in enumerate(plan)]
-    return SessionItem.objects.bulk_create(items)
+    created = SessionItem.objects.bulk_create(items)
+    # Calibration items come first by construction, so these two counts give every progress figure.
+    session.calibration_items = 2 * len(calibration)
+    session.rated_items = len(body)
+    session.save(update_fields=["calibration_items", "rated_items"])
+    return created
 
 
 def start_session(rater: Rater, *, device_pixel_ratio: float | None = None, viewport: str = "",
@@ -156,26 +164,63 @@ def start_session(rater: Rater, *, device_pixel_ratio: float | None = None, view
 
 def current_item(session: Session) -> SessionItem | None:
     """The item the session waits for (marks when it was first shown); None when complete."""
-    item = session.items.select_related("stimulus").filter(position=session.position).first()
-    if item is not None and item.shown_at is None:
+    return current_step(session).item
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a rater sees now: the item, the one after it (to preload), and how far they are.
+
+    ``number`` and ``total`` count calibration items on a calibration step and rated items (test,
+    repeat, gold) otherwise; ``done`` is how many of those are behind the rater.
+    """
+
+    session: Session
+    item: SessionItem | None
+    following: SessionItem | None
+    number: int
+    total: int
+    done: int
+
+
+def _step(session: Session, item: SessionItem | None, following: SessionItem | None) -> Step:
+    p = session.position
+    if item is not None and item.kind == SessionItem.Kind.CALIBRATION:
+        return Step(session, item, following, p + 1, session.calibration_items, p)
+    done = max(0, p - session.calibration_items)
+    return Step(session, item, following, done + 1, session.rated_items, done)
+
+
+def current_step(session: Session, *, mark_shown: bool = True) -> Step:
+    """The session's current step: one query for the item and the one after it."""
+    p = session.position
+    pair = {i.position: i for i in session.items.select_related("stimulus").filter(position__in=(p, p + 1))}
+    item = pair.get(p)
+    if mark_shown and item is not None and item.shown_at is None:
         SessionItem.objects.filter(pk=item.pk, shown_at__isnull=True).update(shown_at=timezone.now())
-    return item
+    return _step(session, item, pair.get(p + 1))
 
 
-def _advance(session: Session) -> None:
+def _advance(session: Session) -> Step:
+    """Move past the current item; returns the new step (one query, plus the session's update)."""
     session.position += 1
-    nxt = session.items.filter(position=session.position).first()
+    p = session.position
+    pair = {i.position: i for i in session.items.select_related("stimulus").filter(position__in=(p, p + 1))}
+    nxt = pair.get(p)
     if nxt is None:
         session.state = Session.State.COMPLETE
         session.completed_at = timezone.now()
         session.completion_code = completion_code(session.rater)
     else:
         session.state = Session.State.CALIBRATION if nxt.kind == SessionItem.Kind.CALIBRATION else Session.State.RATING
-    session.save()
+    session.save(update_fields=["position", "state", "completed_at", "completion_code"])
+    return _step(session, nxt, pair.get(p + 1))
 
 
 def _locked_session(rater: Rater) -> Session:
-    return Session.objects.select_for_update().select_related("rater__study").get(rater=rater)
+    session = Session.objects.select_for_update().get(rater_id=rater.pk)
+    session.rater = rater  # the caller's rater (with its study) saves a join in the locking query
+    return session
 
 
 def advance_calibration(rater: Rater, position: int) -> Session:
@@ -196,6 +241,11 @@ def item_token(item: SessionItem) -> str:
     return signing.dumps([item.session.rater_id, item.position, item.stimulus.public_id], salt="rating-item")
 
 
+def step_token(step: Step) -> str:
+    """``item_token`` of the step's item, without fetching the session again."""
+    return signing.dumps([step.session.rater_id, step.item.position, step.item.stimulus.public_id], salt="rating-item")
+
+
 def _read_token(token: str) -> tuple[int, int, str]:
     try:
         rater_id, position, public_id = signing.loads(token, salt="rating-item")
@@ -208,6 +258,7 @@ def _read_token(token: str) -> tuple[int, int, str]:
 class RecordResult:
     session: Session
     stored: bool  # False for a replay of an already stored rating
+    step: Step | None = None  # the step after this rating (None for a replay: ask current_step)
 
 
 def record_rating(rater: Rater, token: str, score, response_ms=None) -> RecordResult:
@@ -236,12 +287,15 @@ def record_rating(rater: Rater, token: str, score, response_ms=None) -> RecordRe
         response_ms = None
     with transaction.atomic():
         session = _locked_session(rater)
-        item = session.items.select_related("stimulus").filter(position=position).first()
+        item = session.items.select_related("stimulus", "rating").filter(position=position).first()
         if item is None or item.stimulus.public_id != public_id:
             raise RatingRefused("That image is not in your assignment; nothing was stored.", 400)
         if item.kind == SessionItem.Kind.CALIBRATION:
             raise RatingRefused("Calibration images are not rated; please continue.", 400)
-        existing = Rating.objects.filter(item=item).first()
+        try:
+            existing = item.rating
+        except Rating.DoesNotExist:
+            existing = None
         if existing is not None:
             if existing.score == score:
                 return RecordResult(session, stored=False)  # a replay or a double click
@@ -252,8 +306,7 @@ def record_rating(rater: Rater, token: str, score, response_ms=None) -> RecordRe
         if position != session.position:
             raise RatingRefused("This page is out of date: please continue with the image shown now.", 409)
         Rating.objects.create(item=item, rater=rater, stimulus=item.stimulus, score=score, response_ms=response_ms)
-        _advance(session)
-        return RecordResult(session, stored=True)
+        return RecordResult(session, stored=True, step=_advance(session))
 
 
 def completion_code(rater: Rater) -> str:
@@ -267,5 +320,5 @@ def break_due(session: Session) -> bool:
     every = session.rater.study.break_every
     if not every or session.state == Session.State.COMPLETE:
         return False
-    rated = session.items.filter(position__lt=session.position).exclude(kind=SessionItem.Kind.CALIBRATION).count()
+    rated = session.position - session.calibration_items  # calibration items come first
     return rated > 0 and rated % every == 0

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from . import dashboard, sessions
+from . import dashboard, sessions, stimulus_files
 from .models import Rater, Session, SessionItem, Study
 
 STEP_URLS = {
@@ -81,8 +81,10 @@ def _image_url(rater: Rater, item: SessionItem | None) -> str | None:
     return reverse("ratings:image", kwargs={"token": rater.token, "public_id": item.stimulus.public_id})
 
 
-def _next_item(item: SessionItem) -> SessionItem | None:
-    return SessionItem.objects.select_related("stimulus").filter(session=item.session, position=item.position + 1).first()
+def _step_context(rater: Rater, step: sessions.Step) -> dict:
+    return {"rater": rater, "item": step.item, "image_url": _image_url(rater, step.item),
+            "next_url": _image_url(rater, step.following), "number": step.number, "total": step.total,
+            "done": step.done}
 
 
 @require_http_methods(["GET", "POST"])
@@ -91,19 +93,34 @@ def calibrate(request, token):
     if request.method == "POST":
         try:
             sessions.advance_calibration(rater, int(request.POST.get("position", -1)))
-        except (sessions.RatingRefused, ValueError) as exc:
-            return _refused(request, rater, exc if isinstance(exc, sessions.RatingRefused)
-                            else sessions.RatingRefused("Bad request.", 400))
+        except ValueError:
+            return _refused(request, rater, sessions.RatingRefused("Bad request.", 400))
+        except sessions.RatingRefused as exc:
+            return _refused(request, rater, exc)
         return _go_on(rater)
     if rater.session.state != Session.State.CALIBRATION:
         return _go_on(rater)
-    item = sessions.current_item(rater.session)
-    total = rater.session.items.filter(kind=SessionItem.Kind.CALIBRATION).count()
+    step = sessions.current_step(rater.session)
     return render(request, "ratings/calibrate.html", {
-        "rater": rater, "item": item, "image_url": _image_url(rater, item),
-        "next_url": _image_url(rater, _next_item(item)), "label": sessions.SCORE_LABELS[item.expected_score],
-        "number": item.position + 1, "total": total,
-    })
+        **_step_context(rater, step), "label": sessions.SCORE_LABELS[step.item.expected_score]})
+
+
+def _wants_json(request) -> bool:
+    # rater.js submits with fetch and this header; a plain form post (no JavaScript) gets pages.
+    return request.headers.get("X-Rating-Client") == "fetch"
+
+
+def _next_payload(rater: Rater, result: sessions.RecordResult) -> dict:
+    """What rater.js needs to show the next image without loading a page, or where to go."""
+    session = result.session
+    on_break = sessions.break_due(session)
+    if session.state != Session.State.RATING or on_break:
+        target = "ratings:break" if on_break else STEP_URLS[session.state]
+        return {"redirect": reverse(target, kwargs={"token": rater.token})}
+    step = result.step or sessions.current_step(session, mark_shown=False)
+    return {"item": sessions.step_token(step), "image_url": _image_url(rater, step.item),
+            "next_url": _image_url(rater, step.following), "number": step.number, "total": step.total,
+            "done": step.done}
 
 
 @require_http_methods(["GET", "POST"])
@@ -114,21 +131,21 @@ def rate(request, token):
             result = sessions.record_rating(rater, request.POST.get("item", ""), request.POST.get("score"),
                                             request.POST.get("response_ms"))
         except sessions.RatingRefused as exc:
+            if _wants_json(request):
+                return JsonResponse({"ok": False, "message": exc.message,
+                                     "continue": reverse("ratings:home", kwargs={"token": rater.token})},
+                                    status=exc.status)
             return _refused(request, rater, exc)
+        if _wants_json(request):
+            return JsonResponse({"ok": True, "stored": result.stored, **_next_payload(rater, result)})
         if sessions.break_due(result.session):
             return redirect("ratings:break", token=rater.token)
         return _go_on(rater)
     if rater.session.state != Session.State.RATING:
         return _go_on(rater)
-    session = rater.session
-    item = sessions.current_item(session)
-    rated_kinds = session.items.exclude(kind=SessionItem.Kind.CALIBRATION)
-    total = rated_kinds.count()
-    done = rated_kinds.filter(position__lt=session.position).count()
+    step = sessions.current_step(rater.session)
     return render(request, "ratings/rate.html", {
-        "rater": rater, "item": item, "item_token": sessions.item_token(item),
-        "image_url": _image_url(rater, item), "next_url": _image_url(rater, _next_item(item)),
-        "number": done + 1, "total": total, "done": done, "scores": sessions.SCORE_LABELS.items(),
+        **_step_context(rater, step), "item_token": sessions.step_token(step), "scores": sessions.SCORE_LABELS.items(),
     })
 
 
@@ -145,12 +162,10 @@ def done(request, token):
 
 
 def image(request, token, public_id):
-    """A stimulus's pixels, only for a rater whose session contains it; the URL reveals nothing."""
-    rater = _rater(token)
-    item = SessionItem.objects.select_related("stimulus").filter(session__rater=rater, stimulus__public_id=public_id).first()
-    if item is None or not item.stimulus.file:
-        raise Http404("not in this session")
-    path = Path(settings.MEDIA_ROOT) / item.stimulus.file
+    """A stimulus's pixels, for raters of its study only; the URL and headers reveal nothing."""
+    path = stimulus_files.stimulus_file_for(token, public_id)
+    if path is None:
+        raise Http404("no such image for this rater")
     response = FileResponse(path.open("rb"), content_type="image/png")
     # The same bytes for the whole study: let the browser keep the preloaded next image.
     response["Cache-Control"] = "private, max-age=86400, immutable"

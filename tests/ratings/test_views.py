@@ -76,14 +76,26 @@ def test_rating_page_has_five_named_buttons_and_reveals_no_method(client, rater)
     assert not METHOD_WORDS.search(" ".join(f"{k}: {v}" for k, v in response.items()))
 
 
-def test_images_are_served_only_to_raters_whose_session_holds_them(client, study, rater):
+def test_images_are_served_only_to_raters_of_their_study(client, study, rater, datasets_root):
     to_rating(client, rater)
-    other = studies.create_invitations(study, 1)[0]  # has not started: no items
+    other_study = studies.create_or_resume_study(parse_study_file(
+        RATING_STUDY.replace('name = "rating"', 'name = "other"'), "o.toml", datasets_root=datasets_root)).study
+    outsider = studies.create_invitations(other_study, 1)[0]
     stimulus = Stimulus.objects.filter(study=study).first()
-    assert client.get(f"/r/{other.token}/img/{stimulus.public_id}").status_code == 404
+    assert client.get(f"/r/{outsider.token}/img/{stimulus.public_id}").status_code == 404
     assert client.get(f"/r/{rater.token}/img/{stimulus.public_id}").status_code == 200
     assert client.get(f"/r/{rater.token}/img/made-up-id").status_code == 404
+    assert client.get(f"/r/made-up-token/img/{stimulus.public_id}").status_code == 404
     assert client.get("/r/no-such-token/").status_code == 404
+
+
+def test_an_image_made_after_a_first_miss_is_served(client, datasets_root, media_root):
+    study = studies.create_or_resume_study(parse_study_file(RATING_STUDY, "r.toml", datasets_root=datasets_root)).study
+    rater = studies.create_invitations(study, 1)[0]
+    stimulus = Stimulus.objects.filter(study=study).first()
+    assert client.get(f"/r/{rater.token}/img/{stimulus.public_id}").status_code == 404  # not made yet
+    generation.generate_stimulus(stimulus.pk)
+    assert client.get(f"/r/{rater.token}/img/{stimulus.public_id}").status_code == 200
 
 
 def test_a_rating_by_post_then_replay(client, rater):
@@ -150,3 +162,31 @@ def test_dashboard_needs_a_staff_login(client, admin_client, study, rater):
     page = admin_client.get(f"/studies/{study.name}/").content.decode()
     assert "MOS so far" in page and rater.label in page
     assert admin_client.get("/studies/").status_code == 200
+
+
+def test_fetch_submission_returns_the_next_item_as_json(client, rater):
+    to_rating(client, rater)
+    page = client.get(f"/r/{rater.token}/rate/").content.decode()
+    token = re.search(r'name="item" value="([^"]+)"', page).group(1)
+    headers = {"HTTP_X_RATING_CLIENT": "fetch"}
+    data = client.post(f"/r/{rater.token}/rate/", {"item": token, "score": "5"}, **headers).json()
+    assert data["ok"] and data["stored"] and data["number"] == 2 and data["done"] == 1 and data["total"] == 19
+    assert data["item"] != token and "/img/" in data["image_url"]
+    assert not METHOD_WORDS.search(str(data))
+    replay = client.post(f"/r/{rater.token}/rate/", {"item": token, "score": "5"}, **headers).json()
+    assert replay["ok"] and not replay["stored"] and replay["item"] == data["item"]  # the same next item
+    refused = client.post(f"/r/{rater.token}/rate/", {"item": token, "score": "2"}, **headers)
+    assert refused.status_code == 409
+    assert not refused.json()["ok"] and "first answer was kept" in refused.json()["message"]
+    assert Rating.objects.filter(rater=rater).count() == 1
+
+
+def test_fetch_submission_of_the_last_item_redirects_to_the_end(client, rater):
+    session = to_rating(client, rater)
+    data = None
+    while session.state != Session.State.COMPLETE:
+        item = sessions.current_item(session)
+        data = client.post(f"/r/{rater.token}/rate/", {"item": sessions.item_token(item), "score": "3"},
+                           HTTP_X_RATING_CLIENT="fetch").json()
+        session.refresh_from_db()
+    assert data["redirect"] == f"/r/{rater.token}/done/"

@@ -1,0 +1,239 @@
+"""Rating throughput and latency under load: gunicorn + PostgreSQL, N simulated raters.
+
+Each simulated rater is an HTTP client with its own cookies that speaks the protocol of rater.js:
+it loads its rating page once, then, for a bounded number of items, waits a think time, posts a
+score (JSON answer with the next item) and fetches the image to preload. A share of submissions is sent twice (a double click or a
+replay). At the end the stored ratings are compared with the ratings sent: every rating sent must
+be stored exactly once, replays none.
+
+    eval "$(bin/services)"
+    python benchmarks/rating_load.py --raters 50 200 --items 20 --think 1.0
+
+Prints one table row per rater count: throughput, p50/p95/p99 latency of the rating POST, and the
+check of stored against sent ratings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+BENCH_DB = "sr_mos_bench"
+
+
+def _env(database_url: str, media_root: Path) -> dict:
+    return dict(os.environ, DATABASE_URL=database_url, SECRET_KEY="bench-only", MEDIA_ROOT=str(media_root),
+                SR_COMPUTE_LPIPS="0", CELERY_BROKER_URL="", ALLOWED_HOSTS="127.0.0.1,localhost",
+                DJANGO_SETTINGS_MODULE="mos_site.settings")
+
+
+def setup_database(admin_url: str, database_url: str, media_root: Path, n_raters: int, items: int) -> list[str]:
+    """A fresh database with a ready study and ``n_raters`` started sessions; returns their tokens."""
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    env = _env(database_url, media_root)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=REPO, env=env, check=True)
+    script = f"""
+import django; django.setup()
+from ratings import generation, sessions, studies
+from ratings.study_file import parse_study_file
+from django.conf import settings
+text = '''name = "load"
+seed = 1
+datasets = ["Set14"]
+methods = ["nearest", "bicubic", "hr"]
+[rating]
+calibration_images = 0
+assignment = "balanced"
+ratings_per_stimulus = {max(1, n_raters * items // 42 + 1)}
+items_per_rater = {items}
+'''
+study = studies.create_or_resume_study(parse_study_file(text, "load.toml", datasets_root=settings.SR_DATASETS_ROOT)).study
+generation.enqueue_pending(study)
+for rater in studies.create_invitations(study, {n_raters}):
+    sessions.start_session(rater)
+    print(rater.token)
+"""
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, check=True, capture_output=True, text=True)
+    return out.stdout.split()
+
+
+def stored_ratings(database_url: str) -> dict[str, list[int]]:
+    import psycopg
+
+    rows = psycopg.connect(database_url).execute(
+        "SELECT r.token, i.position, g.score FROM ratings_rating g JOIN ratings_sessionitem i ON g.item_id = i.id "
+        "JOIN ratings_session s ON i.session_id = s.id JOIN ratings_rater r ON s.rater_id = r.id ORDER BY r.token, i.position"
+    ).fetchall()
+    out: dict[str, list[int]] = {}
+    for token, _, score in rows:
+        out.setdefault(token, []).append(score)
+    return out
+
+
+async def rater(session, base: str, token: str, items: int, think: float, replay_share: float, rng: random.Random,
+                latencies: list[float], sent: dict[str, list[int]], errors: list[str], fetch_images: bool) -> None:
+    """One rater, speaking the protocol rater.js speaks: a page once, then a JSON POST per score."""
+    import aiohttp
+
+    url = f"{base}/r/{token}/rate/"
+    sent[token] = []
+    async with session.get(url) as response:
+        page = await response.text()
+    item = re.search(r'name="item" value="([^"]+)"', page)
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    if not item or not csrf:
+        errors.append(f"{token}: no rating form")
+        return
+    item, csrf = item.group(1), csrf.group(1)
+    headers = {"Referer": url, "X-Rating-Client": "fetch", "Accept": "application/json"}
+    for _ in range(items):
+        if think:
+            await asyncio.sleep(rng.expovariate(1.0 / think))
+        score = rng.randint(1, 5)
+        form = {"csrfmiddlewaretoken": csrf, "item": item, "score": str(score), "response_ms": "900"}
+        attempts, data = (2 if rng.random() < replay_share else 1), None
+        while attempts:
+            t0 = time.perf_counter()
+            try:
+                async with session.post(url, data=form, headers=headers) as response:
+                    data = await response.json()
+                    status = response.status
+            except aiohttp.ClientOSError:
+                # A kept-alive connection the server had just closed: send again, as a browser
+                # would (the server stores a repeated submission once).
+                continue
+            latencies.append(time.perf_counter() - t0)
+            attempts -= 1
+            if status != 200 or not data.get("ok"):
+                errors.append(f"{token}: POST answered {status} {data}")
+                return
+        sent[token].append(score)
+        if "redirect" in data:
+            return  # break or done: this bounded loop ends here
+        item = data["item"]
+        if fetch_images and data.get("next_url"):  # rater.js preloads the image after the next one
+            async with session.get(base + data["next_url"]) as response:
+                await response.read()
+
+
+async def run_load(base: str, tokens: list[str], items: int, think: float, replay_share: float, seed: int,
+                   fetch_images: bool):
+    import aiohttp
+
+    latencies: list[float] = []
+    sent: dict[str, list[int]] = {}
+    errors: list[str] = []
+    connector = aiohttp.TCPConnector(limit=0)
+    t0 = time.perf_counter()
+    sessions = [aiohttp.ClientSession(connector=connector, connector_owner=False,
+                                      cookie_jar=aiohttp.CookieJar(unsafe=True)) for _ in tokens]
+    try:
+        await asyncio.gather(*[
+            rater(s, base, token, items, think, replay_share, random.Random(f"{seed}:{k}"), latencies, sent, errors,
+                  fetch_images)
+            for k, (s, token) in enumerate(zip(sessions, tokens))
+        ])
+    finally:
+        for s in sessions:
+            await s.close()
+        await connector.close()
+    return latencies, sent, errors, time.perf_counter() - t0
+
+
+WORKER_CLASS = "sync"
+WORKER_ARGS = {
+    "gthread": ["--worker-class", "gthread", "--threads", "4", "--keep-alive", "30"],
+    "sync": ["--worker-class", "sync"],
+}
+
+
+def start_gunicorn(env: dict, port: int, workers: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "mos_site.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+         *WORKER_ARGS[WORKER_CLASS], "--log-level", "warning"],
+        cwd=REPO, env=env, start_new_session=True,
+    )
+    import urllib.request
+
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/join/x/", timeout=1)
+        except urllib.error.HTTPError:
+            return proc  # 404: up
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("gunicorn did not start")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--raters", type=int, nargs="+", default=[50, 200])
+    p.add_argument("--items", type=int, default=20, help="ratings per rater")
+    p.add_argument("--think", type=float, default=2.0, help="mean seconds between ratings (exponential); 0: none")
+    p.add_argument("--replays", type=float, default=0.05, help="share of submissions sent twice")
+    p.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    p.add_argument("--no-images", action="store_true", help="do not fetch the stimulus images")
+    p.add_argument("--worker-class", choices=sorted(WORKER_ARGS), default="sync")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL"))
+    args = p.parse_args()
+    global WORKER_CLASS
+    WORKER_CLASS = args.worker_class
+    if not args.database_url:
+        sys.exit("set TEST_DATABASE_URL (eval \"$(bin/services)\") or pass --database-url")
+    admin_url = args.database_url.rsplit("/", 1)[0] + "/postgres"
+    database_url = args.database_url.rsplit("/", 1)[0] + f"/{BENCH_DB}"
+    media_root = Path("/tmp/sr-mos-bench-media")
+
+    rows = []
+    for n in args.raters:
+        tokens = setup_database(admin_url, database_url, media_root, n, args.items)
+        server = start_gunicorn(_env(database_url, media_root), args.port, args.workers)
+        try:
+            latencies, sent, errors, wall = asyncio.run(
+                run_load(f"http://127.0.0.1:{args.port}", tokens, args.items, args.think, args.replays, seed=n,
+                         fetch_images=not args.no_images))
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(20)
+        stored = stored_ratings(database_url)
+        n_sent = sum(len(v) for v in sent.values())
+        exact = all(stored.get(t, []) == scores for t, scores in sent.items())
+        rows.append((n, len(latencies), n_sent / wall, percentile(latencies, .5) * 1e3, percentile(latencies, .95) * 1e3,
+                     percentile(latencies, .99) * 1e3, n_sent, sum(len(v) for v in stored.values()), exact, len(errors)))
+        if errors:
+            print("errors:", errors[:5])
+    print(f"gunicorn {args.worker_class}, {args.workers} workers; PostgreSQL; think time {args.think} s; "
+          f"{'POST + image' if not args.no_images else 'POST'} per rating; "
+          f"{args.replays:.0%} of submissions replayed; {platform.machine()}, {os.cpu_count()} CPUs "
+          f"(server and load generator on the same machine)")
+    print("| raters | POSTs | ratings/s | p50 ms | p95 ms | p99 ms | ratings sent | stored | stored == sent | errors |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]:.1f} | {r[4]:.1f} | {r[5]:.1f} | {r[6]} | {r[7]} | {'yes' if r[8] else 'NO'} | {r[9]} |")
+
+
+if __name__ == "__main__":
+    main()
