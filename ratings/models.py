@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 
 from django.db import models
+from django.utils import timezone
 from django.db.models import Q
 
 
@@ -256,7 +257,8 @@ class Rating(models.Model):
     stimulus = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="ratings")
     score = models.PositiveSmallIntegerField()
     response_ms = models.PositiveIntegerField(null=True, blank=True, help_text="from display to answer")
-    created_at = models.DateTimeField(auto_now_add=True)
+    # A default (not auto_now_add) so imported ratings keep the time they were given.
+    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(score__gte=1) & Q(score__lte=5), name="score_1_to_5")]

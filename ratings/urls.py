@@ -15,4 +15,5 @@ urlpatterns = [
     path("r/<str:token>/img/<str:public_id>", views.image, name="image"),
     path("studies/", views.study_list, name="study_list"),
     path("studies/<slug:name>/", views.study_dashboard, name="dashboard"),
+    path("studies/<slug:name>/report/<path:file>", views.report_file, name="report_file"),
 ]

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from . import dashboard, sessions, stimulus_files
+from . import dashboard, reports, sessions, stimulus_files
 from .models import Rater, Session, SessionItem, Study
 
 STEP_URLS = {
@@ -188,4 +188,21 @@ def study_list(request):
 @staff_member_required
 def study_dashboard(request, name):
     study = get_object_or_404(Study, name=name)
-    return render(request, "ratings/dashboard.html", {"study": study, **dashboard.summary(study, request)})
+    context = dashboard.summary(study, request)
+    if context["status"]["ratings"]:
+        context["report_url"] = reverse("ratings:report_file", kwargs={"name": name, "file": "report.html"})
+    return render(request, "ratings/dashboard.html", {"study": study, **context})
+
+
+@staff_member_required
+def report_file(request, name, file):
+    """The study's report (made or refreshed on demand) and the files it links to."""
+    study = get_object_or_404(Study, name=name)
+    try:
+        folder = reports.dashboard_report(study)
+    except ValueError as exc:
+        raise Http404(str(exc)) from None
+    path = (folder / file).resolve()
+    if folder.resolve() not in path.parents or not path.is_file():
+        raise Http404("no such report file")
+    return FileResponse(path.open("rb"))

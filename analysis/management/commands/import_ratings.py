@@ -1,0 +1,26 @@
+"""``manage.py import_ratings FILE.csv --study NAME``: ratings gathered elsewhere, all or nothing."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from analysis.io import RatingsFileError
+from ratings.importing import import_ratings
+
+
+class Command(BaseCommand):
+    help = ("Import ratings in the tidy format rater,dataset,image,method,score[,created_at,...]; the study "
+            "is created if it does not exist. A malformed row is reported with its line number and nothing "
+            "is imported.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("file")
+        parser.add_argument("--study", required=True)
+
+    def handle(self, *args, **opts):
+        try:
+            result = import_ratings(opts["file"], opts["study"])
+        except (RatingsFileError, OSError) as exc:
+            raise CommandError(f"nothing was imported. {exc}") from None
+        verb = "created" if result.created else "added to"
+        self.stdout.write(f"{verb} study {result.study.name}: {result.ratings} ratings from {result.raters} raters")

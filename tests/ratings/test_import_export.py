@@ -1,0 +1,137 @@
+"""import_ratings (all or nothing, errors by line) and export_report (every file, right numbers)."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+from django.core.management import CommandError, call_command
+
+from analysis.io import ratings_csv_frame
+from analysis.planning import simulate_study
+from analysis.stats import mos_table
+from ratings import generation, studies
+from ratings.export import ratings_frame
+from ratings.models import Rater, Rating, Stimulus, Study
+from ratings.study_file import parse_study_file
+
+pytestmark = pytest.mark.django_db
+
+TRUE_MOS = {"Set5": {"nearest": 1.3, "bicubic": 2.0, "srresnet-mse": 3.4, "srgan-vgg54": 3.6, "hr": 4.3}}
+
+
+@pytest.fixture
+def simulated_csv(tmp_path):
+    ratings = simulate_study(TRUE_MOS, n_raters=6, n_images=5, seed=3, n_repeats=2, n_gold=2)
+    path = tmp_path / "lab.csv"
+    ratings_csv_frame(ratings).to_csv(path, index=False)
+    return path, ratings
+
+
+def run(command, *args):
+    out = io.StringIO()
+    call_command(command, *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def test_import_creates_the_study_and_keeps_every_rating(simulated_csv, media_root):
+    path, ratings = simulated_csv
+    out = run("import_ratings", str(path), "--study", "lab")
+    assert f"created study lab: {len(ratings)} ratings from 6 raters" in out
+    study = Study.objects.get(name="lab")
+    assert Rating.objects.filter(rater__study=study).count() == len(ratings)
+    back = ratings_frame(study)
+    # The same MOS table from what was stored as from the file.
+    pd.testing.assert_frame_equal(mos_table(back), mos_table(ratings))
+    assert set(back["kind"]) == {"test", "repeat", "gold"}
+    assert (back["created_at"].dt.year == 2017).all()  # the file's timestamps, not the import time
+    # Images of a known dataset are linked to their HR files, so their stimuli can be made later.
+    s = Stimulus.objects.get(study=study, image__name="img_003", condition__name="bicubic")
+    assert s.image.hr_path.endswith("img_003_SRF_4_HR.png") and s.state == Stimulus.State.PENDING
+
+
+def test_a_malformed_row_imports_nothing_and_names_its_line(simulated_csv, media_root):
+    path, _ = simulated_csv
+    lines = path.read_text().splitlines()
+    fields = lines[7].split(",")
+    fields[4] = "7"  # score out of range on line 8 of the file
+    lines[7] = ",".join(fields)
+    lines[12] = lines[12].replace("Set5", "")  # an empty dataset on line 13
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(CommandError) as info:
+        run("import_ratings", str(path), "--study", "lab")
+    message = str(info.value)
+    assert "nothing was imported" in message
+    assert "line 8:" in message and "line 13:" in message
+    assert not Study.objects.filter(name="lab").exists()
+    assert Rating.objects.count() == 0
+
+
+def test_import_into_an_existing_study_checks_every_stimulus(simulated_csv, datasets_root, media_root, weights_dir):
+    path, ratings = simulated_csv
+    text = """name = "lab"
+seed = 1
+datasets = ["Set5"]
+methods = ["nearest", "bicubic", "hr"]
+[rating]
+calibration_images = 0
+"""
+    studies.create_or_resume_study(parse_study_file(text, "lab.toml", datasets_root=datasets_root))
+    with pytest.raises(CommandError, match=r"line \d+: study 'lab' has no stimulus Set5/img_001 \[srresnet-mse\]"):
+        run("import_ratings", str(path), "--study", "lab")
+    assert Rating.objects.count() == 0
+    # Only the methods the study has: accepted.
+    subset = ratings[ratings["method"].isin(["nearest", "bicubic", "hr"]) & (ratings["kind"] != "gold")]
+    ratings_csv_frame(subset).to_csv(path, index=False)
+    run("import_ratings", str(path), "--study", "lab")
+    assert Rating.objects.count() == len(subset)
+    # The same raters again: refused, nothing added.
+    with pytest.raises(CommandError, match="already has ratings"):
+        run("import_ratings", str(path), "--study", "lab")
+    assert Rating.objects.count() == len(subset)
+
+
+def test_export_report_writes_every_file(simulated_csv, tmp_path, media_root):
+    path, ratings = simulated_csv
+    run("import_ratings", str(path), "--study", "lab")
+    out_dir = tmp_path / "report"
+    out = run("export_report", "lab", "--out", str(out_dir), "--n-boot", "200")
+    for name in ("ratings.csv", "mos.csv", "pairwise.csv", "raters.csv", "table2.tex", "report.html"):
+        assert (out_dir / name).is_file(), name
+    assert "report.html" in out
+    mos = pd.read_csv(out_dir / "mos.csv")
+    assert list(mos.columns[:7]) == ["dataset", "method", "n", "mos", "std", "ci_low", "ci_high"]
+    expected = mos_table(ratings).set_index(["dataset", "method"])["mos"]
+    assert mos.set_index(["dataset", "method"])["mos"].to_dict() == pytest.approx(expected.to_dict())
+    pairwise = pd.read_csv(out_dir / "pairwise.csv")
+    assert list(pairwise.columns[:8]) == ["dataset", "method_a", "method_b", "n", "statistic", "p_value", "p_holm", "effect_size"]
+    assert len(pairwise) == 10  # 5 methods on Set5: C(5, 2) pairs
+    exported = pd.read_csv(out_dir / "ratings.csv")
+    assert list(exported.columns[:5]) == ["rater", "dataset", "image", "method", "score"]
+    html = (out_dir / "report.html").read_text()
+    assert "lab" in html and "Wilcoxon" in html
+    # The exported ratings.csv imports again, to the same MOS.
+    run("import_ratings", str(out_dir / "ratings.csv"), "--study", "lab-copy")
+    pd.testing.assert_frame_equal(mos_table(ratings_frame(Study.objects.get(name="lab-copy"))), mos_table(ratings))
+
+
+def test_export_of_a_study_without_ratings(media_root, datasets_root):
+    studies.create_or_resume_study(parse_study_file(
+        'name = "empty"\nseed = 1\ndatasets = ["Set5"]\nmethods = ["bicubic"]\n[rating]\ncalibration_images = 0\n',
+        "e.toml", datasets_root=datasets_root))
+    with pytest.raises(CommandError, match="no ratings yet"):
+        run("export_report", "empty", "--out", "/tmp/unused")
+    with pytest.raises(CommandError, match="no study named 'nope'"):
+        run("export_report", "nope", "--out", "/tmp/unused")
+
+
+def test_dashboard_links_to_the_report(simulated_csv, admin_client, media_root):
+    path, _ = simulated_csv
+    run("import_ratings", str(path), "--study", "lab")
+    page = admin_client.get("/studies/lab/").content.decode()
+    assert "/studies/lab/report/report.html" in page
+    report = admin_client.get("/studies/lab/report/report.html")
+    assert report.status_code == 200
+    assert b"lab" in b"".join(report.streaming_content)
+    assert admin_client.get("/studies/lab/report/../../etc/passwd").status_code == 404
