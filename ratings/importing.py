@@ -87,8 +87,11 @@ def _stimuli_for(study: Study, frame: pd.DataFrame, create: bool) -> tuple[dict,
             folder = str(found.folder)
         except DatasetError:
             pairs, folder = {}, ""
-        dataset = StudyDataset.objects.create(study=study, name=name, folder=folder, position=position)
         part = frame[frame["dataset"] == name]
+        # A dataset rated only through gold items is the calibration set, not part of the results.
+        only_gold = "kind" in part and (part["kind"] == "gold").all()
+        role = StudyDataset.Role.CALIBRATION if only_gold else StudyDataset.Role.TEST
+        dataset = StudyDataset.objects.create(study=study, name=name, folder=folder, position=position, role=role)
         dataset.conditions.add(*[conditions[m] for m in dict.fromkeys(part["method"])])
         for image_name in dict.fromkeys(part["image"]):
             pair = pairs.get(image_name)

@@ -299,6 +299,32 @@ def test_good_raters_are_not_flagged():
     assert not report["flagged"].any(), report.loc[report["flagged"], "flag_reasons"].tolist()
 
 
+def test_honest_raters_with_paper_like_noise_are_rarely_flagged():
+    # The paper's design (26 raters, 4 gold items) with the simulator's default noise: a
+    # threshold that flags a quarter of honest raters would teach researchers to ignore flags.
+    true = {"D": {"a": 1.3, "b": 2.0, "c": 2.9, "d": 3.6, "e": 4.4}}
+    ratings = planning.simulate_study(true, n_raters=26, n_images=20, seed=5, n_repeats=10, n_gold=4)
+    report = screening.rater_report(ratings)
+    assert report["flagged"].sum() <= 2, report.loc[report["flagged"], "flag_reasons"].tolist()
+
+
+def test_gold_rule_allows_one_slip_and_flags_two():
+    rows = []
+    for rater, misses in (("ok", 1), ("bad", 2)):
+        for k in range(4):
+            expected = 1 if k % 2 == 0 else 5
+            score = (5 if expected == 1 else 1) if k < misses else expected
+            rows.append({"rater_id": rater, "dataset": "calibration", "image": f"g{k}", "method": "nearest",
+                         "score": score, "kind": "gold", "expected_score": expected})
+        for k in range(6):
+            rows.append({"rater_id": rater, "dataset": "D", "image": f"i{k}", "method": "m",
+                         "score": 1 + k % 5, "kind": "test", "expected_score": np.nan})
+    report = screening.rater_report(pd.DataFrame(rows), bt500=False, min_loo_pearson=None, max_retest_mad=None,
+                                    max_abs_bias=None).set_index("rater_id")
+    assert not report.loc["ok", "flagged"]
+    assert report.loc["bad", "flagged"] and "2 of 4" in report.loc["bad", "flag_reasons"]
+
+
 def test_reliability_summary(small_study):
     ratings, _ = small_study
     report = screening.rater_report(ratings)

@@ -45,6 +45,8 @@ def test_import_creates_the_study_and_keeps_every_rating(simulated_csv, media_ro
     # The same MOS table from what was stored as from the file.
     pd.testing.assert_frame_equal(mos_table(back), mos_table(ratings))
     assert set(back["kind"]) == {"test", "repeat", "gold"}
+    roles = dict(study.datasets.values_list("name", "role"))
+    assert roles == {"Set5": "test", "calibration": "calibration"}  # gold-only set: not in the results
     assert (back["created_at"].dt.year == 2017).all()  # the file's timestamps, not the import time
     # Images of a known dataset are linked to their HR files, so their stimuli can be made later.
     s = Stimulus.objects.get(study=study, image__name="img_003", condition__name="bicubic")
