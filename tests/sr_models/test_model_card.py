@@ -1,0 +1,68 @@
+"""Shipping weights: the file, its checked hash, and a model card with provenance and scores."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sr_models.inference import WeightsError, load_generator, sha256_file
+from sr_models.methods import get_upscaler
+from sr_models.model_card import ship_weights
+from sr_models.training import TrainConfig, Trainer
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory, set5):
+    """Two 96x96 HR crops of Set5 with their MATLAB-bicubic LR: evaluation in seconds."""
+    from sr_models.images import write_png
+    from sr_models.resize import make_lr
+
+    folder = tmp_path_factory.mktemp("tiny")
+    for k, pair in enumerate(list(set5)[:2]):
+        hr, _ = pair.load()
+        hr, lr = make_lr(hr[:, 100:196, 100:196].contiguous())
+        write_png(hr, folder / f"t{k}_HR.png")
+        write_png(lr, folder / f"t{k}_LR.png")
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, datasets_root):
+    out = tmp_path_factory.mktemp("run") / "srgan-vgg22"
+    config = TrainConfig(variant="srgan-vgg22", out_dir=str(out), datasets_root=str(datasets_root), steps=3,
+                         batch_size=2, crop_size=48, max_train_images=2, validate_every=0, validation_set=None,
+                         threads=1, device="cpu")
+    Trainer(config, log=lambda m: None).run(progress=False)
+    return out
+
+
+def test_ship_weights_writes_file_card_and_readme(tmp_path, tiny_run, tiny_set, datasets_root):
+    target, card = ship_weights("srgan-vgg22", tiny_run / "last.pt", tmp_path, datasets_root, run_dir=tiny_run,
+                                device="cpu", hardware="test CPU", sets=[tiny_set])
+    assert target == tmp_path / "srgan-vgg22.safetensors"
+    on_disk = json.loads((tmp_path / "srgan-vgg22.json").read_text())
+    assert on_disk == card
+    assert card["sha256"] == sha256_file(target)
+    assert card["architecture"]["parameters"] == 1_550_659
+    assert card["vgg"]["backbone"] == "vgg16" and card["vgg"]["layer"] == "relu2_2"
+    assert card["training"]["steps"] == 3 and card["training"]["batch_size"] == 2
+    scores = card["evaluation"][tiny_set]
+    assert scores["images"] == 2 and -1 < scores["ssim_y"] < 1 and scores["lpips"] > 0 and scores["hf_laplacian_ratio"] > 0
+    readme = (tmp_path / "README.md").read_text()
+    assert "srgan-vgg22" in readme and card["sha256"][:16] in readme
+    assert (tmp_path / "srgan-vgg22-training.png").is_file()
+
+
+def test_shipped_weights_are_found_by_name_and_hash_checked(tmp_path, tiny_run, tiny_set, datasets_root):
+    ship_weights("srgan-vgg22", tiny_run / "last.pt", tmp_path, datasets_root, device="cpu", sets=[tiny_set])
+    upscaler = get_upscaler("srgan-vgg22", weights_dir=tmp_path, device="cpu")
+    assert upscaler.weights == tmp_path / "srgan-vgg22.safetensors"
+    # A corrupted or swapped file no longer matches its card.
+    data = bytearray((tmp_path / "srgan-vgg22.safetensors").read_bytes())
+    data[-10] ^= 0xFF
+    (tmp_path / "srgan-vgg22.safetensors").write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="differs from the model card"):
+        get_upscaler("srgan-vgg22", weights_dir=tmp_path, device="cpu")
+    with pytest.raises(WeightsError, match="train_sr srgan-mse"):
+        get_upscaler("srgan-mse", weights_dir=tmp_path, device="cpu")
