@@ -14,11 +14,13 @@ from sr_models.networks import SRResNet
 def generator():
     torch.manual_seed(0)
     g = SRResNet().eval()
-    # Non-trivial BN statistics, as a trained network has.
+    # Non-trivial BN statistics and scales, as a trained network has (the zero-gamma init would
+    # otherwise switch the residual body off, and with it most of the receptive field).
     for m in g.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.normal_(0, 0.1)
             m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.normal_(1.0, 0.2)
     return g.requires_grad_(False)
 
 

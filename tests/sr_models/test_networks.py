@@ -31,17 +31,17 @@ def test_srresnet_upscales_any_size_by_four():
         assert g(torch.rand(2, 3, 7, 13)).shape == (2, 3, 28, 52)
 
 
-def test_residual_blocks_keep_their_skip():
+def test_residual_blocks_start_as_identity_and_keep_their_skip():
     g = SRResNet().eval()
-    block = g.blocks[0]
-    for m in block.body.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.zeros_(m.weight)
-            nn.init.zeros_(m.bias)
     x = torch.randn(1, 64, 5, 5)
     with torch.no_grad():
-        # BN in eval with zero input gives -mean/std*gamma+beta = 0 at init: the block is the identity.
-        assert torch.allclose(block(x), x)
+        # Zero-gamma init: each residual branch starts at zero, so the block is the identity...
+        assert torch.equal(g.blocks[0](x), x)
+        # ...and once its branch is non-zero, the skip still adds the input.
+        nn.init.ones_(g.blocks[0].body[4].weight)
+        branch = g.blocks[0].body(x)
+        assert branch.abs().sum() > 0
+        assert torch.allclose(g.blocks[0](x), x + branch)
 
 
 def test_discriminator_takes_96_pixel_crops():
