@@ -22,7 +22,6 @@ import platform
 import random
 import re
 import signal
-import statistics
 import subprocess
 import sys
 import time

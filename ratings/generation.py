@@ -27,7 +27,7 @@ from sr_models.inference import WeightsError, pick_device, sha256_file
 from sr_models.lpips import lpips
 from sr_models.methods import get_upscaler
 from sr_models.metrics import psnr_y, ssim_y
-from sr_models.resize import crop_to_multiple, make_lr
+from sr_models.resize import make_lr
 
 from .models import Condition, Stimulus, Study
 from .study_file import external_folder_for, ExternalMethod, _image_files

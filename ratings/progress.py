@@ -6,7 +6,7 @@ from collections import defaultdict
 
 from django.db.models import Avg, Count
 
-from .models import Rating, Rater, Stimulus, Study, StudyDataset
+from .models import Rating, Stimulus, Study, StudyDataset
 
 __all__ = ["study_status", "format_status"]
 

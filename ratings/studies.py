@@ -21,7 +21,15 @@ from sr_models.methods import INTERPOLATION_METHODS, shipped_weights
 from .models import Condition, Rater, Session, SourceImage, Stimulus, Study, StudyDataset
 from .study_file import REFERENCE_METHOD, StudyConfig
 
-__all__ = ["StudyConflict", "SetupResult", "create_or_resume_study", "CALIBRATION_DATASET", "create_invitations"]
+__all__ = [
+    "StudyConflict",
+    "StudyNotFound",
+    "SetupResult",
+    "create_or_resume_study",
+    "CALIBRATION_DATASET",
+    "create_invitations",
+    "get_study",
+]
 
 CALIBRATION_DATASET = "calibration"
 CALIBRATION_METHODS = ("nearest", REFERENCE_METHOD)
@@ -29,6 +37,18 @@ CALIBRATION_METHODS = ("nearest", REFERENCE_METHOD)
 
 class StudyConflict(ValueError):
     """The study file changed in a way that would rewrite an existing study."""
+
+
+class StudyNotFound(LookupError):
+    """No study of that name; the message lists the ones there are."""
+
+
+def get_study(name: str) -> Study:
+    try:
+        return Study.objects.get(name=name)
+    except Study.DoesNotExist:
+        names = ", ".join(Study.objects.order_by("name").values_list("name", flat=True)) or "none"
+        raise StudyNotFound(f"no study named {name!r} (studies: {names})") from None
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,7 @@ renders; everything that changes state is in :mod:`ratings.sessions`."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
-from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render

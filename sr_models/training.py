@@ -24,12 +24,11 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
-from torch import nn
 
 from .datasets import find_dataset, training_image_paths
 from .images import read_image

@@ -94,6 +94,37 @@ def small_config(datasets_root, weights_dir):
     return parse_study_file(SMALL_STUDY, "small.toml", datasets_root=datasets_root)
 
 
+RATING_STUDY = """
+name = "rating"
+seed = 7
+datasets = ["Set5"]
+methods = ["nearest", "bicubic", "hr"]
+
+[rating]
+calibration_images = 2
+gold_items = 2
+
+[rating.repeats]
+dataset = "Set5"
+method = "bicubic"
+images = 2
+"""
+
+
+@pytest.fixture
+def rating_study(datasets_root, media_root):
+    """A study ready for raters: 15 Set5 stimuli, 2 calibration images, 2 gold items, 2 repeats."""
+    from ratings import generation, studies
+    from ratings.models import Study
+    from ratings.study_file import parse_study_file
+
+    study = studies.create_or_resume_study(parse_study_file(RATING_STUDY, "r.toml", datasets_root=datasets_root)).study
+    generation.enqueue_pending(study)
+    study.refresh_from_db()
+    assert study.state == Study.State.READY
+    return study
+
+
 # -- real servers ---------------------------------------------------------------------------------
 def _require(var: str) -> str:
     value = os.environ.get(var)
@@ -123,12 +154,13 @@ def broker(redis_url, settings):
     from mos_site.celery import app
 
     redis.Redis.from_url(redis_url).flushdb()
-    saved = dict(app.conf.items())
-    app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False,
-                    broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT})
+    changed = {"broker_url": redis_url, "result_backend": redis_url, "task_always_eager": False,
+               "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT}}
+    saved = {key: app.conf[key] for key in changed}
+    app.conf.update(changed)
     _drop_connection_pools(app)
     yield redis_url
-    app.conf.update({k: saved[k] for k in ("broker_url", "result_backend", "task_always_eager", "broker_transport_options")})
+    app.conf.update(saved)
     _drop_connection_pools(app)
 
 

@@ -11,12 +11,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from ratings import generation, studies
+from ratings import studies
 from ratings.models import Rating, Session, SessionItem
-from ratings.study_file import parse_study_file
 
 from .conftest import REPO
-from .test_sessions import RATING_STUDY
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -64,11 +62,8 @@ def shot(page, name):
 
 
 @pytest.fixture
-def study(datasets_root, media_root):
-    study = studies.create_or_resume_study(parse_study_file(RATING_STUDY, "r.toml", datasets_root=datasets_root)).study
-    generation.enqueue_pending(study)
-    study.refresh_from_db()
-    return study
+def study(rating_study):
+    return rating_study
 
 
 def progress_number(page) -> int:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from ratings import generation, studies
 from ratings.models import Condition, SourceImage, Stimulus, Study, StudyDataset

@@ -11,9 +11,9 @@ from django.core.management import CommandError, call_command
 from analysis.io import ratings_csv_frame
 from analysis.planning import simulate_study
 from analysis.stats import mos_table
-from ratings import generation, studies
+from ratings import studies
 from ratings.export import ratings_frame
-from ratings.models import Rater, Rating, Stimulus, Study
+from ratings.models import Rating, Stimulus, Study
 from ratings.study_file import parse_study_file
 
 pytestmark = pytest.mark.django_db

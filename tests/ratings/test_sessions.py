@@ -9,36 +9,10 @@ import pytest
 from django.db import connection
 
 from ratings import generation, sessions, studies
-from ratings.models import Rater, Rating, Session, SessionItem, Stimulus, Study
+from ratings.models import Rater, Rating, Session, SessionItem, Study
 from ratings.study_file import parse_study_file
 
 pytestmark = pytest.mark.django_db
-
-
-RATING_STUDY = """
-name = "rating"
-seed = 7
-datasets = ["Set5"]
-methods = ["nearest", "bicubic", "hr"]
-
-[rating]
-calibration_images = 2
-gold_items = 2
-
-[rating.repeats]
-dataset = "Set5"
-method = "bicubic"
-images = 2
-"""
-
-
-@pytest.fixture
-def ready_study(datasets_root, media_root):
-    study = studies.create_or_resume_study(parse_study_file(RATING_STUDY, "r.toml", datasets_root=datasets_root)).study
-    generation.enqueue_pending(study)
-    study.refresh_from_db()
-    assert study.state == Study.State.READY
-    return study
 
 
 def started(study, label=None):
@@ -62,8 +36,8 @@ def rate_current(rater, score=3):
 
 
 # -- the stored order ------------------------------------------------------------------------------
-def test_order_calibration_first_then_tests_repeats_and_gold(ready_study):
-    rater = started(ready_study)
+def test_order_calibration_first_then_tests_repeats_and_gold(rating_study):
+    rater = started(rating_study)
     items = list(SessionItem.objects.filter(session__rater=rater).select_related("stimulus__condition", "stimulus__image__dataset"))
     kinds = [i.kind for i in items]
     assert kinds[:4] == ["calibration"] * 4  # 2 images x (NN told 1, HR told 5)
@@ -81,8 +55,8 @@ def test_order_calibration_first_then_tests_repeats_and_gold(ready_study):
             assert item.expected_score == (1 if item.stimulus.condition.name == "nearest" else 5)
 
 
-def test_order_is_random_per_rater_and_reproducible(ready_study):
-    a, b = started(ready_study), started(ready_study)
+def test_order_is_random_per_rater_and_reproducible(rating_study):
+    a, b = started(rating_study), started(rating_study)
 
     def order(rater):
         return [i.stimulus_id for i in SessionItem.objects.filter(session__rater=rater, kind="test")]
@@ -97,8 +71,8 @@ def test_order_is_random_per_rater_and_reproducible(ready_study):
     assert order(a) == first
 
 
-def test_consent_twice_builds_once(ready_study):
-    rater = started(ready_study)
+def test_consent_twice_builds_once(rating_study):
+    rater = started(rating_study)
     n = SessionItem.objects.filter(session__rater=rater).count()
     sessions.start_session(rater)
     assert SessionItem.objects.filter(session__rater=rater).count() == n
@@ -133,8 +107,8 @@ items_per_rater = 6
 
 
 # -- recording ratings -----------------------------------------------------------------------------
-def test_a_whole_session(ready_study):
-    rater = started(ready_study)
+def test_a_whole_session(rating_study):
+    rater = started(rating_study)
     session = skip_calibration(rater)
     assert session.state == Session.State.RATING
     n = 0
@@ -149,8 +123,8 @@ def test_a_whole_session(ready_study):
 
 
 @pytest.mark.parametrize("score", [0, 6, -1, "x", "", None, "3.5"])
-def test_scores_outside_1_to_5_are_refused(ready_study, score):
-    rater = started(ready_study)
+def test_scores_outside_1_to_5_are_refused(rating_study, score):
+    rater = started(rating_study)
     skip_calibration(rater)
     item = sessions.current_item(rater.session)
     with pytest.raises(sessions.RatingRefused) as info:
@@ -159,8 +133,8 @@ def test_scores_outside_1_to_5_are_refused(ready_study, score):
     assert Rating.objects.count() == 0
 
 
-def test_replayed_or_double_clicked_submission_is_stored_once(ready_study):
-    rater = started(ready_study)
+def test_replayed_or_double_clicked_submission_is_stored_once(rating_study):
+    rater = started(rating_study)
     skip_calibration(rater)
     item = sessions.current_item(Session.objects.get(rater=rater))
     token = sessions.item_token(item)
@@ -175,8 +149,8 @@ def test_replayed_or_double_clicked_submission_is_stored_once(ready_study):
     assert Rating.objects.get(item=item).score == 4
 
 
-def test_a_stale_page_for_a_later_item_is_refused(ready_study):
-    rater = started(ready_study)
+def test_a_stale_page_for_a_later_item_is_refused(rating_study):
+    rater = started(rating_study)
     session = skip_calibration(rater)
     later = SessionItem.objects.get(session=session, position=session.position + 3)
     with pytest.raises(sessions.RatingRefused, match="out of date"):
@@ -184,8 +158,8 @@ def test_a_stale_page_for_a_later_item_is_refused(ready_study):
     assert Rating.objects.count() == 0
 
 
-def test_another_raters_item_or_forged_form_is_refused(ready_study):
-    alice, bob = started(ready_study), started(ready_study)
+def test_another_raters_item_or_forged_form_is_refused(rating_study):
+    alice, bob = started(rating_study), started(rating_study)
     skip_calibration(alice)
     skip_calibration(bob)
     alice_item = sessions.current_item(Session.objects.get(rater=alice))
@@ -203,16 +177,16 @@ def test_another_raters_item_or_forged_form_is_refused(ready_study):
     assert Rating.objects.count() == 0
 
 
-def test_calibration_items_are_not_rated(ready_study):
-    rater = started(ready_study)
+def test_calibration_items_are_not_rated(rating_study):
+    rater = started(rating_study)
     item = sessions.current_item(Session.objects.get(rater=rater))
     assert item.kind == "calibration"
     with pytest.raises(sessions.RatingRefused, match="Calibration images are not rated"):
         sessions.record_rating(rater, sessions.item_token(item), 1)
 
 
-def test_a_finished_session_takes_nothing_more(ready_study):
-    rater = started(ready_study)
+def test_a_finished_session_takes_nothing_more(rating_study):
+    rater = started(rating_study)
     session = skip_calibration(rater)
     last = None
     while session.state != Session.State.COMPLETE:
@@ -224,18 +198,18 @@ def test_a_finished_session_takes_nothing_more(ready_study):
     assert Rating.objects.filter(rater=rater).count() == 19
 
 
-def test_open_enrolment_is_one_rater_per_worker_id(ready_study):
-    a = sessions.enrol_open(ready_study, "W123")
-    assert sessions.enrol_open(ready_study, " W123 ") == a
+def test_open_enrolment_is_one_rater_per_worker_id(rating_study):
+    a = sessions.enrol_open(rating_study, "W123")
+    assert sessions.enrol_open(rating_study, " W123 ") == a
     assert a.source == Rater.Source.OPEN and a.label == "w0001"
-    assert sessions.enrol_open(ready_study, "W456").label == "w0002"
+    assert sessions.enrol_open(rating_study, "W456").label == "w0002"
     with pytest.raises(sessions.RatingRefused):
-        sessions.enrol_open(ready_study, "   ")
+        sessions.enrol_open(rating_study, "   ")
 
 
-def test_breaks(ready_study):
-    Study.objects.filter(pk=ready_study.pk).update(break_every=5)
-    rater = started(ready_study)
+def test_breaks(rating_study):
+    Study.objects.filter(pk=rating_study.pk).update(break_every=5)
+    rater = started(rating_study)
     session = skip_calibration(rater)
     due = []
     for k in range(12):
@@ -245,8 +219,8 @@ def test_breaks(ready_study):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_submissions_of_the_same_item_store_one_rating(ready_study):
-    rater = started(ready_study)
+def test_concurrent_submissions_of_the_same_item_store_one_rating(rating_study):
+    rater = started(rating_study)
     skip_calibration(rater)
     token = sessions.item_token(sessions.current_item(Session.objects.get(rater=rater)))
     results, errors = [], []

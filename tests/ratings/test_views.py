@@ -11,7 +11,7 @@ from ratings import generation, sessions, studies
 from ratings.models import Rater, Rating, Session, Stimulus
 from ratings.study_file import parse_study_file
 
-from .test_sessions import RATING_STUDY
+from .conftest import RATING_STUDY
 
 pytestmark = pytest.mark.django_db
 
@@ -19,11 +19,8 @@ METHOD_WORDS = re.compile(r"nearest|bicubic|srresnet|srgan|\bhr\b|Set5|img_0", r
 
 
 @pytest.fixture
-def study(datasets_root, media_root):
-    study = studies.create_or_resume_study(parse_study_file(RATING_STUDY, "r.toml", datasets_root=datasets_root)).study
-    generation.enqueue_pending(study)
-    study.refresh_from_db()
-    return study
+def study(rating_study):
+    return rating_study
 
 
 @pytest.fixture

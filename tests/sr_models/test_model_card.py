@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sr_models.inference import WeightsError, load_generator, sha256_file
+from sr_models.inference import WeightsError, sha256_file
 from sr_models.methods import get_upscaler
 from sr_models.model_card import ship_weights
 from sr_models.training import TrainConfig, Trainer

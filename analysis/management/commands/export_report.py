@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ratings.models import Study
+from ratings.studies import StudyNotFound, get_study
 from ratings.reports import export_report
 
 
@@ -19,13 +19,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         try:
-            study = Study.objects.get(name=opts["study"])
-        except Study.DoesNotExist:
-            names = ", ".join(Study.objects.values_list("name", flat=True)) or "none"
-            raise CommandError(f"no study named {opts['study']!r} (studies: {names})") from None
-        try:
-            paths = export_report(study, opts["out"], n_boot=opts["n_boot"])
-        except ValueError as exc:
+            paths = export_report(get_study(opts["study"]), opts["out"], n_boot=opts["n_boot"])
+        except (StudyNotFound, ValueError) as exc:
             raise CommandError(str(exc)) from None
         for key in sorted(paths):
             self.stdout.write(f"{key:<28} {paths[key]}")

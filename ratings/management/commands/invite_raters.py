@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from ratings import studies
-from ratings.models import Study
+from ratings.studies import StudyNotFound, get_study
 
 
 class Command(BaseCommand):
@@ -20,9 +20,9 @@ class Command(BaseCommand):
         if opts["count"] < 1:
             raise CommandError("--count must be at least 1")
         try:
-            study = Study.objects.get(name=opts["study"])
-        except Study.DoesNotExist:
-            raise CommandError(f"no study named {opts['study']!r}") from None
+            study = get_study(opts["study"])
+        except StudyNotFound as exc:
+            raise CommandError(str(exc)) from None
         base = opts["base_url"].rstrip("/")
         for rater in studies.create_invitations(study, opts["count"]):
             self.stdout.write(f"{base}/r/{rater.token}/")

@@ -7,7 +7,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from ratings import progress
-from ratings.models import Study
+from ratings.studies import StudyNotFound, get_study
 
 
 class Command(BaseCommand):
@@ -19,10 +19,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         try:
-            study = Study.objects.get(name=opts["study"])
-        except Study.DoesNotExist:
-            names = ", ".join(Study.objects.values_list("name", flat=True)) or "none"
-            raise CommandError(f"no study named {opts['study']!r} (studies: {names})") from None
+            study = get_study(opts["study"])
+        except StudyNotFound as exc:
+            raise CommandError(str(exc)) from None
         status = progress.study_status(study)
         if opts["json"]:
             self.stdout.write(json.dumps(status, indent=2))
