@@ -94,9 +94,12 @@ calibration_images = 0
     assert Rating.objects.count() == len(subset)
 
 
-def test_export_report_writes_every_file(simulated_csv, tmp_path, media_root):
+def test_export_report_writes_every_file(simulated_csv, tmp_path, media_root, weights_dir):
     path, ratings = simulated_csv
-    run("import_ratings", str(path), "--study", "lab")
+    ratings = ratings[ratings["method"] != "srresnet-mse"]  # fake weights: keep the PSNR plot meaningful
+    ratings_csv_frame(ratings).to_csv(path, index=False)
+    out = run("import_ratings", str(path), "--study", "lab", "--make-stimuli")
+    assert "sent 20 stimuli to be made (done)" in out  # 5 images x 4 methods
     out_dir = tmp_path / "report"
     out = run("export_report", "lab", "--out", str(out_dir), "--n-boot", "200")
     for name in ("ratings.csv", "mos.csv", "pairwise.csv", "raters.csv", "table2.tex", "report.html"):
@@ -108,11 +111,15 @@ def test_export_report_writes_every_file(simulated_csv, tmp_path, media_root):
     assert mos.set_index(["dataset", "method"])["mos"].to_dict() == pytest.approx(expected.to_dict())
     pairwise = pd.read_csv(out_dir / "pairwise.csv")
     assert list(pairwise.columns[:8]) == ["dataset", "method_a", "method_b", "n", "statistic", "p_value", "p_holm", "effect_size"]
-    assert len(pairwise) == 10  # 5 methods on Set5: C(5, 2) pairs
+    assert len(pairwise) == 6  # 4 methods on Set5: C(4, 2) pairs
     exported = pd.read_csv(out_dir / "ratings.csv")
     assert list(exported.columns[:5]) == ["rater", "dataset", "image", "method", "score"]
     html = (out_dir / "report.html").read_text()
     assert "lab" in html and "Wilcoxon" in html
+    # The stimuli were made, so Table 2 has PSNR and the perception-distortion plot exists.
+    table2 = (out_dir / "table2.tex").read_text()
+    assert "28.42" in table2 and "26.25" in table2  # bicubic and nearest on Set5
+    assert any(p.name.startswith("perception_distortion") for p in out_dir.iterdir())
     # The exported ratings.csv imports again, to the same MOS.
     run("import_ratings", str(out_dir / "ratings.csv"), "--study", "lab-copy")
     pd.testing.assert_frame_equal(mos_table(ratings_frame(Study.objects.get(name="lab-copy"))), mos_table(ratings))

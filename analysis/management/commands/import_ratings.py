@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from analysis.io import RatingsFileError
+from ratings import generation
 from ratings.importing import import_ratings
 
 
@@ -16,6 +17,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file")
         parser.add_argument("--study", required=True)
+        parser.add_argument("--make-stimuli", action="store_true",
+                            help="then make the stimuli of known datasets and methods (for their PSNR/SSIM/LPIPS)")
 
     def handle(self, *args, **opts):
         try:
@@ -24,3 +27,7 @@ class Command(BaseCommand):
             raise CommandError(f"nothing was imported. {exc}") from None
         verb = "created" if result.created else "added to"
         self.stdout.write(f"{verb} study {result.study.name}: {result.ratings} ratings from {result.raters} raters")
+        if opts["make_stimuli"]:
+            sent = generation.enqueue_pending(result.study)
+            generation.refresh_study_state(result.study.pk)
+            self.stdout.write(f"sent {sent} stimuli to be made ({'done' if generation.tasks_run_in_process() else 'queued'})")
