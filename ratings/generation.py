@@ -26,7 +26,7 @@ from sr_models.images import ImageError, read_image, write_png
 from sr_models.inference import WeightsError, pick_device, sha256_file
 from sr_models.lpips import lpips
 from sr_models.methods import get_upscaler
-from sr_models.metrics import psnr_y, ssim_y
+from sr_models.metrics import psnr_ssim_y
 from sr_models.resize import make_lr
 
 from .models import Condition, Stimulus, Study
@@ -130,7 +130,8 @@ def generate_stimulus(stimulus_id: int, task_id: str | None = None, worker: str 
         metrics = {}
         if stimulus.condition.kind != Condition.Kind.REFERENCE:
             border = stimulus.study.scale
-            metrics = dict(psnr_y=float(psnr_y(image, hr, border)), ssim_y=float(ssim_y(image, hr, border)))
+            p, s = psnr_ssim_y(image, hr, border)
+            metrics = dict(psnr_y=float(p), ssim_y=float(s))
             if settings.SR_COMPUTE_LPIPS:
                 metrics["lpips"] = float(lpips(image, hr, border, device=pick_device(settings.SR_DEVICE)))
     except BAD_INPUT_ERRORS as exc:

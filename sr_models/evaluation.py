@@ -14,7 +14,7 @@ import torch
 
 from .datasets import Dataset
 from .images import write_png
-from .metrics import psnr_y, ssim_y
+from .metrics import psnr_ssim_y
 
 __all__ = ["ImageScore", "evaluate_dataset", "write_scores_csv", "mean_scores", "CSV_HEADER"]
 
@@ -55,7 +55,8 @@ def evaluate_dataset(
         sr = upscale(lr)
         if sr.shape != hr.shape:
             raise ValueError(f"{pair.name}: the method returned {tuple(sr.shape)} for HR {tuple(hr.shape)}")
-        scores.append(ImageScore(pair.name, float(psnr_y(sr, hr, border)), float(ssim_y(sr, hr, border))))
+        p, s = psnr_ssim_y(sr, hr, border)
+        scores.append(ImageScore(pair.name, float(p), float(s)))
         if save_path is not None:
             write_png(sr, save_path / pair.hr_path.name)
     return scores

@@ -18,7 +18,7 @@ import torch
 from .datasets import BENCHMARK_SETS, find_dataset
 from .inference import load_generator, pick_device, save_generator, sha256_file, upscale
 from .lpips import lpips
-from .metrics import psnr_y, ssim_y
+from .metrics import psnr_ssim_y
 from .sharpness import hf_energy_ratio, spectral_hf_ratio
 from .variants import get_variant
 from .vgg import BACKBONES
@@ -37,8 +37,9 @@ def evaluate_generator(model, datasets_root: str | Path, *, sets: Iterable[str] 
         for pair in find_dataset(name, datasets_root):
             hr, lr = pair.load()
             sr = upscale(model, lr).cpu()
+            p, s = psnr_ssim_y(sr, hr)
             rows.append({
-                "psnr_y": float(psnr_y(sr, hr)), "ssim_y": float(ssim_y(sr, hr)),
+                "psnr_y": float(p), "ssim_y": float(s),
                 "lpips": float(lpips(sr, hr, device=device)),
                 "hf_laplacian_ratio": float(hf_energy_ratio(sr, hr)), "hf_spectral_ratio": float(spectral_hf_ratio(sr, hr)),
             })

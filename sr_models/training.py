@@ -34,7 +34,7 @@ from .datasets import find_dataset, training_image_paths
 from .images import read_image
 from .inference import _load_state, pick_device, save_generator, upscale
 from .losses import VGGContentLoss, adversarial_loss, discriminator_loss, mse_loss, tv_loss
-from .metrics import psnr_y, ssim_y
+from .metrics import psnr_ssim_y
 from .networks import Discriminator, SRResNet
 from .resize import imresize
 from .variants import Variant, get_variant, learning_rate
@@ -282,8 +282,9 @@ class Trainer:
         for pair in dataset:
             hr, lr = pair.load()
             sr = upscale(self.generator, lr).cpu()
-            psnrs.append(float(psnr_y(sr, hr, self.config.scale)))
-            ssims.append(float(ssim_y(sr, hr, self.config.scale)))
+            p, s = psnr_ssim_y(sr, hr, self.config.scale)
+            psnrs.append(float(p))
+            ssims.append(float(s))
         self.generator.train()
         return {"step": self.step, "psnr_y": sum(psnrs) / len(psnrs), "ssim_y": sum(ssims) / len(ssims)}
 

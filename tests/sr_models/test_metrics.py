@@ -200,3 +200,12 @@ def test_published_means_on_all_119_test_images(datasets_root, method, dataset):
     assert abs(np.mean(psnrs) - published_psnr) < 0.01
     if published_ssim is not None:
         assert abs(np.mean(ssims) - published_ssim) < 0.001
+
+
+def test_psnr_ssim_y_equals_the_separate_functions(baby_pair):
+    from sr_models.metrics import psnr_ssim_y
+
+    hr, lr = baby_pair
+    sr = imresize(lr, 4)
+    p, s = psnr_ssim_y(sr, hr)
+    assert p.item() == psnr_y(sr, hr).item() and s.item() == ssim_y(sr, hr).item()
