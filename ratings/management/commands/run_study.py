@@ -93,4 +93,5 @@ class Command(BaseCommand):
         invited = list(study.raters.filter(source="invitation", session__started_at__isnull=True)[:5])
         for rater in invited:
             self.stdout.write(f"  {rater.label}: {base}/r/{rater.token}/")
-        self.stdout.write(f"Researcher dashboard: {base}/studies/{study.name}/ (admin login)")
+        self.stdout.write(f"Researcher dashboard: {base}/studies/{study.name}/ (staff login; create one with "
+                          f"`python manage.py createsuperuser`)")
