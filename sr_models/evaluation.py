@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 import torch
 
 from .datasets import Dataset
-from .images import write_png
+from .images import FILE_MODE, write_png
 from .metrics import psnr_ssim_y
 
 __all__ = ["ImageScore", "evaluate_dataset", "write_scores_csv", "mean_scores", "CSV_HEADER"]
@@ -78,6 +78,7 @@ def write_scores_csv(scores: list[ImageScore], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.fchmod(fd, FILE_MODE)
     with os.fdopen(fd, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(CSV_HEADER)

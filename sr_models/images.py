@@ -16,7 +16,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["ImageError", "read_image", "write_png", "to_tensor", "to_numpy"]
+__all__ = ["ImageError", "read_image", "write_png", "to_tensor", "to_numpy", "FILE_MODE"]
+
+FILE_MODE = 0o644  # written files: readable by everyone who can reach the folder
 
 # Pillow modes we accept and what they mean; everything else gets a specific refusal below.
 _ACCEPTED_MODES = {"L": 1, "RGB": 3}
@@ -110,6 +112,9 @@ def write_png(image: torch.Tensor, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); a stimulus is read by the web server, often another
+        # user on another machine than the worker that wrote it.
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             Image.fromarray(to_numpy(image)).save(fh, format="PNG")
             fh.flush()

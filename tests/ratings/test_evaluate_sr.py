@@ -62,3 +62,8 @@ def test_odd_sized_folder_images(tmp_path):
     Image.fromarray(rng.integers(0, 256, (13, 17, 3), dtype=np.uint8)).save(tmp_path / "x_LR.png")
     out = run("--dataset", str(tmp_path), "--method", "nearest", "--csv", str(tmp_path / "s.csv"))
     assert "x " in out and "nearest on" in out
+
+
+def test_csv_is_readable_by_other_users(tmp_path):
+    run("--dataset", "Set5", "--method", "nearest", "--csv", str(tmp_path / "s.csv"))
+    assert (tmp_path / "s.csv").stat().st_mode & 0o777 == 0o644

@@ -86,3 +86,9 @@ def test_16_bit_png(tmp_path):
 def test_one_bit_png(tmp_path, rgb_array):
     Image.fromarray(rgb_array).convert("1").save(tmp_path / "bw.png")
     _assert_refused(tmp_path / "bw.png", "1-bit")
+
+
+def test_written_png_is_readable_by_other_users(tmp_path, rgb_array):
+    # Regression: mkstemp made stimuli 0600, unreadable by a web server running as another user.
+    path = write_png(torch.from_numpy(rgb_array).permute(2, 0, 1).contiguous(), tmp_path / "x.png")
+    assert path.stat().st_mode & 0o777 == 0o644
