@@ -29,8 +29,11 @@ import torch
 
 __all__ = ["rgb_to_y", "to_y", "shave", "psnr", "psnr_y", "psnr_rgb", "ssim", "ssim_y", "psnr_ssim_y", "rmse_y", "mse"]
 
-# MATLAB rgb2ycbcr, row for Y, for double input in [0, 1]; uint8 input divides it by 255.
+# MATLAB rgb2ycbcr, row for Y of origT. For uint8 input MATLAB uses T = (1/255) * origT: a multiplication
+# by the reciprocal, which differs from origT / 255 in the last bit and decides 49 of the 2^24 colours
+# that land on a .5 tie, e.g. RGB (99, 1, 108) -> Y 52, not 53.
 _Y_COEFFS = (65.481, 128.553, 24.966)
+_Y_T = tuple((1.0 / 255.0) * c for c in _Y_COEFFS)
 
 
 def rgb_to_y(rgb: torch.Tensor) -> torch.Tensor:
@@ -49,13 +52,8 @@ def rgb_to_y(rgb: torch.Tensor) -> torch.Tensor:
     if rgb.ndim < 3 or rgb.shape[-3] != 3:
         raise ValueError(f"rgb_to_y expects (..., 3, H, W), got shape {tuple(rgb.shape)}")
     x = rgb.to(torch.float64)
-    # Same operations in the same order as imlincomb(T(1,1)/255, R, T(1,2)/255, G, T(1,3)/255, B, 16).
-    y = (
-        (_Y_COEFFS[0] / 255.0) * x[..., 0, :, :]
-        + (_Y_COEFFS[1] / 255.0) * x[..., 1, :, :]
-        + (_Y_COEFFS[2] / 255.0) * x[..., 2, :, :]
-        + 16.0
-    )
+    # Same operations in the same order as imlincomb(T(1,1), R, T(1,2), G, T(1,3), B, 16).
+    y = _Y_T[0] * x[..., 0, :, :] + _Y_T[1] * x[..., 1, :, :] + _Y_T[2] * x[..., 2, :, :] + 16.0
     return torch.floor(y + 0.5).clamp_(0, 255)  # uint8 conversion: round half away from zero
 
 
