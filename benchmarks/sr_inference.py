@@ -141,12 +141,14 @@ def main() -> None:
     model, weights_note = generator(Path(args.weights_dir), device)
     sizes = {tuple(lr.shape[-2:]) for lr in net_lrs}
     fits = all(max(s) <= DEFAULT_TILE for s in sizes)
-    for tile in (None, DEFAULT_TILE):
-        ips = images_per_second(lambda lr: upscale(model, lr, tile=tile), net_lrs, device)
-        note = f"{len(net_lrs)} BSD100 images; {weights_note}"
-        if tile is not None and fits:
-            note += f"; every LR ({'/'.join(f'{h}x{w}' for h, w in sorted(sizes))}) fits one tile: same work as untiled"
-        row(f"SRResNet upscale(tile={tile})", ips, "images/s", note)
+    precisions = ("fp32", "bf16") if device.type == "cuda" else ("fp32",)
+    for precision in precisions:
+        for tile in (None, DEFAULT_TILE):
+            ips = images_per_second(lambda lr: upscale(model, lr, tile=tile, precision=precision), net_lrs, device)
+            note = f"{len(net_lrs)} BSD100 images; {weights_note}"
+            if tile is not None and fits:
+                note += f"; every LR ({'/'.join(f'{h}x{w}' for h, w in sorted(sizes))}) fits one tile: same work as untiled"
+            row(f"SRResNet upscale(tile={tile}, {precision})", ips, "images/s", note)
 
     if not args.skip_training:
         variants = (("srresnet-mse", "MSE, no D"), ("srgan-vgg54", "D step + VGG16 relu5_3 content + adversarial"))

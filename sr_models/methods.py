@@ -63,6 +63,7 @@ def get_upscaler(
     weights: str | Path | None = None,
     device: str | torch.device | None = "auto",
     tile: int | None = 192,
+    precision: str = "fp32",
 ) -> Upscaler:
     """The upscaler called ``method``.
 
@@ -71,6 +72,7 @@ def get_upscaler(
     weights_dir : folder of shipped weights (networks only).
     weights : an explicit weights file or training checkpoint, overriding the shipped one.
     device : 'auto' (CUDA when present), 'cpu', 'cuda', ... (networks only; interpolation runs on CPU).
+    precision : 'fp32' (default: exact numbers) or 'bf16' (faster on CUDA); see ``upscale``.
     """
     if method in INTERPOLATION_METHODS:
         if weights:
@@ -93,7 +95,7 @@ def get_upscaler(
             raise WeightsError(f"{path}: a x{model.scale} generator, but scale {scale} was asked for")
 
         def network(lr: torch.Tensor) -> torch.Tensor:
-            return upscale(model, lr, tile=tile).cpu()
+            return upscale(model, lr, tile=tile, precision=precision).cpu()
 
         return Upscaler(method, scale, network, path)
     known = ", ".join(INTERPOLATION_METHODS + NETWORK_METHODS)

@@ -125,3 +125,12 @@ def test_a_replaced_file_is_read_again(tmp_path, generator):
     assert second is not first
     assert torch.equal(second.tail.weight, other.tail.weight)
     assert load_generator(path) is second  # cached while unchanged
+
+
+def test_precision_is_checked_and_cpu_runs_fp32_either_way(generator, baby_pair):
+    _, lr = baby_pair
+    lr = lr[:, :24, :24]
+    with pytest.raises(ValueError, match="precision"):
+        upscale(generator, lr, precision="fp16")
+    assert torch.equal(upscale(generator, lr, precision="bf16"), upscale(generator, lr))
+
