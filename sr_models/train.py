@@ -6,8 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from .datasets import DatasetError
+from .inference import WeightsError
 from .training import TrainConfig, train
 from .variants import VARIANTS
+from .vgg import VGGWeightsError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     default_root = str(Path(__file__).resolve().parent.parent.parent / "shared" / "datasets")
     config = config_from_args(args, default_root, "runs", "vgg16")
-    result = train(config, progress=not args.no_progress)
+    try:
+        result = train(config, progress=not args.no_progress)
+    except (DatasetError, VGGWeightsError, WeightsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"finished {config.variant} at step {result['step']}: {result['validation']}")
     return 0
 

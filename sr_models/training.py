@@ -196,14 +196,27 @@ class Trainer:
 
     def load_checkpoint(self, path: Path) -> None:
         ckpt = torch.load(path, map_location=self.device, weights_only=True)
-        if ckpt.get("config", {}).get("variant") != self.config.variant:
-            raise ValueError(f"{path} is a checkpoint of {ckpt.get('config', {}).get('variant')!r}, not {self.config.variant!r}")
+        saved = ckpt.get("config", {})
+        if saved.get("variant") != self.config.variant:
+            raise ValueError(f"{path} is a checkpoint of {saved.get('variant')!r}, not {self.config.variant!r}")
+        step = int(ckpt["step"])
+        if self.config.steps < step:
+            raise ValueError(f"{path} is at step {step}, past the {self.config.steps} steps asked for")
+        changed = _changed_settings(saved, self.config.to_json())
+        if changed:
+            raise ValueError(
+                f"{path} was trained with other settings ({'; '.join(changed)}): resuming would mix two "
+                "runs. Pass the same settings, or train into a new --out folder."
+            )
+        if saved.get("steps") != self.config.steps:
+            self.log(f"note: {path} was started for {saved.get('steps')} steps, now {self.config.steps}: "
+                     "the learning-rate schedule, scaled to the steps, changes from here on")
         self.generator.load_state_dict(ckpt["generator"])
         self.g_opt.load_state_dict(ckpt["g_opt"])
         if self.discriminator is not None:
             self.discriminator.load_state_dict(ckpt["discriminator"])
             self.d_opt.load_state_dict(ckpt["d_opt"])
-        self.step = int(ckpt["step"])
+        self.step = step
 
     def initialise_generator(self, path: str | Path) -> None:
         state, _ = _load_state(Path(path))
@@ -371,6 +384,26 @@ class Trainer:
                            {"variant": c.variant, "steps": str(self.step),
                             "backbone": c.backbone if self.variant.uses_vgg else "none"})
         return {"step": self.step, "validation": last_val, "out_dir": str(self.out)}
+
+
+# Settings that do not change what is learned: where files are, how often to save or validate, the
+# device and threads, and the init file (used only before step 1). Steps may grow (a longer run).
+_RESUMABLE_CHANGES = {"out_dir", "datasets_root", "vgg_weights", "init_weights", "checkpoint_every",
+                      "validate_every", "validation_set", "device", "threads", "steps"}
+
+
+def _changed_settings(saved: dict, current: dict) -> list[str]:
+    """'name: saved -> current' for each setting that differs and decides the training outcome."""
+    out = []
+    for key, value in current.items():
+        old = saved.get(key)
+        if isinstance(old, list):
+            old = tuple(old)
+        if isinstance(value, list):
+            value = tuple(value)
+        if key not in _RESUMABLE_CHANGES and old != value:
+            out.append(f"{key}: {old!r} -> {value!r}")
+    return out
 
 
 def _progress(total: int, initial: int, desc: str, enabled: bool):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 import torch
 
+from sr_models import train as train_cli
 from sr_models.inference import load_generator, save_generator
 from sr_models.networks import SRResNet
 from sr_models.training import CropSampler, TrainConfig, Trainer
@@ -160,3 +162,35 @@ def test_config_survives_json(tmp_path, datasets_root):
 def test_unknown_variant():
     with pytest.raises(ValueError, match="unknown SR variant 'srgan-vgg99'"):
         get_variant("srgan-vgg99")
+
+
+def test_resume_refuses_a_checkpoint_trained_with_other_settings(tmp_path, datasets_root):
+    first = tiny_config(tmp_path, datasets_root, "srresnet-mse", steps=4)
+    Trainer(first, log=lambda m: None).run(progress=False, until=2)
+    run_dir = tmp_path / "srresnet-mse"
+    before = (run_dir / "last.pt").read_bytes(), (run_dir / "config.json").read_text()
+
+    other_lr = tiny_config(tmp_path, datasets_root, "srresnet-mse", steps=4, lr=5e-4)
+    with pytest.raises(ValueError, match=r"lr: 0\.001 -> 0\.0005"):
+        Trainer(other_lr, log=lambda m: None).run(progress=False)
+    too_short = tiny_config(tmp_path, datasets_root, "srresnet-mse", steps=1)
+    with pytest.raises(ValueError, match="at step 2, past the 1 steps"):
+        Trainer(too_short, log=lambda m: None).run(progress=False)
+    # Refusals leave the run as it was.
+    assert ((run_dir / "last.pt").read_bytes(), (run_dir / "config.json").read_text()) == before
+
+    # Settings that do not change what is learned may differ; a longer run is allowed and said.
+    messages = []
+    longer = tiny_config(tmp_path, datasets_root, "srresnet-mse", steps=5, threads=2, checkpoint_every=7)
+    assert Trainer(longer, log=messages.append).run(progress=False)["step"] == 5
+    assert any("learning-rate schedule" in m for m in messages)
+    assert json.loads((run_dir / "config.json").read_text())["steps"] == 5
+
+
+def test_train_cli_reports_a_mismatched_resume_without_a_traceback(tmp_path, datasets_root, capsys):
+    common = ["srresnet-mse", "--out", str(tmp_path), "--datasets-root", str(datasets_root), "--batch-size", "2",
+              "--crop-size", "48", "--max-train-images", "3", "--validate-every", "0", "--device", "cpu",
+              "--no-progress"]
+    assert train_cli.main([*common, "--steps", "2"]) == 0
+    assert train_cli.main([*common, "--steps", "3", "--lr", "0.01"]) == 2
+    assert "other settings (lr:" in capsys.readouterr().err
