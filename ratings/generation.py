@@ -1,10 +1,12 @@
 """Making stimulus files: the work a Celery task does, and the enqueueing that hands it out.
 
 ``generate_stimulus`` is idempotent (a finished stimulus is left alone), writes its file atomically
-(temporary name, then rename; temporaries of a killed earlier attempt are removed) and records a
-clear error on the stimulus for bad input instead of raising, so one corrupt file never stops a
-study. A redelivered message (a worker died mid-task) carries the same task id and simply redoes the
-work; a message whose task id was superseded by a later enqueue is ignored.
+(temporary name, then rename; temporaries left by a killed earlier attempt are removed once they are
+stale) and records a clear error on the stimulus for bad input instead of raising, so one corrupt
+file never stops a study. A redelivered message (a worker died mid-task) carries the same task id
+and simply redoes the work, up to ``MAX_ATTEMPTS`` deaths; a message whose task id was superseded by
+a later enqueue is ignored, and every state change is conditional on the claim (task id) seen at
+the start, so a worker that lost its claim never overwrites what the new claimant recorded.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import logging
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from django.conf import settings
@@ -30,22 +32,36 @@ from sr_models.metrics import psnr_ssim_y
 from sr_models.resize import make_lr
 
 from .models import Condition, Stimulus, Study
-from .study_file import external_folder_for, ExternalMethod, _image_files
+from .study_file import ExternalMethod, _image_files, external_folder_for
 
 __all__ = [
     "BAD_INPUT_ERRORS",
-    "generate_stimulus",
+    "MAX_ATTEMPTS",
+    "STALE_TEMPORARY_SECONDS",
     "enqueue_pending",
+    "failed_stimuli",
+    "generate_stimulus",
+    "mark_failed",
+    "refresh_study_state",
     "release_claims",
     "stimulus_path",
-    "refresh_study_state",
     "tasks_run_in_process",
 ]
 
 log = logging.getLogger(__name__)
 
-# Errors that no retry can fix: recorded on the stimulus, which is marked failed.
-BAD_INPUT_ERRORS = (ImageError, DatasetError, WeightsError, FileNotFoundError, ValueError)
+# Errors that no retry can fix: recorded on the stimulus, which is marked failed. FileNotFoundError
+# is deliberately absent: a missing input is reported as ImageError/DatasetError naming the file, and
+# any other vanished file (our own temporary) is an internal error that the task retries.
+BAD_INPUT_ERRORS = (ImageError, DatasetError, WeightsError, ValueError)
+
+# A stimulus whose worker died this many times in one claim (out of memory, killed) is marked failed
+# instead of being redelivered forever; ``run_study --retry`` claims it afresh.
+MAX_ATTEMPTS = 3
+
+# A temporary file younger than this may belong to a worker still writing it (Redis redelivers a
+# task after the visibility timeout even when its first worker is alive), so only older ones go.
+STALE_TEMPORARY_SECONDS = 3600
 
 
 def stimulus_path(stimulus: Stimulus) -> str:
@@ -71,10 +87,14 @@ def _external_image(stimulus: Stimulus, hr: torch.Tensor) -> torch.Tensor:
     condition = stimulus.condition
     ext = ExternalMethod(condition.name, Path(condition.external_dir))
     n_datasets = stimulus.study.datasets.filter(role="test").count()
-    folder = external_folder_for(ext, stimulus.image.dataset.name, n_datasets)
-    path = _image_files(folder).get(stimulus.image.name)
+    try:
+        folder = external_folder_for(ext, stimulus.image.dataset.name, n_datasets)
+        path = _image_files(folder).get(stimulus.image.name)
+    except FileNotFoundError as exc:  # the folder went away after the study file was checked
+        raise DatasetError(f"external method {condition.name!r}: {exc}") from None
     if path is None:
-        raise FileNotFoundError(f"external method {condition.name!r}: no image for {stimulus.image.name} in {folder}")
+        raise DatasetError(f"external method {condition.name!r}: no image for {stimulus.image.name} in {folder} "
+                           f"(expected a file named like {stimulus.image.name}*.png)")
     sr = read_image(path)
     if sr.shape[0] == 3 and hr.shape[0] == 1:
         if not (torch.equal(sr[0], sr[1]) and torch.equal(sr[1], sr[2])):
@@ -99,16 +119,34 @@ def _make(stimulus: Stimulus) -> tuple[torch.Tensor, torch.Tensor]:
     return upscaler(lr), hr
 
 
+def stale_temporary_seconds() -> float:
+    """Age after which a temporary is surely abandoned: at least the broker's visibility timeout."""
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {}
+    return max(STALE_TEMPORARY_SECONDS, float(options.get("visibility_timeout", 0)))
+
+
 def _remove_stale_temporaries(target: Path) -> None:
-    # write_png's temporaries are ".<name>.<random>.tmp"; a worker killed mid-write leaves one.
+    """Remove temporaries of killed workers, never those a live worker may still be writing.
+
+    write_png's temporaries are ".<name>.<random>.tmp"; a worker killed mid-write leaves one.
+    """
+    cutoff = time.time() - stale_temporary_seconds()
     for tmp in target.parent.glob(f".{target.name}.*.tmp"):
-        tmp.unlink(missing_ok=True)
+        try:
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass  # removed meanwhile (renamed by its writer, or cleaned by another worker)
 
 
-def generate_stimulus(stimulus_id: int, task_id: str | None = None, worker: str | None = None) -> str:
+def generate_stimulus(stimulus_id: int, task_id: str | None = None, worker: str | None = None,
+                      retries: int = 0) -> str:
     """Make one stimulus's file and metrics. Returns the stimulus's final state.
 
-    Safe to call any number of times, from any number of workers.
+    Safe to call any number of times, from any number of workers. ``retries`` is how many of the
+    earlier starts of this task ended in an exception that Celery retried; every other earlier start
+    that left the stimulus running was a worker that died, and after ``MAX_ATTEMPTS`` of those the
+    stimulus is marked failed instead of being made again.
     """
     stimulus = Stimulus.objects.select_related("study", "image__dataset", "condition").get(pk=stimulus_id)
     if stimulus.state == Stimulus.State.DONE:
@@ -116,11 +154,23 @@ def generate_stimulus(stimulus_id: int, task_id: str | None = None, worker: str 
     if task_id and stimulus.task_id and stimulus.task_id != task_id:
         log.info("stimulus %s: task %s superseded by %s; skipping", stimulus_id, task_id, stimulus.task_id)
         return stimulus.state
+    if task_id and stimulus.state == Stimulus.State.FAILED:
+        return stimulus.state  # this task already concluded (a duplicate delivery); --retry makes a new claim
+    # Every update below is conditional on the claim seen now: a worker whose claim was taken over
+    # (run_study --retry) must not overwrite the new claimant's state.
+    mine = Stimulus.objects.filter(pk=stimulus_id, task_id=stimulus.task_id).exclude(state=Stimulus.State.DONE)
+    deaths = stimulus.attempts - retries
+    if stimulus.state == Stimulus.State.RUNNING and deaths >= MAX_ATTEMPTS:
+        error = (f"the worker making it died {deaths} times (last on {stimulus.worker or 'an unknown host'}; out of "
+                 f"memory or killed?): see the worker logs, then rerun with --retry")
+        _mark_failed(mine, stimulus, error)
+        log.error("stimulus %s: %s", stimulus_id, error)
+        return Stimulus.State.FAILED
     worker = worker or socket.gethostname()
     started = time.perf_counter()
-    Stimulus.objects.filter(pk=stimulus_id).exclude(state=Stimulus.State.DONE).update(
-        state=Stimulus.State.RUNNING, worker=worker, started_at=timezone.now(), attempts=stimulus.attempts + 1
-    )
+    if not mine.update(state=Stimulus.State.RUNNING, worker=worker, started_at=timezone.now(),
+                       attempts=stimulus.attempts + 1):
+        return Stimulus.objects.get(pk=stimulus_id).state  # finished or claimed by another task meanwhile
     relative = stimulus_path(stimulus)
     target = Path(settings.MEDIA_ROOT) / relative
     try:
@@ -131,24 +181,39 @@ def generate_stimulus(stimulus_id: int, task_id: str | None = None, worker: str 
         if stimulus.condition.kind != Condition.Kind.REFERENCE:
             border = stimulus.study.scale
             p, s = psnr_ssim_y(image, hr, border)
-            metrics = dict(psnr_y=float(p), ssim_y=float(s))
+            metrics = {"psnr_y": float(p), "ssim_y": float(s)}
             if settings.SR_COMPUTE_LPIPS:
                 metrics["lpips"] = float(lpips(image, hr, border, device=pick_device(settings.SR_DEVICE)))
     except BAD_INPUT_ERRORS as exc:
-        Stimulus.objects.filter(pk=stimulus_id).exclude(state=Stimulus.State.DONE).update(
-            state=Stimulus.State.FAILED, error=str(exc), finished_at=timezone.now()
-        )
+        _mark_failed(mine, stimulus, str(exc))
         log.warning("stimulus %s failed: %s", stimulus_id, exc)
         return Stimulus.State.FAILED
     with transaction.atomic():
-        Stimulus.objects.filter(pk=stimulus_id).exclude(state=Stimulus.State.DONE).update(
+        done = mine.update(
             state=Stimulus.State.DONE, file=relative, sha256=sha256_file(target), height=image.shape[1],
             width=image.shape[2], error="", device=str(pick_device(settings.SR_DEVICE))
             if stimulus.condition.kind == Condition.Kind.NETWORK else "cpu",
             seconds=time.perf_counter() - started, finished_at=timezone.now(), **metrics,
         )
         refresh_study_state(stimulus.study_id)
-    return Stimulus.State.DONE
+    return Stimulus.State.DONE if done else Stimulus.objects.get(pk=stimulus_id).state
+
+
+def _mark_failed(claimed, stimulus: Stimulus, error: str) -> bool:
+    """Record a failure through the caller's claim-guarded queryset; refresh the study's state."""
+    with transaction.atomic():
+        updated = claimed.update(state=Stimulus.State.FAILED, error=error, finished_at=timezone.now())
+        refresh_study_state(stimulus.study_id)
+    return bool(updated)
+
+
+def mark_failed(stimulus_id: int, task_id: str, error: str) -> bool:
+    """Mark a stimulus failed if ``task_id`` still holds its claim (a task's last failure)."""
+    stimulus = Stimulus.objects.filter(pk=stimulus_id).only("study_id").first()
+    if stimulus is None:
+        return False
+    claimed = Stimulus.objects.filter(pk=stimulus_id, task_id=task_id).exclude(state=Stimulus.State.DONE)
+    return _mark_failed(claimed, stimulus, error)
 
 
 def release_claims(claims: list[tuple[int, str]]) -> int:
@@ -161,11 +226,27 @@ def release_claims(claims: list[tuple[int, str]]) -> int:
     return released
 
 
-def refresh_study_state(study_id: int) -> None:
-    """A study whose stimuli are all made (none pending, queued or running) is ready for raters."""
-    busy = Stimulus.objects.filter(study_id=study_id).exclude(state__in=[Stimulus.State.DONE, Stimulus.State.FAILED])
-    if not busy.exists():
+def refresh_study_state(study_id: int, *, accept_failures: bool = False) -> str:
+    """Open a study to raters once every stimulus is made; returns the study's state.
+
+    A study with failed stimuli stays 'generating' (``progress`` reports it as incomplete): raters
+    would otherwise rate a design with holes in it without anyone deciding so. ``accept_failures``
+    is that decision (``run_study --accept-failures``): the study opens and sessions leave the failed
+    stimuli out. Nothing changes while any stimulus is still pending, queued or running.
+    """
+    stimuli = Stimulus.objects.filter(study_id=study_id)
+    busy = stimuli.exclude(state__in=[Stimulus.State.DONE, Stimulus.State.FAILED]).exists()
+    if not busy and (accept_failures or not stimuli.filter(state=Stimulus.State.FAILED).exists()):
         Study.objects.filter(pk=study_id, state=Study.State.GENERATING).update(state=Study.State.READY)
+    return Study.objects.filter(pk=study_id).values_list("state", flat=True).first()
+
+
+def failed_stimuli(study: Study) -> list[str]:
+    """'dataset/image [method]' of every failed stimulus: what sessions leave out."""
+    rows = (Stimulus.objects.filter(study=study, state=Stimulus.State.FAILED)
+            .order_by("image__dataset__position", "image__name", "condition__position")
+            .values_list("image__dataset__name", "image__name", "condition__name"))
+    return [f"{d}/{i} [{m}]" for d, i, m in rows]
 
 
 def tasks_run_in_process() -> bool:
@@ -201,8 +282,10 @@ def enqueue_pending(study: Study, *, retry: bool = False, on_sent: Callable[[Sti
     )
     for stimulus in candidates:
         task_id = str(uuid.uuid4())
+        # attempts restarts with each claim: MAX_ATTEMPTS counts the deaths of one task, so a stimulus
+        # failed for dying workers can be retried once its cause is fixed.
         claimed = Stimulus.objects.filter(pk=stimulus.pk, state=stimulus.state, task_id=stimulus.task_id).update(
-            state=Stimulus.State.QUEUED, task_id=task_id, error=""
+            state=Stimulus.State.QUEUED, task_id=task_id, error="", attempts=0
         )
         if not claimed:
             continue  # another run_study claimed it first

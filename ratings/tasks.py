@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from celery import Task, shared_task
 from django.db import DatabaseError
-from django.utils import timezone
 
 from . import generation
-from .models import Stimulus
 
 
 class StimulusTask(Task):
     """Records an unexpected final failure on the stimulus, so no stimulus stays 'running' forever."""
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
-        Stimulus.objects.filter(pk=args[0], task_id=task_id).exclude(state=Stimulus.State.DONE).update(
-            state=Stimulus.State.FAILED, error=f"unexpected error after retries: {type(exc).__name__}: {exc}",
-            finished_at=timezone.now(),
-        )
+        # Only while this task still holds the claim; the study's state is refreshed like on any failure.
+        generation.mark_failed(args[0], task_id, f"unexpected error after retries: {type(exc).__name__}: {exc}")
 
 
 @shared_task(
@@ -36,4 +32,6 @@ class StimulusTask(Task):
 )
 def generate_stimulus_task(self, stimulus_id: int) -> str:
     worker = None if self.request.is_eager else self.request.hostname  # eager: the local host name
-    return generation.generate_stimulus(stimulus_id, task_id=self.request.id, worker=worker)
+    # retries: earlier starts that ended in a retried exception, not in a dead worker (MAX_ATTEMPTS).
+    return generation.generate_stimulus(stimulus_id, task_id=self.request.id, worker=worker,
+                                        retries=self.request.retries or 0)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import torch
 from ratings import generation, studies
 from ratings.models import Condition, SourceImage, Stimulus, Study, StudyDataset
 from ratings.study_file import parse_study_file
+from sr_models.datasets import DatasetError
 from sr_models.images import read_image
 from sr_models.inference import sha256_file
 from sr_models.metrics import psnr_y, ssim_y
@@ -119,8 +122,120 @@ def test_stale_temporary_files_of_a_killed_worker_are_removed(small_config, medi
     target.parent.mkdir(parents=True)
     stale = target.parent / f".{target.name}.abc123.tmp"
     stale.write_bytes(b"half a png")
+    old = time.time() - generation.stale_temporary_seconds() - 60
+    os.utime(stale, (old, old))
     generation.generate_stimulus(s.pk)
     assert not stale.exists() and target.is_file()
+
+
+def test_a_temporary_file_another_worker_is_writing_is_left_alone(small_config, media_root):
+    study = studies.create_or_resume_study(small_config).study
+    s = Stimulus.objects.select_related("study", "image__dataset", "condition").filter(study=study).first()
+    target = Path(media_root) / generation.stimulus_path(s)
+    target.parent.mkdir(parents=True)
+    writing = target.parent / f".{target.name}.live42.tmp"  # a concurrent worker's, seconds old
+    writing.write_bytes(b"the first half of a png")
+    assert generation.generate_stimulus(s.pk) == Stimulus.State.DONE
+    assert writing.read_bytes() == b"the first half of a png" and target.is_file()
+
+
+TINY_STUDY = """name = "tiny"
+seed = 2
+datasets = ["Set5"]
+methods = ["bicubic"]
+[rating]
+calibration_images = 0
+"""
+
+
+@pytest.fixture
+def tiny_study(datasets_root, media_root):
+    """Five bicubic Set5 stimuli, nothing generated: cheap to make in every test."""
+    return studies.create_or_resume_study(parse_study_file(TINY_STUDY, "t.toml", datasets_root=datasets_root)).study
+
+
+def test_a_stimulus_whose_worker_died_max_attempts_times_is_failed_not_claimed_again(tiny_study, media_root):
+    s = Stimulus.objects.filter(study=tiny_study).first()
+    # What a task looks like after its worker was killed MAX_ATTEMPTS times: still 'running' under its
+    # claim, one start per death; the broker delivers the same message once more.
+    Stimulus.objects.filter(pk=s.pk).update(state=Stimulus.State.RUNNING, task_id="t1",
+                                            attempts=generation.MAX_ATTEMPTS, worker="gpu@dead-host")
+    assert generation.generate_stimulus(s.pk, task_id="t1") == Stimulus.State.FAILED
+    s.refresh_from_db()
+    assert s.state == Stimulus.State.FAILED and s.attempts == generation.MAX_ATTEMPTS  # not started again
+    assert f"died {generation.MAX_ATTEMPTS} times" in s.error and "gpu@dead-host" in s.error and not s.file
+    assert not (Path(media_root) / "studies" / "tiny").exists()
+    # A redelivery of the same message changes nothing more.
+    assert generation.generate_stimulus(s.pk, task_id="t1") == Stimulus.State.FAILED
+    # run_study --retry claims it afresh (attempts count per claim) and makes it.
+    assert generation.enqueue_pending(tiny_study, retry=True) == 5
+    s.refresh_from_db()
+    assert s.state == Stimulus.State.DONE and s.attempts == 1 and s.error == ""
+
+
+def test_starts_retried_after_an_exception_are_not_counted_as_deaths(tiny_study, media_root):
+    s = Stimulus.objects.filter(study=tiny_study).first()
+    # Two deaths and one exception that Celery retried: below the limit, so it is made.
+    Stimulus.objects.filter(pk=s.pk).update(state=Stimulus.State.RUNNING, task_id="t1",
+                                            attempts=generation.MAX_ATTEMPTS)
+    assert generation.generate_stimulus(s.pk, task_id="t1", retries=1) == Stimulus.State.DONE
+    assert Stimulus.objects.get(pk=s.pk).attempts == generation.MAX_ATTEMPTS + 1
+
+
+def test_a_worker_that_lost_its_claim_does_not_overwrite_the_new_claim_with_failed(tiny_study, media_root, monkeypatch,
+                                                                                  tmp_path):
+    s = Stimulus.objects.filter(study=tiny_study).first()
+    SourceImage.objects.filter(pk=s.image_id).update(hr_path=str(tmp_path / "moved-away.png"), lr_path="")
+    Stimulus.objects.filter(pk=s.pk).update(state=Stimulus.State.QUEUED, task_id="old")
+    real_make = generation._make
+
+    def make_while_run_study_retry_claims_it(stimulus):
+        # run_study --retry, in another process, takes the stimulus over while this worker reads its input.
+        Stimulus.objects.filter(pk=stimulus.pk).update(state=Stimulus.State.QUEUED, task_id="new", error="")
+        return real_make(stimulus)  # the real read of a missing file: ImageError, bad input
+
+    monkeypatch.setattr(generation, "_make", make_while_run_study_retry_claims_it)
+    generation.generate_stimulus(s.pk, task_id="old")
+    s.refresh_from_db()
+    assert (s.state, s.task_id, s.error) == (Stimulus.State.QUEUED, "new", "")
+
+
+def test_our_own_temporary_vanishing_is_an_internal_error_not_bad_input(tiny_study, media_root, monkeypatch):
+    s = Stimulus.objects.filter(study=tiny_study).first()
+    real_replace = os.replace
+
+    def replace_after_another_cleanup(src, dst, *args, **kwargs):
+        if str(src).endswith(".tmp"):
+            os.unlink(src)  # what an over-eager cleanup by a concurrent worker did
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace_after_another_cleanup)
+    with pytest.raises(FileNotFoundError):  # raised to the task, which retries it (autoretry_for OSError)
+        generation.generate_stimulus(s.pk)
+    s.refresh_from_db()
+    assert s.state == Stimulus.State.RUNNING and s.error == ""  # not recorded as the input's fault
+
+
+def test_a_missing_external_image_fails_its_stimulus_naming_the_image(tmp_path, datasets_root, media_root):
+    folder = tmp_path / "EDSR"
+    folder.mkdir()
+    for hr in sorted((datasets_root / "Set5" / "x4").glob("*_HR.png")):
+        shutil.copy(hr, folder / hr.name.replace("_HR", "_EDSR"))
+    text = f"""name = "gone"
+seed = 3
+datasets = ["Set5"]
+methods = [{{name = "EDSR", dir = "{folder}"}}]
+[rating]
+calibration_images = 0
+"""
+    study = studies.create_or_resume_study(parse_study_file(text, "g.toml", datasets_root=datasets_root)).study
+    (folder / "img_003_SRF_4_EDSR.png").unlink()  # after the study file was checked
+    s = Stimulus.objects.select_related("study", "image__dataset", "condition").get(study=study, image__name="img_003")
+    with pytest.raises(DatasetError, match=r"no image for img_003 in .*EDSR"):
+        generation._external_image(s, read_image(s.image.hr_path))
+    make_all(study)
+    s.refresh_from_db()
+    assert s.state == Stimulus.State.FAILED and "no image for img_003" in s.error and str(folder) in s.error
 
 
 def test_adding_a_method_later_adds_only_its_stimuli(small_config, media_root, datasets_root):

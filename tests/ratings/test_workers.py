@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 
 from ratings import generation, studies
-from ratings.models import Stimulus
+from ratings.models import Stimulus, Study
 from ratings.study_file import parse_study_file
+from ratings.tasks import generate_stimulus_task
 from sr_models.inference import sha256_file
 
 from .conftest import REPO, _database_env, wait_for
@@ -101,3 +102,29 @@ calibration_images = 2
     assert set(stimuli.values_list("attempts", flat=True)) == {1}  # nothing made twice
     files = [p for p in (Path(media_root) / "studies" / "twice").rglob("*") if p.is_file()]
     assert len(files) == stimuli.count()
+
+
+def test_a_worker_fails_a_stimulus_whose_workers_died_max_attempts_times(start_worker, media_root, datasets_root):
+    text = """name = "deaths"
+seed = 1
+datasets = ["Set5"]
+methods = ["bicubic"]
+[rating]
+calibration_images = 0
+"""
+    study = studies.create_or_resume_study(parse_study_file(text, "d.toml", datasets_root=datasets_root)).study
+    doomed = Stimulus.objects.filter(study=study).order_by("pk").first()
+    # Its task's workers were killed MAX_ATTEMPTS times (each start counted); Redis delivers the message again.
+    Stimulus.objects.filter(pk=doomed.pk).update(state=Stimulus.State.RUNNING, task_id="doomed-task",
+                                                 attempts=generation.MAX_ATTEMPTS, worker="gpu@killed-host")
+    assert generation.enqueue_pending(study) == 4
+    generate_stimulus_task.apply_async(args=[doomed.pk], task_id="doomed-task", queue="cpu")
+    start_worker("alpha", queues="cpu")
+    wait_for(lambda: Stimulus.objects.filter(study=study, state__in=[Stimulus.State.DONE, Stimulus.State.FAILED])
+             .count() == 5, 120, "the five stimuli to be finished")
+    doomed.refresh_from_db()
+    assert doomed.state == Stimulus.State.FAILED and doomed.attempts == generation.MAX_ATTEMPTS
+    assert f"died {generation.MAX_ATTEMPTS} times" in doomed.error and not doomed.file
+    assert Stimulus.objects.filter(study=study, state=Stimulus.State.DONE).count() == 4
+    study.refresh_from_db()
+    assert study.state == Study.State.GENERATING  # not opened with a hole in it
