@@ -8,7 +8,7 @@ from django.db.models import Avg, Count
 
 from .models import Rating, Stimulus, Study, StudyDataset
 
-__all__ = ["study_status", "format_status"]
+__all__ = ["format_status", "study_status"]
 
 
 def study_status(study: Study) -> dict:
@@ -26,11 +26,15 @@ def study_status(study: Study) -> dict:
     failed = list(study.stimuli.filter(state=Stimulus.State.FAILED)
                   .values_list("image__dataset__name", "image__name", "condition__name", "error")[:50])
     totals = {s: sum(m[s] for m in per_method.values()) for s in Stimulus.State.values}
+    # Generation has ended but failures keep the study closed to raters (generation.refresh_study_state).
+    incomplete = (study.state == Study.State.GENERATING and totals[Stimulus.State.FAILED] > 0
+                  and not any(totals[s] for s in (Stimulus.State.PENDING, Stimulus.State.QUEUED, Stimulus.State.RUNNING)))
     raters = study.raters.all()
     ratings = Rating.objects.filter(rater__study=study)
     return {
         "study": study.name,
         "state": study.state,
+        "incomplete": incomplete,
         "seed": study.seed,
         "stimuli": {"total": sum(totals.values()), **totals},
         "stimuli_per_method": {name: dict(states) for name, states in per_method.items()},
@@ -48,7 +52,8 @@ def study_status(study: Study) -> dict:
 
 def format_status(status: dict) -> str:
     """The summary as the text tables ``run_study`` and ``study_status`` print."""
-    lines = [f"study {status['study']} ({status['state']}, seed {status['seed']})"]
+    state = "incomplete: failed stimuli, not open to raters" if status.get("incomplete") else status["state"]
+    lines = [f"study {status['study']} ({state}, seed {status['seed']})"]
     s = status["stimuli"]
     lines.append(f"stimuli: {s['done']} done, {s['pending'] + s['queued'] + s['running']} to do, "
                  f"{s['failed']} failed, {s['total']} in all")
@@ -65,6 +70,9 @@ def format_status(status: dict) -> str:
             lines.append(f"{m['dataset']:<10} {m['method']:<18} {m['images']:>6} {psnr} {ssim}")
     for f in status["failed"]:
         lines.append(f"FAILED {f['dataset']}/{f['image']} [{f['method']}]: {f['error']}")
+    if status.get("incomplete"):
+        lines.append(f"not open to raters: {s['failed']} stimuli failed. Fix them and rerun run_study with --retry, "
+                     f"or open the study without them with run_study --accept-failures")
     r = status["raters"]
     lines.append("")
     lines.append(f"raters: {r['total']} invited or enrolled, {r['started']} started, {r['completed']} completed; "

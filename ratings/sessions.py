@@ -20,21 +20,25 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from analysis.io import MAX_RESPONSE_MS
+
 from .models import Rater, Rating, Session, SessionItem, Stimulus, Study, StudyDataset
 
 __all__ = [
+    "RESPONSE_SLACK_MS",
     "RatingRefused",
-    "enrol_open",
-    "start_session",
-    "current_item",
-    "advance_calibration",
-    "record_rating",
-    "item_token",
-    "step_token",
-    "current_step",
-    "Step",
-    "completion_code",
     "RecordResult",
+    "Step",
+    "advance_calibration",
+    "completion_code",
+    "current_item",
+    "current_step",
+    "enrol_open",
+    "ensure_open",
+    "item_token",
+    "record_rating",
+    "start_session",
+    "step_token",
 ]
 
 SCORE_LABELS = {1: "Bad", 2: "Poor", 3: "Fair", 4: "Good", 5: "Excellent"}
@@ -59,15 +63,20 @@ def enrol_open(study: Study, external_id: str) -> Rater:
     existing = Rater.objects.filter(study=study, external_id=external_id).first()
     if existing:
         return existing
+    from .studies import next_label_number
+
     try:
         with transaction.atomic():
             Study.objects.select_for_update().get(pk=study.pk)  # serialise label numbering
-            n = Rater.objects.filter(study=study, source=Rater.Source.OPEN).count() + 1
+            n = next_label_number(study, "w")  # not a count: that reuses a label after a deletion
             rater = Rater.objects.create(study=study, label=f"w{n:04d}", source=Rater.Source.OPEN, external_id=external_id)
             Session.objects.create(rater=rater)
             return rater
     except IntegrityError:  # the same worker id enrolled concurrently (double click)
-        return Rater.objects.get(study=study, external_id=external_id)
+        existing = Rater.objects.filter(study=study, external_id=external_id).first()
+        if existing is None:
+            raise  # another constraint: a real error, not a duplicate enrolment
+        return existing
 
 
 # -- building the stored order ---------------------------------------------------------------------
@@ -95,18 +104,27 @@ def _calibration_images(study: Study):
     return images[: study.calibration_images], images[study.calibration_images:]
 
 
-def _stimulus(image, method: str) -> Stimulus:
-    return Stimulus.objects.get(image=image, condition__name=method, state=Stimulus.State.DONE)
-
-
 def build_items(session: Session) -> list[SessionItem]:
-    """The session's items in order: calibration, then test items with repeats and gold mixed in."""
+    """The session's items in order: calibration, then test items with repeats and gold mixed in.
+
+    Only made (DONE) stimuli are shown: a study opened with ``run_study --accept-failures`` has
+    failed ones, which are left out (a calibration pair whose NN or HR version failed, and a gold
+    item whose stimulus failed, are skipped) rather than breaking every rater's session.
+    """
     rater, study = session.rater, session.rater.study
+
+    def made(image, method: str) -> Stimulus | None:
+        return Stimulus.objects.filter(image=image, condition__name=method, state=Stimulus.State.DONE).first()
+
     calibration, gold_images = _calibration_images(study)
     plan: list[tuple[Stimulus, str, int | None]] = []
     for image in calibration:
-        plan.append((_stimulus(image, "nearest"), SessionItem.Kind.CALIBRATION, 1))
-        plan.append((_stimulus(image, "hr"), SessionItem.Kind.CALIBRATION, 5))
+        pair = made(image, "nearest"), made(image, "hr")
+        if None in pair:
+            continue  # the told scores teach the scale only as a matched NN/HR pair
+        plan.append((pair[0], SessionItem.Kind.CALIBRATION, 1))
+        plan.append((pair[1], SessionItem.Kind.CALIBRATION, 5))
+    n_calibration = len(plan)
 
     tests = _test_stimuli(study, rater)
     rng = _rng(study, rater, "order")
@@ -126,13 +144,16 @@ def build_items(session: Session) -> list[SessionItem]:
             body[shown[1]] = (stimulus, SessionItem.Kind.REPEAT, None)
     for k, image in enumerate(gold_images[: study.gold_items]):
         method, expected = ("nearest", 1) if k % 2 == 0 else ("hr", 5)
-        body.insert(rng.randint(0, len(body)), (_stimulus(image, method), SessionItem.Kind.GOLD, expected))
+        gold = made(image, method)
+        at = rng.randint(0, len(body))  # drawn even when skipped: the other items keep their places
+        if gold is not None:
+            body.insert(at, (gold, SessionItem.Kind.GOLD, expected))
     plan.extend(body)
     items = [SessionItem(session=session, position=i, stimulus=s, kind=kind, expected_score=expected)
              for i, (s, kind, expected) in enumerate(plan)]
     created = SessionItem.objects.bulk_create(items)
     # Calibration items come first by construction, so these two counts give every progress figure.
-    session.calibration_items = 2 * len(calibration)
+    session.calibration_items = n_calibration
     session.rated_items = len(body)
     session.save(update_fields=["calibration_items", "rated_items"])
     return created
@@ -146,6 +167,8 @@ def start_session(rater: Rater, *, device_pixel_ratio: float | None = None, view
         session = Session.objects.select_for_update().get(rater=rater)
         if session.state != Session.State.CONSENT:
             return session  # consent given already (another tab, a replay): nothing to do
+        if study.state == Study.State.CLOSED:
+            raise RatingRefused(CLOSED_MESSAGE, 410)
         if study.state != Study.State.READY:
             raise RatingRefused("This study is not open for rating yet: its images are still being made.", 503)
         if not session.items.exists():
@@ -202,7 +225,12 @@ def current_step(session: Session, *, mark_shown: bool = True) -> Step:
 
 
 def _advance(session: Session) -> Step:
-    """Move past the current item; returns the new step (one query, plus the session's update)."""
+    """Move past the current item; returns the new step (one query, plus the updates).
+
+    The next item goes to the browser now (in this answer, or the page it is redirected to), so its
+    ``shown_at`` is set here: rater.js shows it without loading a page, where ``current_step`` would
+    set it. Not when a break comes first: the item is shown when the rater comes back.
+    """
     session.position += 1
     p = session.position
     pair = {i.position: i for i in session.items.select_related("stimulus").filter(position__in=(p, p + 1))}
@@ -214,6 +242,9 @@ def _advance(session: Session) -> Step:
     else:
         session.state = Session.State.CALIBRATION if nxt.kind == SessionItem.Kind.CALIBRATION else Session.State.RATING
     session.save(update_fields=["position", "state", "completed_at", "completion_code"])
+    if nxt is not None and nxt.shown_at is None and not break_due(session):
+        nxt.shown_at = timezone.now()
+        SessionItem.objects.filter(pk=nxt.pk, shown_at__isnull=True).update(shown_at=nxt.shown_at)
     return _step(session, nxt, pair.get(p + 1))
 
 
@@ -236,6 +267,46 @@ def advance_calibration(rater: Rater, position: int) -> Session:
 
 
 # -- ratings ----------------------------------------------------------------------------------------
+CLOSED_MESSAGE = "This study is closed and takes no more ratings; nothing was stored. Thank you for taking part!"
+# How far the browser's response time may exceed the server's (shown_at to answer): the browser shows
+# an item only after the server sent it, so more than this is a timer left running from an older
+# item; the slack covers clock differences between web machines.
+RESPONSE_SLACK_MS = 1000
+
+
+def ensure_open(study_id: int) -> None:
+    """Refuse (HTTP 410 Gone) when the study is closed: its results are final, so nothing is stored.
+
+    Reads the state from the database, not from a ``Study`` loaded earlier in the request.
+    """
+    if Study.objects.filter(pk=study_id, state=Study.State.CLOSED).exists():
+        raise RatingRefused(CLOSED_MESSAGE, 410)
+
+
+def _client_ms(value) -> int | None:
+    try:
+        return None if value in (None, "") else max(0, int(float(value)))
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _response_ms(client_ms: int | None, shown_at, now) -> int | None:
+    """The response time to store, in ms.
+
+    The browser's time (from when the image appeared) is the precise one; the server's (from
+    ``shown_at``, when it sent the item) bounds it and stands in when the browser sends none (no
+    JavaScript). Above ``MAX_RESPONSE_MS`` (a tab left open) it says nothing about the image: missing.
+    """
+    server_ms = None if shown_at is None else max(0, int((now - shown_at).total_seconds() * 1000))
+    if client_ms is None:
+        value = server_ms
+    elif server_ms is None:
+        value = client_ms
+    else:
+        value = min(client_ms, server_ms + RESPONSE_SLACK_MS)
+    return None if value is None or value > MAX_RESPONSE_MS else value
+
+
 def item_token(item: SessionItem) -> str:
     """A signed reference to one item of one rater, carried by the rating form."""
     return signing.dumps([item.session.rater_id, item.position, item.stimulus.public_id], salt="rating-item")
@@ -268,7 +339,8 @@ def record_rating(rater: Rater, token: str, score, response_ms=None) -> RecordRe
     ------
     RatingRefused
         Score outside 1..5, an item of another rater or not in this session, a page that is out
-        of date (the session has moved on, or not yet reached the item), or a finished session.
+        of date (the session has moved on, or not yet reached the item), a finished session, or a
+        closed study (410: its results are final).
         A replay of the same score for an item already rated is not an error: it stores nothing
         and reports ``stored=False``.
     """
@@ -281,11 +353,9 @@ def record_rating(rater: Rater, token: str, score, response_ms=None) -> RecordRe
         raise RatingRefused("Please choose a score from 1 to 5.", 400) from None
     if score not in SCORE_LABELS:
         raise RatingRefused(f"A score must be from 1 to 5; {score} was refused and nothing was stored.", 400)
-    try:
-        response_ms = None if response_ms in (None, "") else max(0, min(int(float(response_ms)), 24 * 3600 * 1000))
-    except (TypeError, ValueError):
-        response_ms = None
+    client_ms = _client_ms(response_ms)
     with transaction.atomic():
+        ensure_open(rater.study_id)
         session = _locked_session(rater)
         item = session.items.select_related("stimulus", "rating").filter(position=position).first()
         if item is None or item.stimulus.public_id != public_id:
@@ -305,6 +375,7 @@ def record_rating(rater: Rater, token: str, score, response_ms=None) -> RecordRe
             raise RatingRefused("Your session is complete; nothing more can be stored.", 410)
         if position != session.position:
             raise RatingRefused("This page is out of date: please continue with the image shown now.", 409)
+        response_ms = _response_ms(client_ms, item.shown_at, timezone.now())
         Rating.objects.create(item=item, rater=rater, stimulus=item.stimulus, score=score, response_ms=response_ms)
         return RecordResult(session, stored=True, step=_advance(session))
 

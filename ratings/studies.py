@@ -8,6 +8,7 @@ so running ``run_study`` twice, or twice at once, creates each row exactly once.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,17 +19,18 @@ from sr_models.datasets import find_dataset, training_image_paths
 from sr_models.inference import sha256_file
 from sr_models.methods import INTERPOLATION_METHODS, shipped_weights
 
-from .models import Condition, Rater, Session, SourceImage, Stimulus, Study, StudyDataset
+from .models import Condition, Rater, Rating, Session, SourceImage, Stimulus, Study, StudyDataset
 from .study_file import REFERENCE_METHOD, StudyConfig
 
 __all__ = [
+    "CALIBRATION_DATASET",
+    "SetupResult",
     "StudyConflict",
     "StudyNotFound",
-    "SetupResult",
-    "create_or_resume_study",
-    "CALIBRATION_DATASET",
     "create_invitations",
+    "create_or_resume_study",
     "get_study",
+    "next_label_number",
 ]
 
 CALIBRATION_DATASET = "calibration"
@@ -72,7 +74,7 @@ def _provenance(name: str, kind: str, config: StudyConfig) -> dict:
     if kind == Condition.Kind.NETWORK:
         try:
             path, card = shipped_weights(name, settings.SR_WEIGHTS_DIR)
-        except Exception as exc:  # reported again, per stimulus, when generation runs
+        except Exception as exc:  # noqa: BLE001 - reported again, per stimulus, when generation runs
             return {"weights": None, "problem": str(exc)}
         return {"weights": path.name, "sha256": card.get("sha256") or sha256_file(path), "model_card": card}
     if kind == Condition.Kind.EXTERNAL:
@@ -85,7 +87,8 @@ def _provenance(name: str, kind: str, config: StudyConfig) -> dict:
 def _check_compatible(study: Study, config: StudyConfig) -> None:
     if study.config_sha256 == config.sha256:
         return
-    has_ratings = study.raters.filter(ratings__isnull=False).exists()
+    n_ratings = Rating.objects.filter(rater__study=study).count()
+    has_ratings = n_ratings > 0
     if study.seed != config.seed and study.raters.exists():
         raise StudyConflict(f"study {study.name!r} already has raters; its seed cannot change "
                             f"({study.seed} -> {config.seed}). Use a new name for a new design.")
@@ -100,6 +103,19 @@ def _check_compatible(study: Study, config: StudyConfig) -> None:
             f"{', '.join(sorted(removed_datasets | removed_methods))}; stimuli are never deleted by run_study "
             f"(delete the study in the admin, or use a new name)"
         )
+    # Sessions drawn before the addition never show the new stimuli, so their MOS would rest on the
+    # later raters only and not be comparable with the others: refuse once anything is rated.
+    added_datasets = set(config.datasets) - set(old["datasets"])
+    added_methods = {
+        f"{ds}/{m}" for ds, methods in config.methods.items() if ds in old["methods"]
+        for m in methods if m not in old["methods"][ds]
+    }
+    if has_ratings and (added_datasets or added_methods):
+        raise StudyConflict(
+            f"study {study.name!r} already has {n_ratings} rating{'s' if n_ratings != 1 else ''}; adding "
+            f"{', '.join(sorted(added_datasets | added_methods))} would give the new stimuli none of the earlier "
+            f"raters' sessions. Use a new study name for the larger design."
+        )
     if has_ratings and old.get("rating") != config.to_json()["rating"]:
         raise StudyConflict(f"study {study.name!r} already has ratings; its [rating] design cannot change")
 
@@ -113,14 +129,14 @@ def create_or_resume_study(config: StudyConfig) -> SetupResult:
         If the study exists and the file would remove or change what has been rated.
     """
     design = config.rating
-    defaults = dict(
-        title=config.title, seed=config.seed, scale=config.scale, config_text=config.text,
-        config=config.to_json(), config_sha256=config.sha256,
-        raters_target=design.raters, calibration_images=design.calibration_images, gold_items=design.gold_items,
-        break_every=design.break_every, assignment=design.assignment,
-        ratings_per_stimulus=design.ratings_per_stimulus, items_per_rater=design.items_per_rater,
-        repeat_dataset=design.repeat_dataset, repeat_method=design.repeat_method, repeat_images=design.repeat_images,
-    )
+    defaults = {
+        "title": config.title, "seed": config.seed, "scale": config.scale, "config_text": config.text,
+        "config": config.to_json(), "config_sha256": config.sha256,
+        "raters_target": design.raters, "calibration_images": design.calibration_images, "gold_items": design.gold_items,
+        "break_every": design.break_every, "assignment": design.assignment,
+        "ratings_per_stimulus": design.ratings_per_stimulus, "items_per_rater": design.items_per_rater,
+        "repeat_dataset": design.repeat_dataset, "repeat_method": design.repeat_method, "repeat_images": design.repeat_images,
+    }
     with transaction.atomic():
         study, created = Study.objects.get_or_create(name=config.name, defaults=defaults)
         study = Study.objects.select_for_update().get(pk=study.pk)  # one setup at a time per study
@@ -154,8 +170,8 @@ def _ensure_conditions(study: Study, config: StudyConfig) -> dict[str, Condition
         kind = _condition_kind(name, config)
         condition, _ = Condition.objects.get_or_create(
             study=study, name=name,
-            defaults=dict(kind=kind, position=position, provenance=_provenance(name, kind, config),
-                          external_dir=str(config.externals[name].dir) if name in config.externals else ""),
+            defaults={"kind": kind, "position": position, "provenance": _provenance(name, kind, config),
+                      "external_dir": str(config.externals[name].dir) if name in config.externals else ""},
         )
         out[name] = condition
     return out
@@ -163,7 +179,7 @@ def _ensure_conditions(study: Study, config: StudyConfig) -> dict[str, Condition
 
 def _ensure_dataset(study: Study, name: str, folder: str, role: str, position: int) -> StudyDataset:
     dataset, _ = StudyDataset.objects.get_or_create(
-        study=study, name=name, defaults=dict(folder=folder, role=role, position=position)
+        study=study, name=name, defaults={"folder": folder, "role": role, "position": position}
     )
     return dataset
 
@@ -184,8 +200,8 @@ def _ensure_test_images(dataset: StudyDataset, config: StudyConfig) -> None:
     for pair in ds:
         with Image.open(pair.hr_path) as img:
             width, height = img.size
-        entries.append(dict(name=pair.name, hr_path=str(pair.hr_path), lr_path=str(pair.lr_path),
-                            hr_sha256=sha256_file(pair.hr_path), width=width, height=height))
+        entries.append({"name": pair.name, "hr_path": str(pair.hr_path), "lr_path": str(pair.lr_path),
+                        "hr_sha256": sha256_file(pair.hr_path), "width": width, "height": height})
     _image_rows(dataset, entries)
 
 
@@ -207,8 +223,8 @@ def _ensure_calibration(study: Study, config: StudyConfig, conditions: dict[str,
         with Image.open(path) as img:
             width, height = img.size
         # HR is cropped to a multiple of the scale when the stimulus is made, as benchmark files are.
-        entries.append(dict(name=image_name(path), hr_path=str(path), lr_path="", hr_sha256=sha256_file(path),
-                            width=width - width % config.scale, height=height - height % config.scale))
+        entries.append({"name": image_name(path), "hr_path": str(path), "lr_path": "", "hr_sha256": sha256_file(path),
+                        "width": width - width % config.scale, "height": height - height % config.scale})
     _image_rows(dataset, entries)
 
 
@@ -222,13 +238,25 @@ def _ensure_stimuli(study: Study) -> None:
     Stimulus.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
 
 
+def next_label_number(study: Study, prefix: str) -> int:
+    """1 + the highest number of the study's labels ``<prefix><digits>`` (0 when none).
+
+    A count of raters would reuse a label after a deletion and hit the unique label constraint.
+    The caller holds the study's row lock, so two callers never get the same number.
+    """
+    pattern = re.compile(rf"{re.escape(prefix)}(\d+)")
+    numbers = [int(m.group(1)) for label in study.raters.filter(label__startswith=prefix).values_list("label", flat=True)
+               if (m := pattern.fullmatch(label))]
+    return max(numbers, default=0) + 1
+
+
 def create_invitations(study: Study, count: int) -> list[Rater]:
-    """Create ``count`` invited raters labelled r001, r002, ... after the existing ones."""
+    """Create ``count`` invited raters labelled r001, r002, ... after the highest existing label."""
     with transaction.atomic():
         Study.objects.select_for_update().get(pk=study.pk)  # serialise label numbering
-        existing = study.raters.filter(source=Rater.Source.INVITATION).count()
+        first = next_label_number(study, "r")
         raters = []
-        for k in range(existing + 1, existing + count + 1):
+        for k in range(first, first + count):
             rater = Rater.objects.create(study=study, label=f"r{k:03d}", source=Rater.Source.INVITATION)
             Session.objects.create(rater=rater)
             raters.append(rater)

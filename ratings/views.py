@@ -3,7 +3,6 @@ renders; everything that changes state is in :mod:`ratings.sessions`."""
 
 from __future__ import annotations
 
-
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -141,6 +140,10 @@ def rate(request, token):
         return _go_on(rater)
     if rater.session.state != Session.State.RATING:
         return _go_on(rater)
+    try:
+        sessions.ensure_open(rater.study_id)  # no rating form for a study that takes no ratings
+    except sessions.RatingRefused as exc:
+        return _refused(request, None, exc)  # no Continue link: there is nowhere to go
     step = sessions.current_step(rater.session)
     return render(request, "ratings/rate.html", {
         **_step_context(rater, step), "item_token": sessions.step_token(step), "scores": sessions.SCORE_LABELS.items(),

@@ -117,9 +117,9 @@ def test_a_rater_joins_calibrates_rates_everything_reloads_and_finishes(page_fac
             shot(page, "03-after-reload")
         expect(page.get_by_role("button", name="1 Bad")).to_be_enabled()
         if k % 2 == 0:
-            rate_and_wait(page, lambda: page.keyboard.press(str(score)), k + 1)
+            rate_and_wait(page, lambda s=score: page.keyboard.press(str(s)), k + 1)
         else:
-            rate_and_wait(page, lambda: page.get_by_role("button", name=re.compile(rf"^{score} ")).click(), k + 1)
+            rate_and_wait(page, lambda s=score: page.get_by_role("button", name=re.compile(rf"^{s} ")).click(), k + 1)
         sent.append(score)
     page.wait_for_url("**/done/")
     shot(page, "04-done")
@@ -199,3 +199,42 @@ def test_keyboard_focus_order_reaches_the_buttons_in_order(page_factory, live_se
         page.keyboard.press("Tab")
         names.append(page.evaluate("document.activeElement.textContent.trim()"))
     assert names == ["1 Bad", "2 Poor", "3 Fair", "4 Good", "5 Excellent"]
+
+
+# Safari before 15.4 has no SubmitEvent.submitter: the submit handler is not told which button was used.
+NO_SUBMITTER = "delete SubmitEvent.prototype.submitter;"
+
+SUBMIT_WITHOUT_SUBMITTER = """(value) => {
+    const form = document.getElementById("rating-form");
+    const button = form.querySelector(`button[value="${value}"]`);
+    const hold = (e) => e.preventDefault();  // the click alone must not submit
+    document.addEventListener("click", hold);
+    button.click();
+    document.removeEventListener("click", hold);
+    form.dispatchEvent(new SubmitEvent("submit", {bubbles: true, cancelable: true}));
+}"""
+
+
+def test_scores_are_sent_in_browsers_without_event_submitter(page_factory, live_server, study):
+    rater = studies.create_invitations(study, 1)[0]
+    page = page_factory()
+    page.add_init_script(NO_SUBMITTER)
+    start(page, live_server, rater)
+    assert page.evaluate("'submitter' in SubmitEvent.prototype") is False
+    while "/calibrate/" in page.url:
+        with page.expect_navigation():
+            page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/rate/")
+    expect(page.get_by_role("button", name="1 Bad")).to_be_enabled()
+    page.wait_for_timeout(1200)
+    # A submit event without submitter after a click on "2 Poor", by script.
+    rate_and_wait(page, lambda: page.evaluate(SUBMIT_WITHOUT_SUBMITTER, "2"), 1)
+    expect(page.get_by_role("button", name="1 Bad")).to_be_enabled()
+    page.wait_for_timeout(300)
+    rate_and_wait(page, lambda: page.get_by_role("button", name="5 Excellent").click(), 2)  # mouse
+    expect(page.get_by_role("button", name="1 Bad")).to_be_enabled()
+    rate_and_wait(page, lambda: page.keyboard.press("3"), 3)  # the keys click the button
+    ratings = list(Rating.objects.filter(rater=rater).order_by("item__position").values_list("score", "response_ms"))
+    assert [score for score, _ in ratings] == [2, 5, 3]
+    # Each response time counts from when its own image appeared (the second one is not 1.5 s).
+    assert ratings[0][1] >= 1200 and 300 <= ratings[1][1] < 1200

@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 
 import pytest
 from django.core.management import CommandError, call_command
 
-from ratings.models import Rater, Stimulus
+from ratings import sessions, studies
+from ratings.models import Rater, Rating, Session, Stimulus, Study
 
 pytestmark = pytest.mark.django_db
 
@@ -72,3 +74,66 @@ def test_invite_raters_prints_one_link_per_line(study_file, media_root, weights_
     assert set(Rater.objects.filter(label__in=["r003", "r004", "r005"]).values_list("token", flat=True)) == set(tokens)
     with pytest.raises(CommandError, match="at least 1"):
         run("invite_raters", "cmd", "--count", "0")
+
+
+def external_study(tmp_path, datasets_root, truncate="img_004"):
+    """A study file with an external method whose image ``truncate`` is damaged (its stimulus fails)."""
+    folder = tmp_path / "SRCNN"
+    folder.mkdir()
+    for hr in sorted((datasets_root / "Set5" / "x4").glob("*_HR.png")):
+        shutil.copy(hr, folder / hr.name.replace("_HR", "_SRCNN"))
+    bad = folder / f"{truncate}_SRF_4_SRCNN.png"
+    bad.write_bytes(bad.read_bytes()[:2000])
+    path = tmp_path / "ext.toml"
+    path.write_text(f"""name = "ext"
+seed = 3
+datasets = ["Set5"]
+methods = ["bicubic", {{name = "SRCNN", dir = "{folder}"}}]
+[rating]
+calibration_images = 0
+""")
+    return path
+
+
+def test_run_study_with_failures_leaves_the_study_closed_until_they_are_accepted(tmp_path, datasets_root, media_root):
+    path = external_study(tmp_path, datasets_root)
+    out = run("run_study", str(path))
+    assert "stimuli: 9 done, 0 to do, 1 failed" in out
+    assert "study ext (incomplete: failed stimuli, not open to raters, seed 3)" in out
+    assert "--accept-failures" in out
+    assert Study.objects.get(name="ext").state == Study.State.GENERATING
+    assert "incomplete" in run("study_status", "ext")
+    assert json.loads(run("study_status", "ext", "--json"))["incomplete"] is True
+
+    accepted = run("run_study", str(path), "--accept-failures")
+    assert "study ext is open to raters without these 1 failed stimuli" in accepted
+    assert "excluded Set5/img_004 [SRCNN]" in accepted
+    assert "study ext (ready, seed 3)" in accepted
+    study = Study.objects.get(name="ext")
+    assert study.state == Study.State.READY
+    session = sessions.start_session(studies.create_invitations(study, 1)[0])
+    assert not session.items.filter(stimulus__state=Stimulus.State.FAILED).exists()
+    assert session.items.count() == 9
+
+
+def rate_one(study):
+    """One real rating, through the rater's session."""
+    rater = study.raters.order_by("label").first()
+    session = sessions.start_session(rater)
+    while session.state == Session.State.CALIBRATION:
+        session = sessions.advance_calibration(rater, session.position)
+    item = sessions.current_item(session)
+    assert sessions.record_rating(rater, sessions.item_token(item), 4).stored
+
+
+def test_adding_methods_or_datasets_after_ratings_is_refused(study_file, media_root, weights_dir):
+    run("run_study", str(study_file(STUDY)))
+    rate_one(Study.objects.get(name="cmd"))
+    more_methods = study_file(STUDY.replace('"hr"]', '"hr", "srresnet-mse"]'), "more.toml")
+    with pytest.raises(CommandError, match=r"study 'cmd' already has 1 rating; adding Set5/srresnet-mse"):
+        run("run_study", str(more_methods))
+    more_datasets = study_file(STUDY.replace('["Set5"]', '["Set5", "Set14"]'), "bigger.toml")
+    with pytest.raises(CommandError, match=r"study 'cmd' already has 1 rating; adding Set14"):
+        run("run_study", str(more_datasets))
+    assert Stimulus.objects.count() == 17 and Rating.objects.count() == 1
+    assert "resumed study cmd: 17 stimuli (0 new)" in run("run_study", str(study_file(STUDY)))

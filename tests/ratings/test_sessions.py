@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from ratings import generation, sessions, studies
 from ratings.models import Rater, Rating, Session, SessionItem, Study
@@ -29,10 +32,10 @@ def skip_calibration(rater):
     return session
 
 
-def rate_current(rater, score=3):
+def rate_current(rater, score=3, response_ms=234):
     session = Session.objects.get(rater=rater)
     item = sessions.current_item(session)
-    return sessions.record_rating(rater, sessions.item_token(item), score, 1234)
+    return sessions.record_rating(rater, sessions.item_token(item), score, response_ms)
 
 
 # -- the stored order ------------------------------------------------------------------------------
@@ -119,7 +122,8 @@ def test_a_whole_session(rating_study):
         n += 1
     assert n == 19 and Rating.objects.filter(rater=rater).count() == 19
     assert len(session.completion_code) == 10 and session.completion_code == sessions.completion_code(rater)
-    assert set(Rating.objects.filter(rater=rater).values_list("response_ms", flat=True)) == {1234}
+    # The browser's times are kept (each within what the server could have seen).
+    assert set(Rating.objects.filter(rater=rater).values_list("response_ms", flat=True)) == {234}
 
 
 @pytest.mark.parametrize("score", [0, 6, -1, "x", "", None, "3.5"])
@@ -248,3 +252,69 @@ def test_concurrent_submissions_of_the_same_item_store_one_rating(rating_study):
     assert Session.objects.get(rater=rater).position == 5  # moved on exactly once
     if stored_score == 4:
         assert results.count(False) == 2 and errors == [409]
+
+
+def test_a_closed_study_takes_no_more_ratings(rating_study):
+    rater = started(rating_study)
+    skip_calibration(rater)
+    token = sessions.item_token(sessions.current_item(Session.objects.get(rater=rater)))
+    Study.objects.filter(pk=rating_study.pk).update(state=Study.State.CLOSED)
+    with pytest.raises(sessions.RatingRefused, match="study is closed") as info:
+        sessions.record_rating(rater, token, 4)  # the rater object still holds the study as it was
+    assert info.value.status == 410
+    assert Rating.objects.count() == 0
+    assert Session.objects.get(rater=rater).position == 4  # did not move on
+
+
+def test_a_closed_study_refuses_consent_as_closed(rating_study):
+    rater = studies.create_invitations(rating_study, 1)[0]
+    Study.objects.filter(pk=rating_study.pk).update(state=Study.State.CLOSED)
+    with pytest.raises(sessions.RatingRefused, match="study is closed") as info:
+        sessions.start_session(rater)
+    assert info.value.status == 410
+
+
+def _response_ms(item_pk):
+    return Rating.objects.get(item_id=item_pk).response_ms
+
+
+def test_response_times_count_from_when_each_item_was_shown(rating_study):
+    """Items after the first reach the browser in the previous rating's answer (no page load): the
+    server notes when it sent each one, so a time it measures or bounds is that item's alone."""
+    rater = started(rating_study)
+    skip_calibration(rater)
+    first = sessions.current_item(Session.objects.get(rater=rater))  # the page load shows it
+    time.sleep(0.6)
+    result = sessions.record_rating(rater, sessions.item_token(first), 3)  # no JavaScript: no browser time
+    assert 600 <= _response_ms(first.pk) < 3000
+    second = result.step.item
+    assert second.shown_at is not None and SessionItem.objects.get(pk=second.pk).shown_at is not None
+    time.sleep(0.2)
+    result = sessions.record_rating(rater, sessions.step_token(result.step), 4)
+    assert 200 <= _response_ms(second.pk) < 800  # not the first item's 600 ms as well
+    # A browser whose timer still runs from an older item cannot claim more than the server saw.
+    third = result.step.item
+    time.sleep(0.1)
+    sessions.record_rating(rater, sessions.step_token(result.step), 2, 600_000)
+    assert 100 <= _response_ms(third.pk) < 100 + sessions.RESPONSE_SLACK_MS + 700
+
+
+def test_no_shown_time_is_set_during_a_break(rating_study):
+    Study.objects.filter(pk=rating_study.pk).update(break_every=1)
+    rater = started(rating_study)
+    skip_calibration(rater)
+    result = rate_current(rater)
+    assert sessions.break_due(result.session)
+    nxt = SessionItem.objects.get(session__rater=rater, position=result.session.position)
+    assert nxt.shown_at is None  # the break may last long; the item is shown when the rater comes back
+    shown = sessions.current_step(Session.objects.get(rater=rater)).item
+    assert shown.pk == nxt.pk and SessionItem.objects.get(pk=nxt.pk).shown_at is not None
+
+
+def test_response_times_over_an_hour_are_stored_as_missing(rating_study):
+    rater = started(rating_study)
+    skip_calibration(rater)
+    item = sessions.current_item(Session.objects.get(rater=rater))
+    SessionItem.objects.filter(pk=item.pk).update(shown_at=timezone.now() - timedelta(hours=2))
+    sessions.record_rating(rater, sessions.item_token(item), 3, 2 * 3600 * 1000)
+    assert _response_ms(item.pk) is None  # a tab left open says nothing about the image

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from ratings import generation, sessions, studies
-from ratings.models import Rater, Rating, Session, Stimulus
+from ratings.models import Rater, Rating, Session, Stimulus, Study
 from ratings.study_file import parse_study_file
 
 from .conftest import RATING_STUDY
@@ -187,3 +187,21 @@ def test_fetch_submission_of_the_last_item_redirects_to_the_end(client, rater):
                            HTTP_X_RATING_CLIENT="fetch").json()
         session.refresh_from_db()
     assert data["redirect"] == f"/r/{rater.token}/done/"
+
+
+def test_a_closed_study_answers_410_gone_and_stores_nothing(client, study, rater):
+    to_rating(client, rater)
+    page = client.get(f"/r/{rater.token}/rate/").content.decode()
+    token = re.search(r'name="item" value="([^"]+)"', page).group(1)
+    study.state = Study.State.CLOSED
+    study.save(update_fields=["state"])
+    response = client.post(f"/r/{rater.token}/rate/", {"item": token, "score": "4", "response_ms": "900"},
+                           HTTP_X_RATING_CLIENT="fetch")
+    assert response.status_code == 410
+    data = response.json()
+    assert data["ok"] is False and "study is closed" in data["message"] and "nothing was stored" in data["message"]
+    plain = client.post(f"/r/{rater.token}/rate/", {"item": token, "score": "4"})  # no JavaScript
+    assert plain.status_code == 410 and b"study is closed" in plain.content
+    assert Rating.objects.count() == 0
+    again = client.get(f"/r/{rater.token}/rate/")  # the rater's Continue link: no rating form
+    assert again.status_code == 410 and b'id="rating-form"' not in again.content

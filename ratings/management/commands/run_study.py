@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from ratings import generation, progress, studies
-from ratings.models import Stimulus
+from ratings.models import Stimulus, Study
 from ratings.study_file import StudyFileError, load_study_file
 
 
@@ -23,6 +23,8 @@ class Command(BaseCommand):
         parser.add_argument("--addrport", default="127.0.0.1:8000", help="with --serve (default 127.0.0.1:8000)")
         parser.add_argument("--retry", action="store_true",
                             help="also re-send failed stimuli and ones left queued/running by an earlier run")
+        parser.add_argument("--accept-failures", action="store_true",
+                            help="open the study to raters even though some stimuli failed; sessions leave those out")
         parser.add_argument("--no-wait", action="store_true", help="enqueue and return without waiting for workers")
         parser.add_argument("--timeout", type=float, default=0, help="give up waiting after this many seconds (0: never)")
 
@@ -41,7 +43,7 @@ class Command(BaseCommand):
         eager = generation.tasks_run_in_process()
         total = study.stimuli.count()
         bar = tqdm(total=total, desc="stimuli", unit="img", disable=opts["verbosity"] == 0, file=self.stderr._out)
-        finished = lambda: study.stimuli.filter(state__in=[Stimulus.State.DONE, Stimulus.State.FAILED]).count()  # noqa: E731
+        finished = lambda: study.stimuli.filter(state__in=[Stimulus.State.DONE, Stimulus.State.FAILED]).count()
         bar.update(finished())
         claims: list[tuple[int, str]] = []
         try:
@@ -58,15 +60,17 @@ class Command(BaseCommand):
             if not opts["no_wait"]:
                 self._wait(study, bar, finished, opts["timeout"])
         bar.close()
-        generation.refresh_study_state(study.pk)
+        generation.refresh_study_state(study.pk, accept_failures=opts["accept_failures"])
         study.refresh_from_db()
         status = progress.study_status(study)
         self.stdout.write(progress.format_status(status))
+        if opts["accept_failures"]:
+            self._report_accepted(study, status)
         stuck = status["stimuli"]["queued"] + status["stimuli"]["running"]
         if eager and stuck:
             self.stdout.write(f"{stuck} stimuli were claimed by another run_study that is still running or "
                               f"was killed; if none is running, rerun with --retry")
-        if status["stimuli"]["failed"]:
+        if status["stimuli"]["failed"] and not opts["accept_failures"]:
             self.stdout.write("fix the inputs named above and rerun with --retry to make the failed stimuli again")
         self._print_join_instructions(study, opts["addrport"])
         if opts["serve"]:
@@ -84,6 +88,19 @@ class Command(BaseCommand):
                 raise CommandError(f"gave up after {timeout:.0f} s with {bar.total - done} stimuli unfinished; "
                                    f"are workers consuming the cpu and gpu queues? (study_status {study.name})")
             time.sleep(1.0)
+
+    def _report_accepted(self, study, status):
+        todo = status["stimuli"]["pending"] + status["stimuli"]["queued"] + status["stimuli"]["running"]
+        if todo:
+            self.stdout.write(f"--accept-failures: {todo} stimuli are still to do, so the study is not opened yet; "
+                              f"rerun with --accept-failures once they are finished")
+            return
+        excluded = generation.failed_stimuli(study)
+        if excluded and study.state == Study.State.READY:
+            self.stdout.write(f"--accept-failures: study {study.name} is open to raters without these "
+                              f"{len(excluded)} failed stimuli (left out of every session):")
+            for name in excluded:
+                self.stdout.write(f"  excluded {name}")
 
     def _print_join_instructions(self, study, addrport):
         base = f"http://{addrport}"

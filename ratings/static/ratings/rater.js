@@ -123,11 +123,19 @@
   }
 
   document.querySelectorAll("form[data-guard]").forEach(function (form) {
+    // Browsers without SubmitEvent.submitter (Safari before 15.4) do not say which button submitted
+    // the form: remember the last one clicked (mouse, keyboard or the keys 1-5, which click it).
+    var clicked = null;
+    form.addEventListener("click", function (event) {
+      var button = event.target.closest ? event.target.closest("button") : null;
+      if (button && button.type === "submit" && form.contains(button)) clicked = button;
+    });
     form.addEventListener("submit", function (event) {
+      var button = event.submitter || clicked;
+      clicked = null;
       if (blocked || busy) { event.preventDefault(); return; }
       if (form.hasAttribute("data-fetch") && window.fetch && window.FormData) {
         event.preventDefault();
-        var button = event.submitter;
         if (button && button.value) sendScore(form, button.value);
         return;
       }

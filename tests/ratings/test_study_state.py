@@ -1,0 +1,88 @@
+"""When a study opens to raters (every stimulus made, or failures accepted), and rater labels."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from ratings import generation, progress, sessions, studies
+from ratings.models import Rater, SessionItem, SourceImage, Stimulus, Study, StudyDataset
+from ratings.study_file import parse_study_file
+
+from .conftest import RATING_STUDY
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def study_with_failures(datasets_root, media_root, tmp_path):
+    """RATING_STUDY where one test image, one calibration image and the first gold image lost their HR file."""
+    study = studies.create_or_resume_study(parse_study_file(RATING_STUDY, "r.toml", datasets_root=datasets_root)).study
+    calibration = list(StudyDataset.objects.get(study=study, role=StudyDataset.Role.CALIBRATION).images.order_by("pk"))
+    gone = [calibration[0], calibration[study.calibration_images],
+            SourceImage.objects.get(dataset__study=study, dataset__name="Set5", name="img_002")]
+    for image in gone:
+        SourceImage.objects.filter(pk=image.pk).update(hr_path=str(tmp_path / f"moved-{image.name}.png"))
+    generation.enqueue_pending(study)
+    study.refresh_from_db()
+    return study
+
+
+def test_a_study_with_failed_stimuli_is_not_opened_to_raters(study_with_failures):
+    study = study_with_failures
+    failed = Stimulus.objects.filter(study=study, state=Stimulus.State.FAILED)
+    assert failed.count() == 3 + 2 + 2  # img_002 x 3 methods, two calibration images x {nearest, hr}
+    assert "no such file" in failed.first().error
+    assert study.state == Study.State.GENERATING
+    assert generation.refresh_study_state(study.pk) == Study.State.GENERATING
+    status = progress.study_status(study)
+    assert status["incomplete"] and status["stimuli"]["failed"] == 7
+    text = progress.format_status(status)
+    assert "(incomplete: failed stimuli, not open to raters" in text and "--accept-failures" in text
+    rater = studies.create_invitations(study, 1)[0]
+    with pytest.raises(sessions.RatingRefused):
+        sessions.start_session(rater)
+
+
+def test_accepting_failures_opens_the_study_and_sessions_leave_the_failed_stimuli_out(study_with_failures):
+    study = study_with_failures
+    assert generation.refresh_study_state(study.pk, accept_failures=True) == Study.State.READY
+    assert generation.failed_stimuli(study)[:3] == ["Set5/img_002 [nearest]", "Set5/img_002 [bicubic]",
+                                                    "Set5/img_002 [hr]"]
+    rater = studies.create_invitations(study, 1)[0]
+    session = sessions.start_session(rater)  # calibration and gold stimuli that failed do not raise
+    items = list(SessionItem.objects.filter(session=session).select_related("stimulus"))
+    assert {i.stimulus.state for i in items} == {Stimulus.State.DONE}
+    kinds = Counter(i.kind for i in items)
+    # One calibration pair of two, 12 of 15 test stimuli, both repeats (img_001, img_003), one gold item of two.
+    assert kinds == {"calibration": 2, "test": 12, "repeat": 2, "gold": 1}
+    session.refresh_from_db()
+    assert (session.calibration_items, session.rated_items) == (2, 15)
+    assert [i.kind for i in items[:2]] == ["calibration", "calibration"]
+    assert [i.expected_score for i in items[:2]] == [1, 5]
+
+
+def test_a_study_opens_only_when_every_stimulus_is_done(rating_study):
+    assert rating_study.state == Study.State.READY
+    assert not progress.study_status(rating_study)["incomplete"]
+
+
+# -- rater labels ------------------------------------------------------------------------------------
+def test_invitation_labels_continue_after_the_highest_even_after_a_deletion(rating_study):
+    assert [r.label for r in studies.create_invitations(rating_study, 3)] == ["r001", "r002", "r003"]
+    Rater.objects.get(study=rating_study, label="r002").delete()
+    assert [r.label for r in studies.create_invitations(rating_study, 2)] == ["r004", "r005"]
+    assert studies.next_label_number(rating_study, "r") == 6
+
+
+def test_open_enrolment_labels_continue_after_the_highest_even_after_a_deletion(rating_study):
+    assert sessions.enrol_open(rating_study, "W1").label == "w0001"
+    assert sessions.enrol_open(rating_study, "W2").label == "w0002"
+    Rater.objects.get(study=rating_study, label="w0001").delete()
+    third = sessions.enrol_open(rating_study, "W3")
+    assert third.label == "w0003" and third.external_id == "W3"
+    # A label taken by an imported rater is skipped too; the same worker id still gets its own rater.
+    Rater.objects.create(study=rating_study, label="w0007", source=Rater.Source.IMPORTED)
+    assert sessions.enrol_open(rating_study, "W4").label == "w0008"
+    assert sessions.enrol_open(rating_study, "W3") == third
