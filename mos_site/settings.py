@@ -8,6 +8,8 @@ benchmark images from ``../shared/datasets``. Production sets ``DATABASE_URL`` (
 from __future__ import annotations
 
 import os
+import secrets
+import tempfile
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -58,15 +60,58 @@ def env_path(name: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
+def local_secret_key(path: Path) -> str:
+    """A random key made on the first start and kept in ``path`` (mode 0o600) for later ones.
+
+    A fixed key in the code would let anyone forge signed rating forms and sessions. Written to a
+    temporary file and linked into place, so processes starting together (server, workers) all
+    read one complete key.
+    """
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")  # mode 0o600
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_urlsafe(50) + "\n")
+                try:
+                    os.link(tmp, path)  # fails if another process made it first: then use theirs
+                except FileExistsError:
+                    pass
+            finally:
+                os.unlink(tmp)
+        key = path.read_text().strip()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"the secret key file {path} cannot be made or read ({exc}); "
+                                   f"set SECRET_KEY or SECRET_KEY_FILE") from None
+    if len(key) < 32:
+        raise ImproperlyConfigured(f"the secret key file {path} holds no usable key: delete it to make a new one")
+    return key
+
+
 DEBUG = env_bool("DEBUG", False)
+VAR_DIR = env_path("VAR_DIR", BASE_DIR / "var")
 SECRET_KEY = env_secret("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG and env_str("DATABASE_URL"):
-        raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) must be set in production")
-    # First-run default: stable per checkout, never used where DATABASE_URL points at a server.
-    SECRET_KEY = "insecure-local-only-" + str(BASE_DIR).encode().hex()[:32]
+        raise ImproperlyConfigured(
+            "SECRET_KEY (or SECRET_KEY_FILE) must be set when DATABASE_URL is: every web and worker machine "
+            "needs the same secret key (generate one with: python -c 'import secrets; print(secrets.token_urlsafe(50))')"
+        )
+    # Local use (SQLite, or DEBUG): a random key of this checkout's own, made once.
+    SECRET_KEY = local_secret_key(VAR_DIR / "secret_key")
 ALLOWED_HOSTS = [h.strip() for h in env_str("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+# Behind a proxy that ends HTTPS (nginx, a load balancer): trust its X-Forwarded-Proto header, so that
+# request.is_secure() and absolute URLs say https. Only set it when that proxy sets (and overwrites) the
+# header, or clients could claim HTTPS themselves.
+SR_BEHIND_HTTPS_PROXY = env_bool("SR_BEHIND_HTTPS_PROXY", False)
+if SR_BEHIND_HTTPS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Session and CSRF cookies only over HTTPS (default: on behind an HTTPS proxy).
+SR_SECURE_COOKIES = env_bool("SR_SECURE_COOKIES", SR_BEHIND_HTTPS_PROXY)
+SESSION_COOKIE_SECURE = SR_SECURE_COOKIES
+CSRF_COOKIE_SECURE = SR_SECURE_COOKIES
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -110,8 +155,6 @@ TEMPLATES = [
 ]
 
 WSGI_APPLICATION = "mos_site.wsgi.application"
-
-VAR_DIR = env_path("VAR_DIR", BASE_DIR / "var")
 
 _database_url = env_str("DATABASE_URL")
 if _database_url:
