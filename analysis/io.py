@@ -19,6 +19,7 @@ import csv
 import io as _io
 import os
 import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,12 +27,22 @@ import pandas as pd
 
 from analysis._frames import KINDS, STIMULUS_KEY, require_columns, test_rows
 
-__all__ = ["RatingsFileError", "read_ratings_csv", "ratings_csv_frame", "sureal_dataset_text"]
+__all__ = [
+    "MAX_RESPONSE_MS",
+    "RatingsFileError",
+    "RatingsFileWarning",
+    "ratings_csv_frame",
+    "read_ratings_csv",
+    "sureal_dataset_text",
+]
 
 REQUIRED = ("rater", "dataset", "image", "method", "score")
 OPTIONAL = ("created_at", "kind", "expected_score", "response_ms", "position")
 _INT = re.compile(r"^[+-]?\d+$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]|$)")
+# A response time above an hour is a rater who left and came back, not time spent judging the image:
+# kept, it would dominate every mean and spread of response times, so it counts as missing.
+MAX_RESPONSE_MS = 3_600_000
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,10 @@ class LineError:
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.reason}"
+
+
+class RatingsFileWarning(UserWarning):
+    """A ratings file that was read, with values set aside (e.g. response times above an hour)."""
 
 
 class RatingsFileError(ValueError):
@@ -80,6 +95,7 @@ def read_ratings_csv(source) -> pd.DataFrame:
         ``rater_id, dataset, image, method, score`` (int), plus those of ``created_at``
         (UTC timestamps), ``kind``, ``expected_score``, ``response_ms`` and ``position`` present in
         the header, plus ``line`` (the record's line number), in file order.
+        ``frame.attrs["response_ms_dropped"]`` counts the response times set to NaN (see Notes).
 
     Raises
     ------
@@ -101,6 +117,8 @@ def read_ratings_csv(source) -> pd.DataFrame:
       integer ``expected_score`` from 1 to 5; other records may leave it empty.
     * ``created_at`` is empty or an ISO 8601 timestamp (naive times are taken as UTC);
       ``response_ms`` is empty or a non-negative number; ``position`` is empty or a positive integer.
+      A ``response_ms`` above ``MAX_RESPONSE_MS`` (one hour) becomes NaN, with one
+      ``RatingsFileWarning`` giving the count and the lines.
     * Duplicates: a rater may have at most one record of each kind per (dataset, image, method).
       A second presentation of a test item must be marked ``kind = repeat`` and needs the
       corresponding test record; anything else is reported as a duplicate of the earlier line.
@@ -148,6 +166,7 @@ def read_ratings_csv(source) -> pd.DataFrame:
             handle.close()
 
     rows = []
+    too_long: list[int] = []
     seen: dict[tuple, int] = {}
     test_keys: set[tuple] = set()
     repeats: list[tuple[tuple, int]] = []
@@ -184,6 +203,9 @@ def read_ratings_csv(source) -> pd.DataFrame:
                 ok = False
             if not ok:
                 problems.append(f"response_ms {response!r} is not a non-negative number")
+            elif float(response) > MAX_RESPONSE_MS:
+                rec["response_ms"] = ""
+                too_long.append(line)
         position = rec.get("position", "")
         if position and (not _INT.match(position) or int(position) < 1):
             problems.append(f"position {position!r} is not a positive integer")
@@ -210,7 +232,17 @@ def read_ratings_csv(source) -> pd.DataFrame:
             errors.append(LineError(line, reason))
     if errors:
         raise RatingsFileError(name, errors)
-    return _typed_frame(rows, header)
+    frame = _typed_frame(rows, header)
+    frame.attrs["response_ms_dropped"] = len(too_long)
+    if too_long:
+        shown = ", ".join(map(str, too_long[:10])) + (", ..." if len(too_long) > 10 else "")
+        warnings.warn(
+            f"{name}: {len(too_long)} response_ms value(s) above {MAX_RESPONSE_MS} ms (one hour) treated as "
+            f"missing (line(s) {shown})",
+            RatingsFileWarning,
+            stacklevel=2,
+        )
+    return frame
 
 
 def _typed_frame(rows: list[dict], header: list[str]) -> pd.DataFrame:

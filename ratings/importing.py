@@ -10,6 +10,7 @@ folder) are linked to their HR files so their stimuli can be made and measured l
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,11 @@ from sr_models.methods import INTERPOLATION_METHODS, NETWORK_METHODS
 from .models import Condition, Rater, Rating, Session, SessionItem, SourceImage, Stimulus, Study, StudyDataset
 from .study_file import REFERENCE_METHOD
 
-__all__ = ["ImportResult", "import_ratings"]
+__all__ = ["ImportResult", "StudyNameError", "check_study_name", "import_ratings"]
+
+# What a Study.name (a SlugField) holds: it becomes part of URLs (/studies/<name>/) and folder names.
+_STUDY_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_STUDY_NAME_MAX = Study._meta.get_field("name").max_length
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,26 @@ class ImportResult:
     created: bool
     raters: int
     ratings: int
+    response_ms_dropped: int = 0  # response times above an hour, stored as missing
+
+
+class StudyNameError(RatingsFileError):
+    """A study name that is not a slug. A ``RatingsFileError`` (with no line errors) so that callers
+    that report a bad import, like the ``import_ratings`` command, report this one too."""
+
+    def __init__(self, name: str, reason: str):
+        ValueError.__init__(self, f"study name {name!r} {reason}")
+        self.source, self.errors = name, []
+
+
+def check_study_name(name: str) -> str:
+    """``name`` if it can name a study; raises :class:`StudyNameError` before anything is read."""
+    if not _STUDY_NAME.match(name or ""):
+        raise StudyNameError(name, "is not valid: use only letters, digits, '-' and '_' (no spaces or "
+                                   "dots); it becomes part of URLs and folder names")
+    if len(name) > _STUDY_NAME_MAX:
+        raise StudyNameError(name, f"is too long ({len(name)} characters; at most {_STUDY_NAME_MAX})")
+    return name
 
 
 def _kind_of(method: str) -> str:
@@ -118,9 +143,12 @@ def import_ratings(path: str | Path, study_name: str) -> ImportResult:
 
     Raises
     ------
+    StudyNameError
+        ``study_name`` is not a slug (letters, digits, ``-``, ``_``); nothing is read or stored.
     analysis.io.RatingsFileError
         Listing every malformed or inconsistent line; nothing is stored.
     """
+    check_study_name(study_name)
     frame = read_ratings_csv(path)
     digest = sha256_file(path)
     with transaction.atomic():
@@ -158,4 +186,5 @@ def import_ratings(path: str | Path, study_name: str) -> ImportResult:
                 for item, r in zip(items, rows.itertuples())
             ], batch_size=2000)
             n_ratings += len(ratings)
-    return ImportResult(study, created, frame["rater_id"].nunique(), n_ratings)
+    return ImportResult(study, created, frame["rater_id"].nunique(), n_ratings,
+                        frame.attrs.get("response_ms_dropped", 0))

@@ -145,7 +145,7 @@ def test_sureal_dataset_text_structure(small_study, small_stimuli):
             first = test[(d["dataset"], d["image"], d["method"], rater)]
             key = (d["dataset"], d["image"], d["method"], rater)
             assert value == ([first, repeats[key]] if key in repeats.index else first)
-    hr_ref = [r for r in refs if r["content_name"] == "Set5/img_001"][0]
+    hr_ref = next(r for r in refs if r["content_name"] == "Set5/img_001")
     assert hr_ref["path"] == files[("Set5", "img_001", "hr")]
 
 
@@ -172,3 +172,37 @@ def test_simulated_files_validate(tmp_path):
     path = tmp_path / "ratings.csv"
     aio.ratings_csv_frame(ratings).to_csv(path, index=False)
     assert len(aio.read_ratings_csv(path)) == len(ratings)
+
+
+def test_negative_response_time_is_an_error_naming_its_line():
+    errors = _errors(
+        "rater,dataset,image,method,score,response_ms\n"
+        "a,Set5,img_001,bicubic,3,1200\n"
+        "a,Set5,img_002,bicubic,3,-5\n"
+    )
+    assert list(errors) == [3] and "response_ms '-5' is not a non-negative number" in errors[3]
+
+
+def test_response_times_above_an_hour_are_missing_with_a_warning():
+    text = (
+        "rater,dataset,image,method,score,response_ms\n"
+        "a,Set5,img_001,bicubic,3,1200\n"
+        f"a,Set5,img_002,bicubic,4,{aio.MAX_RESPONSE_MS}\n"  # exactly an hour: kept
+        f"a,Set5,img_003,bicubic,2,{aio.MAX_RESPONSE_MS + 1}\n"
+        "a,Set5,img_004,bicubic,5,86400000\n"
+        "a,Set5,img_005,bicubic,5,\n"
+    )
+    with pytest.warns(aio.RatingsFileWarning, match=r"2 response_ms value\(s\) above .* \(line\(s\) 4, 5\)"):
+        frame = _read(text)
+    assert frame["response_ms"].iloc[:2].tolist() == [1200.0, float(aio.MAX_RESPONSE_MS)]
+    assert frame["response_ms"].iloc[2:].isna().all()
+    assert frame.attrs["response_ms_dropped"] == 2
+    assert frame["response_ms"].median() < aio.MAX_RESPONSE_MS  # no longer dominated by the absurd ones
+    assert frame["score"].tolist() == [3, 4, 2, 5, 5]  # the ratings themselves are kept
+
+
+def test_plausible_response_times_give_no_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        frame = _read("rater,dataset,image,method,score,response_ms\na,Set5,img_001,bicubic,3,900\n")
+    assert frame.attrs["response_ms_dropped"] == 0

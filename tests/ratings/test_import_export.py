@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 
-from analysis.io import ratings_csv_frame
+from analysis.io import RatingsFileError, RatingsFileWarning, ratings_csv_frame
 from analysis.planning import simulate_study
 from analysis.stats import mos_table
-from ratings import studies
+from ratings import reports, studies
 from ratings.export import ratings_frame
+from ratings.importing import import_ratings
 from ratings.models import Rating, Stimulus, Study
 from ratings.study_file import parse_study_file
 
@@ -144,3 +146,51 @@ def test_dashboard_links_to_the_report(simulated_csv, admin_client, media_root):
     assert report.status_code == 200
     assert b"lab" in b"".join(report.streaming_content)
     assert admin_client.get("/studies/lab/report/../../etc/passwd").status_code == 404
+
+
+def test_dashboard_report_is_made_again_when_a_stimulus_changes(simulated_csv, media_root):
+    path, _ = simulated_csv
+    run("import_ratings", str(path), "--study", "lab")
+    study = Study.objects.get(name="lab")
+    out = reports.dashboard_report(study)
+    html, stamp = out / "report.html", out / ".fingerprint.json"
+    made = html.stat().st_mtime_ns
+    assert reports.dashboard_report(study) == out and html.stat().st_mtime_ns == made  # nothing changed: reused
+    assert "31.23" not in (out / "table2.tex").read_text()
+    # The bicubic stimuli are made and measured (no rating changes): Table 2 must show their PSNR.
+    Stimulus.objects.filter(study=study, condition__name="bicubic").update(state=Stimulus.State.DONE, psnr_y=31.234,
+                                                                          ssim_y=0.9)
+    reports.dashboard_report(study)
+    assert html.stat().st_mtime_ns != made
+    assert "31.23" in (out / "table2.tex").read_text()
+    assert json.loads(stamp.read_text()) == reports._fingerprint(study)
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]  # the stamp was renamed into place
+    # A damaged stamp (e.g. from an older version that wrote it in place) only means: make it again.
+    stamp.write_text('{"ratings": 3')
+    again = html.stat().st_mtime_ns
+    reports.dashboard_report(study)
+    assert html.stat().st_mtime_ns != again and json.loads(stamp.read_text()) == reports._fingerprint(study)
+
+
+@pytest.mark.parametrize("name", ["my study", "lab.v2", "../etc", "lab/x", "läb", "x" * 101])
+def test_import_refuses_a_study_name_that_is_not_a_slug(simulated_csv, media_root, name):
+    path, _ = simulated_csv
+    with pytest.raises(CommandError, match=r"nothing was imported\. study name .* (letters, digits, '-' and '_'|too long)"):
+        run("import_ratings", str(path), "--study", name)
+    assert not Study.objects.exists() and Rating.objects.count() == 0
+
+
+def test_imported_response_times_above_an_hour_are_stored_as_missing(tmp_path, media_root):
+    path = tmp_path / "times.csv"
+    path.write_text("rater,dataset,image,method,score,response_ms\n"
+                    "a,Set5,img_001,bicubic,3,1500\n"
+                    "a,Set5,img_002,bicubic,4,7200000\n")
+    with pytest.warns(RatingsFileWarning, match=r"1 response_ms value\(s\) above"):
+        result = import_ratings(path, "Timed_study-1")
+    assert result.response_ms_dropped == 1 and result.ratings == 2
+    stored = dict(Rating.objects.values_list("stimulus__image__name", "response_ms"))
+    assert stored == {"img_001": 1500, "img_002": None}
+    path.write_text("rater,dataset,image,method,score,response_ms\nb,Set5,img_001,bicubic,3,-40\n")
+    with pytest.raises(RatingsFileError, match=r"line 2: response_ms '-40' is not a non-negative number"):
+        import_ratings(path, "Timed_study-1")
+    assert Rating.objects.count() == 2

@@ -27,6 +27,8 @@ class Command(BaseCommand):
             raise CommandError(f"nothing was imported. {exc}") from None
         verb = "created" if result.created else "added to"
         self.stdout.write(f"{verb} study {result.study.name}: {result.ratings} ratings from {result.raters} raters")
+        if result.response_ms_dropped:
+            self.stdout.write(f"{result.response_ms_dropped} response times over an hour were stored as missing")
         if opts["make_stimuli"]:
             sent = generation.enqueue_pending(result.study)
             generation.refresh_study_state(result.study.pk)
