@@ -29,6 +29,7 @@ __all__ = [
     "PRECISIONS",
     "receptive_radius_lr",
     "sha256_file",
+    "weights_metadata",
 ]
 
 
@@ -83,10 +84,18 @@ def _load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     except Exception as exc:  # torch raises several unrelated types for a damaged file
         raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
     if isinstance(ckpt, dict) and "generator" in ckpt:
-        return ckpt["generator"], {k: str(v) for k, v in ckpt.get("arch", {}).items()}
+        meta = {k: str(v) for k, v in ckpt.get("arch", {}).items()}
+        if "step" in ckpt:
+            meta["steps"] = str(ckpt["step"])
+        return ckpt["generator"], meta
     if isinstance(ckpt, dict) and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
         return ckpt, {}
     raise WeightsError(f"{path}: a PyTorch file, but neither a training checkpoint nor a state dict")
+
+
+def weights_metadata(path: str | Path) -> dict[str, str]:
+    """Metadata of a weights file or training checkpoint ('steps' when known: the checkpoint's step)."""
+    return _load_state(Path(path))[1]
 
 
 def load_generator(path: str | Path, device: str | torch.device | None = "cpu", expected_sha256: str | None = None) -> SRResNet:

