@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from sr_models.datasets import find_dataset  # noqa: E402
-from sr_models.methods import get_upscaler  # noqa: E402
+from sr_models.methods import NETWORK_METHODS, get_upscaler  # noqa: E402
 
 WEIGHTS = REPO / "sr_models" / "weights"
 DATASETS = REPO.parent / "shared" / "datasets"
@@ -31,12 +31,19 @@ CROPS = [("Set14", "img_014", 120, 150, 120), ("BSD100", "img_023", 60, 200, 120
 COLUMNS = [("bicubic", "bicubic"), ("srresnet-mse", "SRResNet-MSE"), ("srgan-vgg54", "SRGAN-VGG54"), ("hr", "HR")]
 
 
+def shipped_columns() -> list[tuple[str, str]]:
+    """The montage's columns, less networks whose weights are not shipped (yet)."""
+    return [(m, label) for m, label in COLUMNS
+            if m not in NETWORK_METHODS or (WEIGHTS / f"{m}.safetensors").is_file()]
+
+
 def montage(path: Path) -> Path:
-    upscalers = {m: get_upscaler(m, weights_dir=WEIGHTS, device="cpu") for m, _ in COLUMNS if m != "hr"}
-    fig, axes = plt.subplots(len(CROPS), len(COLUMNS), figsize=(3.0 * len(COLUMNS), 3.0 * len(CROPS)))
+    columns = shipped_columns()
+    upscalers = {m: get_upscaler(m, weights_dir=WEIGHTS, device="cpu") for m, _ in columns if m != "hr"}
+    fig, axes = plt.subplots(len(CROPS), len(columns), figsize=(3.0 * len(columns), 3.0 * len(CROPS)))
     for row, (dataset, image, top, left, size) in enumerate(CROPS):
         hr, lr = find_dataset(dataset, DATASETS).pair(image).load()
-        for col, (method, label) in enumerate(COLUMNS):
+        for col, (method, label) in enumerate(columns):
             sr = hr if method == "hr" else upscalers[method](lr)
             crop = sr[:, top : top + size, left : left + size].permute(1, 2, 0).numpy()
             ax = axes[row, col]
@@ -68,7 +75,8 @@ def results_table(path: Path) -> Path:
         b = e["BSD100"]
         lines.append(f"| {variant} | {cell('Set5')} | {cell('Set14')} | {cell('BSD100')} | {b['lpips']:.4f} | "
                      f"{b['hf_laplacian_ratio']:.3f} / {b['hf_spectral_ratio']:.3f} |")
-    lines += ["", "![bicubic, SRResNet-MSE, SRGAN-VGG54 and HR crops](figures/montage.png)", ""]
+    shown = ", ".join(label for _, label in shipped_columns())
+    lines += ["", f"![{shown} crops](figures/montage.png)", ""]
     path.write_text("\n".join(lines))
     return path
 

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from ratings.study_file import StudyFileError, load_study_file, parse_study_file
+from sr_models.methods import NETWORK_METHODS, get_upscaler
 from tests.conftest import REPO
 
 
@@ -19,8 +20,17 @@ def parse(text, datasets_root, **kw):
 def test_demo_study_file(datasets_root):
     config = load_study_file(REPO / "studies" / "demo.toml", datasets_root=datasets_root)
     assert config.name == "demo" and config.datasets == ("Set5",)
-    assert config.methods["Set5"] == ("nearest", "bicubic", "srresnet-mse", "srgan-vgg54", "hr")
+    assert config.methods["Set5"] == ("nearest", "bicubic", "srresnet-mse", "hr")
     assert config.rating.repeat_method == "bicubic" and config.rating.repeat_images == 2
+
+
+def test_demo_study_names_only_methods_whose_weights_ship(datasets_root):
+    # bin/demo is the README's first command: on a fresh clone every network it names must load.
+    config = load_study_file(REPO / "studies" / "demo.toml", datasets_root=datasets_root)
+    networks = [m for m in config.methods["Set5"] if m in NETWORK_METHODS]
+    assert networks
+    for method in networks:
+        get_upscaler(method, weights_dir=REPO / "sr_models" / "weights", device="cpu")  # raises if missing/corrupt
 
 
 def test_paper_study_file_has_the_papers_design(datasets_root):
