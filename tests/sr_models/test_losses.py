@@ -109,3 +109,28 @@ def test_mse_and_tv_losses():
     assert tv_loss(x).item() == 4.0
     assert tv_loss(torch.ones(2, 3, 5, 5)).item() == 0.0
     assert mse_loss(torch.ones(2, 3), torch.zeros(2, 3)).item() == 1.0
+
+
+def test_content_loss_rescale_is_a_setting():
+    torch.manual_seed(0)
+    sr = torch.rand(1, 3, 32, 32) * 2 - 1
+    hr = torch.rand(1, 3, 32, 32) * 2 - 1
+    paper, unscaled = VGGContentLoss("vgg22", "vgg16"), VGGContentLoss("vgg22", "vgg16", rescale=1.0)
+    with torch.no_grad():
+        assert unscaled(sr, hr).item() == pytest.approx(paper(sr, hr).item() * 12.75**2, rel=1e-5)
+
+
+def test_low_frequency_loss_sees_colour_and_not_detail():
+    from sr_models.losses import low_frequency_loss
+
+    torch.manual_seed(0)
+    hr = torch.rand(2, 3, 32, 32) * 2 - 1
+    # Detail that averages to zero in every 4x4 block (a +-d checkerboard) costs nothing...
+    checker = (torch.arange(32).view(-1, 1) + torch.arange(32).view(1, -1)) % 2 * 2 - 1
+    assert low_frequency_loss(hr + 0.2 * checker, hr).item() == pytest.approx(0.0, abs=1e-12)
+    # ...while a colour shift of the same size costs its square.
+    shifted = hr.clone()
+    shifted[:, 0] += 0.2
+    assert low_frequency_loss(shifted, hr).item() == pytest.approx(0.2**2 / 3, rel=1e-5)
+    # It is what MSE would be on the 4x block means.
+    assert low_frequency_loss(shifted, hr, factor=1).item() == pytest.approx(F.mse_loss(shifted, hr).item(), rel=1e-6)

@@ -46,6 +46,13 @@ def test_ship_weights_writes_file_card_and_readme(tmp_path, tiny_run, tiny_set, 
     assert card["sha256"] == sha256_file(target)
     assert card["architecture"]["parameters"] == 1_550_659
     assert card["vgg"]["backbone"] == "vgg16" and card["vgg"]["layer"] == "relu2_2"
+    # The loss it was trained with, next to the paper's, and why they differ.
+    losses = card["losses"]
+    assert (losses["adversarial_weight"], losses["low_frequency_weight"]) == (1e-4, 1.0)
+    assert losses["paper"] == {"adversarial_weight": 1e-3, "tv_weight": 0.0, "low_frequency_weight": 0.0,
+                               "vgg_rescale": 1 / 12.75}
+    assert losses["as_in_paper"] is False and "grey levels" in losses["why_not"]
+    assert [s["precision"] for s in card["training"]["sessions"]] in (["bf16-autocast"], ["fp32"])
     assert card["training"]["steps"] == 3 and card["training"]["batch_size"] == 2
     scores = card["evaluation"][tiny_set]
     assert scores["images"] == 2 and -1 < scores["ssim_y"] < 1 and scores["lpips"] > 0 and scores["hf_laplacian_ratio"] > 0
@@ -79,4 +86,9 @@ def test_a_checkpoint_shipped_mid_run_is_described_at_its_own_step(tmp_path, tin
     _, card = ship_weights("srresnet-mse", out / "step3.pt", tmp_path / "w", datasets_root, run_dir=out,
                            device="cpu", sets=[tiny_set])
     assert card["training"]["steps"] == 3 and card["training"]["steps_planned"] == 5
+    assert card["losses"] == {"content": "mse", "adversarial_weight": 0.0, "tv_weight": 0.0, "low_frequency_weight": 0.0,
+                              "paper": {"adversarial_weight": 0.0, "tv_weight": 0.0, "low_frequency_weight": 0.0},
+                              "as_in_paper": True}
+    # Both processes (to step 3, then on to 5) are recorded; the card keeps those that led to step 3.
+    assert [s["from_step"] for s in card["training"]["sessions"]] == [0]
     assert weights_metadata(tmp_path / "w" / "srresnet-mse.safetensors")["steps"] == "3"

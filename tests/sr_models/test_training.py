@@ -194,3 +194,88 @@ def test_train_cli_reports_a_mismatched_resume_without_a_traceback(tmp_path, dat
     assert train_cli.main([*common, "--steps", "2"]) == 0
     assert train_cli.main([*common, "--steps", "3", "--lr", "0.01"]) == 2
     assert "other settings (lr:" in capsys.readouterr().err
+
+
+def test_precision_setting_decides_bf16_autocast():
+    from sr_models.training import cpu_has_bf16_matrix_units, uses_bf16_autocast
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert not uses_bf16_autocast("fp32", cpu) and not uses_bf16_autocast("fp32", cuda)
+    assert uses_bf16_autocast("bf16", cpu) and uses_bf16_autocast("auto", cuda)
+    # On a CPU, auto means bf16 only where matrix units make it faster than fp32.
+    assert uses_bf16_autocast("auto", cpu) == cpu_has_bf16_matrix_units()
+    with pytest.raises(ValueError, match="precision must be"):
+        uses_bf16_autocast("fp16", cpu)
+
+
+def test_bf16_training_tracks_fp32_and_keeps_fp32_weights(tmp_path, datasets_root):
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        config = tiny_config(tmp_path / precision, datasets_root, "srresnet-mse", steps=4, precision=precision)
+        Trainer(config, log=lambda m: None).run(progress=False)
+        runs[precision] = tmp_path / precision / "srresnet-mse"
+    fp32 = [float(r["g_total"]) for r in read_losses(runs["fp32"])]
+    bf16 = [float(r["g_total"]) for r in read_losses(runs["bf16"])]
+    assert fp32 != bf16  # bf16 really ran
+    for a, b in zip(fp32, bf16):
+        assert b == pytest.approx(a, rel=0.03)
+    ckpt = torch.load(runs["bf16"] / "last.pt", weights_only=True)
+    assert {t.dtype for t in ckpt["generator"].values() if t.is_floating_point()} == {torch.float32}
+    sessions = [json.loads(line) for line in (runs["bf16"] / "sessions.jsonl").read_text().splitlines()]
+    assert [(s["from_step"], s["device"], s["precision"]) for s in sessions] == [(0, "cpu", "bf16-autocast")]
+
+
+def test_a_run_may_change_precision_on_resume_and_records_each_stretch(tmp_path, datasets_root):
+    Trainer(tiny_config(tmp_path, datasets_root, "srresnet-mse", steps=4, checkpoint_every=2, precision="fp32"),
+            log=lambda m: None).run(progress=False, until=2)
+    messages = []
+    Trainer(tiny_config(tmp_path, datasets_root, "srresnet-mse", steps=4, checkpoint_every=2, precision="bf16"),
+            log=messages.append).run(progress=False)
+    assert any("precision 'fp32', now 'bf16'" in m for m in messages)
+    sessions = [json.loads(line) for line in (tmp_path / "srresnet-mse" / "sessions.jsonl").read_text().splitlines()]
+    assert [(s["from_step"], s["precision"]) for s in sessions] == [(0, "fp32"), (2, "bf16-autocast")]
+
+
+def test_loss_weights_follow_the_recipe_the_backbone_and_the_run():
+    from sr_models.training import resolve_loss_weights
+    from sr_models.variants import PAPER_VGG_RESCALE
+
+    mse, gan54, gan_mse = get_variant("srresnet-mse"), get_variant("srgan-vgg54"), get_variant("srgan-mse")
+    assert resolve_loss_weights(mse, "vgg16") == mse.paper_loss_weights  # no deviation at all
+    assert resolve_loss_weights(gan_mse, "vgg16") == gan_mse.paper_loss_weights
+    w = resolve_loss_weights(gan54, "vgg16")
+    assert (w.adversarial, w.low_frequency, w.vgg_rescale) == (1e-4, 1.0, 0.18)
+    assert resolve_loss_weights(gan54, "vgg19").vgg_rescale == PAPER_VGG_RESCALE  # the paper's own backbone
+    assert resolve_loss_weights(get_variant("srgan-vgg22"), "vgg16").vgg_rescale == PAPER_VGG_RESCALE
+    paper = resolve_loss_weights(gan54, "vgg19", adversarial=1e-3, low_frequency=0.0)
+    assert paper == gan54.paper_loss_weights
+    with pytest.raises(ValueError, match="adversarial weight must be positive"):
+        resolve_loss_weights(gan54, "vgg16", adversarial=0.0)
+    with pytest.raises(ValueError, match="no discriminator"):
+        resolve_loss_weights(mse, "vgg16", adversarial=1e-3)
+    with pytest.raises(ValueError, match="VGG rescale"):
+        resolve_loss_weights(gan54, "vgg16", vgg_rescale=0.0)
+
+
+def test_the_low_frequency_loss_is_trained_and_logged_where_the_recipe_has_it(tmp_path, datasets_root, mse_init):
+    runs = {}
+    for variant, lf in (("srresnet-vgg22", None), ("srresnet-vgg22-paper", 0.0)):
+        name = variant.removesuffix("-paper")
+        config = tiny_config(tmp_path / variant, datasets_root, name, steps=2, init_weights=str(mse_init),
+                             low_frequency_weight=lf)
+        Trainer(config, log=lambda m: None).run(progress=False)
+        runs[variant] = read_losses(tmp_path / variant / name)
+    assert all(float(r["low_frequency"]) > 0 for r in runs["srresnet-vgg22"])
+    assert all(float(r["low_frequency"]) == 0 for r in runs["srresnet-vgg22-paper"])
+    with_lf = runs["srresnet-vgg22"][0]
+    assert float(with_lf["g_total"]) == pytest.approx(
+        float(with_lf["content"]) + 2e-8 * float(with_lf["tv"]) + float(with_lf["low_frequency"]), rel=1e-4)
+
+
+def test_resume_refuses_other_loss_weights(tmp_path, datasets_root, mse_init):
+    first = tiny_config(tmp_path, datasets_root, "srgan-mse", steps=3, init_weights=str(mse_init))
+    Trainer(first, log=lambda m: None).run(progress=False, until=1)
+    other = tiny_config(tmp_path, datasets_root, "srgan-mse", steps=3, init_weights=str(mse_init),
+                        adversarial_weight=1e-4)
+    with pytest.raises(ValueError, match=r"adversarial_weight: None -> 0\.0001"):
+        Trainer(other, log=lambda m: None).run(progress=False)
