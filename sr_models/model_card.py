@@ -62,6 +62,7 @@ def _training_summary(run_dir: Path, step: int | None = None) -> dict:
         losses = losses[losses["step"] <= step]
         if not validation.empty:
             validation = validation[validation["step"] <= step]
+    sessions = _sessions(run_dir, step)
     return {
         "steps": int(losses["step"].max()),
         "steps_planned": config["steps"],
@@ -71,6 +72,7 @@ def _training_summary(run_dir: Path, step: int | None = None) -> dict:
         "optimizer": "Adam, betas " + ", ".join(str(b) for b in config["adam_betas"]),
         "seed": config["seed"],
         "init_weights": config.get("init_weights"),
+        "init_sha256": next((r["init_sha256"] for r in sessions if r["from_step"] == 0 and "init_sha256" in r), None),
         "compute_seconds": round(float(losses["seconds"].sum())),
         "final_losses_mean_of_last_100_steps": {
             k: float(losses[k].tail(100).mean()) for k in ("g_total", "content", "adversarial", "d_loss")
@@ -78,7 +80,7 @@ def _training_summary(run_dir: Path, step: int | None = None) -> dict:
         "set5_validation_psnr_y": validation.to_dict("records")[-5:] if not validation.empty else [],
         "device": config["device"],
         "threads": config["threads"],
-        "sessions": _sessions(run_dir, step),
+        "sessions": sessions,
     }
 
 

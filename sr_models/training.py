@@ -32,7 +32,7 @@ import torch
 
 from .datasets import find_dataset, training_image_paths
 from .images import read_image
-from .inference import _load_state, pick_device, save_generator, upscale
+from .inference import _load_state, pick_device, save_generator, sha256_file, upscale
 from .losses import VGGContentLoss, adversarial_loss, discriminator_loss, low_frequency_loss, mse_loss, tv_loss
 from .metrics import psnr_ssim_y
 from .networks import Discriminator, SRResNet
@@ -204,6 +204,7 @@ class Trainer:
             else None
         )
         self.step = 0  # number of completed steps
+        self.init_sha256: str | None = None
         self.sampler: CropSampler | None = None
 
     # -- state -------------------------------------------------------------------------------
@@ -261,6 +262,8 @@ class Trainer:
     def initialise_generator(self, path: str | Path) -> None:
         state, _ = _load_state(Path(path))
         self.generator.load_state_dict(state)
+        # The file at that path may be replaced later (a newly shipped SRResNet-MSE): keep its hash.
+        self.init_sha256 = sha256_file(path)
 
     def _record_session(self) -> None:
         """Append what this process trains on to ``sessions.jsonl``: a run resumed on another machine
@@ -274,6 +277,8 @@ class Trainer:
             "torch": torch.__version__,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
+        if self.step == 0 and self.init_sha256:
+            record["init_sha256"] = self.init_sha256
         with open(self.out / "sessions.jsonl", "a") as fh:
             fh.write(json.dumps(record) + "\n")
         self.log(f"training on {record['device_name']} in {record['precision']} from step {self.step}")

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from sr_models.inference import WeightsError, sha256_file, weights_metadata
+from sr_models.inference import WeightsError, save_generator, sha256_file, weights_metadata
+from sr_models.networks import SRResNet
 from sr_models.methods import get_upscaler
 from sr_models.model_card import ship_weights
 from sr_models.training import TrainConfig, Trainer
@@ -30,9 +31,10 @@ def tiny_set(tmp_path_factory, set5):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, datasets_root):
     out = tmp_path_factory.mktemp("run") / "srgan-vgg22"
+    init = save_generator(SRResNet(), out.parent / "init.safetensors")
     config = TrainConfig(variant="srgan-vgg22", out_dir=str(out), datasets_root=str(datasets_root), steps=3,
                          batch_size=2, crop_size=48, max_train_images=2, validate_every=0, validation_set=None,
-                         threads=1, device="cpu")
+                         threads=1, device="cpu", init_weights=str(init))
     Trainer(config, log=lambda m: None).run(progress=False)
     return out
 
@@ -53,6 +55,8 @@ def test_ship_weights_writes_file_card_and_readme(tmp_path, tiny_run, tiny_set, 
                                "vgg_rescale": 1 / 12.75}
     assert losses["as_in_paper"] is False and "grey levels" in losses["why_not"]
     assert [s["precision"] for s in card["training"]["sessions"]] in (["bf16-autocast"], ["fp32"])
+    # SRGAN starts from a generator file that may later be replaced: the card keeps its hash.
+    assert card["training"]["init_sha256"] == sha256_file(tiny_run.parent / "init.safetensors")
     assert card["training"]["steps"] == 3 and card["training"]["batch_size"] == 2
     scores = card["evaluation"][tiny_set]
     assert scores["images"] == 2 and -1 < scores["ssim_y"] < 1 and scores["lpips"] > 0 and scores["hf_laplacian_ratio"] > 0
