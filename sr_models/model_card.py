@@ -24,7 +24,7 @@ from .training import resolve_loss_weights
 from .variants import get_variant
 from .vgg import BACKBONES
 
-__all__ = ["evaluate_generator", "build_model_card", "ship_weights", "write_weights_readme"]
+__all__ = ["evaluate_generator", "evaluate_upscaler", "build_model_card", "ship_weights", "write_weights_readme"]
 
 TRAINING_DATA = "T91 (91 images) + BSD200 (the 200 BSD300 training images): 291 images, none from the test sets"
 
@@ -32,12 +32,20 @@ TRAINING_DATA = "T91 (91 images) + BSD200 (the 200 BSD300 training images): 291 
 def evaluate_generator(model, datasets_root: str | Path, *, sets: Iterable[str] = BENCHMARK_SETS,
                        device: str | torch.device = "cpu", progress: Callable[[str], None] | None = None) -> dict:
     """Mean PSNR-Y, SSIM-Y, LPIPS and high-frequency ratios of ``model`` on each test set."""
+    return evaluate_upscaler(lambda lr: upscale(model, lr), datasets_root, sets=sets, device=device,
+                             progress=progress)
+
+
+def evaluate_upscaler(upscaler: Callable[[torch.Tensor], torch.Tensor], datasets_root: str | Path, *,
+                      sets: Iterable[str] = BENCHMARK_SETS, device: str | torch.device = "cpu",
+                      progress: Callable[[str], None] | None = None) -> dict:
+    """The model card's scores for any method (uint8 LR -> uint8 SR), e.g. bicubic for comparison."""
     results = {}
     for name in sets:
         rows = []
         for pair in find_dataset(name, datasets_root):
             hr, lr = pair.load()
-            sr = upscale(model, lr).cpu()
+            sr = upscaler(lr).cpu()
             p, s = psnr_ssim_y(sr, hr)
             rows.append({
                 "psnr_y": float(p), "ssim_y": float(s),
