@@ -76,7 +76,8 @@ def _training_summary(run_dir: Path, step: int | None = None) -> dict:
         "steps_planned": config["steps"],
         "batch_size": config["batch_size"],
         "hr_crop": config["crop_size"],
-        "learning_rate": {"base": config["lr"], "drop_10x_at_fraction": config["lr_decay_at"]},
+        "learning_rate": {"base": config["lr"], "drop_10x_at_fraction": config["lr_decay_at"],
+                          "as_run": _lr_segments(losses)},
         "optimizer": "Adam, betas " + ", ".join(str(b) for b in config["adam_betas"]),
         "seed": config["seed"],
         "init_weights": config.get("init_weights"),
@@ -90,6 +91,16 @@ def _training_summary(run_dir: Path, step: int | None = None) -> dict:
         "threads": config["threads"],
         "sessions": sessions,
     }
+
+
+def _lr_segments(losses: pd.DataFrame) -> list[dict]:
+    """Where the learning rate actually changed, from the loss log: a run whose planned steps changed
+    on resume has its drop somewhere other than the final config's fraction says."""
+    segments: list[dict] = []
+    for step, lr in zip(losses["step"], losses["lr"]):
+        if not segments or lr != segments[-1]["lr"]:
+            segments.append({"from_step": int(step) - 1, "lr": float(lr)})
+    return segments
 
 
 def _sessions(run_dir: Path, step: int | None) -> list[dict]:

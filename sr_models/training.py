@@ -276,6 +276,10 @@ class Trainer:
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            # The schedule this stretch ran under: steps may grow or shrink on resume, which moves a
+            # fractional lr drop, so the card must say where each stretch's rate actually was.
+            "steps": self.config.steps,
+            "lr_at_start": self._lr(self.step),
         }
         if self.step == 0 and self.init_sha256:
             record["init_sha256"] = self.init_sha256

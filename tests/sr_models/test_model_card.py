@@ -96,3 +96,19 @@ def test_a_checkpoint_shipped_mid_run_is_described_at_its_own_step(tmp_path, tin
     # Both processes (to step 3, then on to 5) are recorded; the card keeps those that led to step 3.
     assert [s["from_step"] for s in card["training"]["sessions"]] == [0]
     assert weights_metadata(tmp_path / "w" / "srresnet-mse.safetensors")["steps"] == "3"
+
+
+def test_card_says_where_the_learning_rate_dropped_when_a_resumed_run_changed_its_steps(tmp_path, tiny_set,
+                                                                                         datasets_root):
+    out = tmp_path / "run" / "srresnet-mse"
+    settings = dict(variant="srresnet-mse", out_dir=str(out), datasets_root=str(datasets_root), batch_size=2,
+                    crop_size=48, max_train_images=2, validate_every=0, validation_set=None, threads=1,
+                    device="cpu", lr_decay_at=0.5)
+    Trainer(TrainConfig(steps=8, **settings), log=lambda m: None).run(progress=False, until=2)
+    # Cut short on resume: the drop planned for step 4 of 8 moves to step 3 of 6.
+    Trainer(TrainConfig(steps=6, **settings), log=lambda m: None).run(progress=False)
+    _, card = ship_weights("srresnet-mse", out / "generator.safetensors", tmp_path / "w", datasets_root,
+                           run_dir=out, device="cpu", sets=[tiny_set])
+    t = card["training"]
+    assert t["learning_rate"]["as_run"] == [{"from_step": 0, "lr": 1e-4}, {"from_step": 3, "lr": pytest.approx(1e-5)}]
+    assert [(s["from_step"], s["steps"], s["lr_at_start"]) for s in t["sessions"]] == [(0, 8, 1e-4), (2, 6, 1e-4)]
