@@ -20,7 +20,7 @@ def parse(text, datasets_root, **kw):
 def test_demo_study_file(datasets_root):
     config = load_study_file(REPO / "studies" / "demo.toml", datasets_root=datasets_root)
     assert config.name == "demo" and config.datasets == ("Set5",)
-    assert config.methods["Set5"] == ("nearest", "bicubic", "srresnet-mse", "hr")
+    assert config.methods["Set5"] == ("nearest", "bicubic", "srresnet-mse", "srgan-vgg54", "hr")
     assert config.rating.repeat_method == "bicubic" and config.rating.repeat_images == 2
 
 
