@@ -436,7 +436,9 @@ class Trainer:
                 # refresh=False: the bar redraws at most every mininterval, not once per step.
                 bar.set_postfix(loss=f"{row['g_total']:.4g}", refresh=False,
                                 **({"set5": f"{last_val['psnr_y']:.2f}"} if last_val else {}))
-                if c.validation_set and c.validate_every and self.step % c.validate_every == 0:
+                # The last step is validated too: the curve and the log end at the weights a run ships.
+                if c.validation_set and c.validate_every and (self.step % c.validate_every == 0
+                                                              or self.step == c.steps):
                     last_val = self.validate()
                     validation.writerow(last_val)
                     self.log(f"step {self.step}: {c.validation_set} PSNR-Y {last_val['psnr_y']:.3f} dB, SSIM-Y {last_val['ssim_y']:.4f}")

@@ -279,3 +279,12 @@ def test_resume_refuses_other_loss_weights(tmp_path, datasets_root, mse_init):
                         adversarial_weight=1e-4)
     with pytest.raises(ValueError, match=r"adversarial_weight: None -> 0\.0001"):
         Trainer(other, log=lambda m: None).run(progress=False)
+
+
+def test_validation_runs_every_n_steps_and_at_the_last(tmp_path, datasets_root):
+    config = tiny_config(tmp_path, datasets_root, "srresnet-mse", steps=5, validate_every=3, validation_set="Set5")
+    result = Trainer(config, log=lambda m: None).run(progress=False)
+    with open(tmp_path / "srresnet-mse" / "validation.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in rows] == [3, 5]
+    assert result["validation"]["step"] == 5 and 10 < result["validation"]["psnr_y"] < 40
