@@ -3,8 +3,8 @@
 Prints, every ``--every`` steps, what a researcher would look at first: Set5 PSNR-Y, the mean colour
 shift of SR against HR per RGB channel (grey levels; a healthy run stays within a few), the
 high-frequency ratio SR/HR (mean squared Laplacian of Y; blur < 1, HR-like 1, artefacts >> 1), and the
-mean losses and discriminator outputs over those steps. The runs behind the "Training recipe" table of
-docs/sr_results.md were made with it, e.g.::
+mean losses and discriminator outputs over those steps. The runs behind the recipe table of
+docs/training_recipes.md were made with it, e.g.::
 
     python benchmarks/gan_recipes.py srgan-vgg54 --steps 200 --adversarial-weight 1e-3 --low-frequency-weight 0 --vgg-rescale 0.0784
     python benchmarks/gan_recipes.py srgan-vgg54 --steps 200          # the variant's recipe

@@ -12,10 +12,12 @@ sr_models/weights/; scoring the two interpolations takes a few minutes on a CPU 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import matplotlib
+import pandas as pd
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -23,26 +25,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from analysis.tables import PAPER_TABLE1, PAPER_TABLE2  # noqa: E402
 from sr_models.datasets import find_dataset  # noqa: E402
 from sr_models.methods import NETWORK_METHODS, get_upscaler  # noqa: E402
 from sr_models.model_card import evaluate_upscaler  # noqa: E402
 
 WEIGHTS = REPO / "sr_models" / "weights"
-DATASETS = REPO.parent / "shared" / "datasets"
+DATASETS = Path(os.environ.get("SR_DATASETS_ROOT", REPO.parent / "shared" / "datasets"))
 # (dataset, image, top, left, size) in HR pixels: textured regions where the methods differ most.
 CROPS = [("Set14", "img_014", 120, 150, 120), ("BSD100", "img_023", 60, 200, 120), ("Set5", "img_003", 80, 60, 120)]
 LABELS = {"nearest": "nearest", "bicubic": "bicubic", "srresnet-mse": "SRResNet-MSE", "srresnet-vgg22": "SRResNet-VGG22",
           "srgan-mse": "SRGAN-MSE", "srgan-vgg22": "SRGAN-VGG22", "srgan-vgg54": "SRGAN-VGG54", "hr": "HR"}
 FIGURE_2 = ["bicubic", "srresnet-mse", "srgan-vgg54", "hr"]
 TABLE_1 = ["srresnet-mse", "srresnet-vgg22", "srgan-mse", "srgan-vgg22", "srgan-vgg54", "hr"]
-# Ledig et al. (2017), Table 1: PSNR / SSIM (daala's SSIM, not comparable with ours) / MOS.
-PAPER_TABLE_1 = {
-    "srresnet-mse": {"Set5": (32.05, 0.9019, 3.37), "Set14": (28.49, 0.8184, 2.98)},
-    "srresnet-vgg22": {"Set5": (30.51, 0.8803, 3.46), "Set14": (27.19, 0.7807, 3.15)},
-    "srgan-mse": {"Set5": (30.64, 0.8701, 3.77), "Set14": (26.92, 0.7611, 3.43)},
-    "srgan-vgg22": {"Set5": (29.84, 0.8468, 3.78), "Set14": (26.44, 0.7518, 3.57)},
-    "srgan-vgg54": {"Set5": (29.40, 0.8472, 3.58), "Set14": (26.02, 0.7397, 3.72)},
-}
+# Ledig et al. (2017), Table 1 (its SRResNet-MSE and SRGAN-VGG54 rows are also in Table 2), by
+# (method, dataset): PSNR, SSIM (daala's, not comparable with ours), MOS.
+PAPER = pd.concat([PAPER_TABLE1, PAPER_TABLE2]).set_index(["method", "dataset"])
 
 
 def shipped(methods: list[str]) -> list[str]:
@@ -103,9 +101,10 @@ def results_table(path: Path) -> Path:
               "| variant | Set5 ours | Set5 paper | Set14 ours | Set14 paper | paper MOS Set5 / Set14 | steps | loss as in paper |",
               "|---|---:|---:|---:|---:|---|---:|---|"]
     for variant in (v for v in TABLE_1 if v in cards):
-        e, paper, card = scores[variant], PAPER_TABLE_1[variant], cards[variant]
-        lines.append(f"| {variant} | {e['Set5']['psnr_y']:.2f} | {paper['Set5'][0]:.2f} | {e['Set14']['psnr_y']:.2f} | "
-                     f"{paper['Set14'][0]:.2f} | {paper['Set5'][2]:.2f} / {paper['Set14'][2]:.2f} | "
+        e, card = scores[variant], cards[variant]
+        p5, p14 = PAPER.loc[(variant, "Set5")], PAPER.loc[(variant, "Set14")]
+        lines.append(f"| {variant} | {e['Set5']['psnr_y']:.2f} | {p5.psnr_y:.2f} | {e['Set14']['psnr_y']:.2f} | "
+                     f"{p14.psnr_y:.2f} | {p5.mos:.2f} / {p14.mos:.2f} | "
                      f"{card.get('training', {}).get('steps', '?')} | {'yes' if card['losses']['as_in_paper'] else 'no'} |")
     lines += ["", "![" + ", ".join(LABELS[m] for m in shipped(FIGURE_2)) + " crops](figures/montage.png)", "",
               "![" + ", ".join(LABELS[m] for m in shipped(TABLE_1)) + " crops](figures/montage_variants.png)", ""]

@@ -93,7 +93,7 @@ def low_frequency_loss(sr: torch.Tensor, hr: torch.Tensor, factor: int = 4) -> t
 
     Not one of the paper's losses. Deep VGG features barely depend on colour and mean brightness, so
     with a VGG54 content loss the adversarial term and Adam's noise move them freely: in 100 steps from
-    SRResNet-MSE, Set5 drifted by up to 27 grey levels in one channel (docs/sr_results.md). This term
+    SRResNet-MSE, Set5 drifted by up to 27 grey levels in one channel (docs/training_recipes.md). This term
     pins them while leaving texture to the content and adversarial losses; its weight is part of a
     training recipe and recorded in the model card.
     """

@@ -96,11 +96,9 @@ def _training_summary(run_dir: Path, step: int | None = None) -> dict:
 def _lr_segments(losses: pd.DataFrame) -> list[dict]:
     """Where the learning rate actually changed, from the loss log: a run whose planned steps changed
     on resume has its drop somewhere other than the final config's fraction says."""
-    segments: list[dict] = []
-    for step, lr in zip(losses["step"], losses["lr"]):
-        if not segments or lr != segments[-1]["lr"]:
-            segments.append({"from_step": int(step) - 1, "lr": float(lr)})
-    return segments
+    changes = losses[losses["lr"] != losses["lr"].shift()]
+    # Row ``step`` logs the step that ends there, so its rate began after ``step - 1`` completed steps.
+    return [{"from_step": int(step) - 1, "lr": float(lr)} for step, lr in zip(changes["step"], changes["lr"])]
 
 
 def _sessions(run_dir: Path, step: int | None) -> list[dict]:
@@ -125,15 +123,17 @@ def _loss_summary(v, run_dir: Path | None, backbone: str) -> dict:
     config = {}
     if run_dir is not None and (run_dir / "config.json").exists():
         config = json.loads((run_dir / "config.json").read_text())
-    used = resolve_loss_weights(v, config.get("backbone", backbone), config.get("adversarial_weight"),
-                                config.get("low_frequency_weight"), config.get("vgg_rescale"))
+    backbone = config.get("backbone", backbone)
+    recipe = resolve_loss_weights(v, backbone)
+    used = resolve_loss_weights(v, backbone, config.get("adversarial_weight"), config.get("low_frequency_weight"),
+                                config.get("vgg_rescale"))
     summary = {"content": v.content, **used.as_dict()}
     if not v.uses_vgg:
         summary.pop("vgg_rescale")
     paper = {k: val for k, val in v.paper_loss_weights.as_dict().items() if k in summary}
     summary["paper"] = paper
     summary["as_in_paper"] = all(summary[k] == paper[k] for k in paper)
-    if not summary["as_in_paper"] and v.recipe_note and used == resolve_loss_weights(v, config.get("backbone", backbone)):
+    if not summary["as_in_paper"] and v.recipe_note and used == recipe:
         summary["why_not"] = v.recipe_note
     return summary
 

@@ -23,6 +23,7 @@ import dataclasses
 import json
 import math
 import os
+import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -483,8 +484,6 @@ def _changed_settings(saved: dict, current: dict) -> list[str]:
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    import platform
-
     return f"{platform.machine()} CPU, {os.cpu_count()} logical cores" + (
         ", AMX-BF16" if cpu_has_bf16_matrix_units() else "")
 

@@ -89,7 +89,7 @@ class Variant:
         return self.content.startswith("vgg")
 
 
-# Measured from SRResNet-MSE with the offline VGG16 backbone (docs/sr_results.md, "Training recipe").
+# Measured from SRResNet-MSE with the offline VGG16 backbone (docs/training_recipes.md).
 _VGG_GAN_NOTE = (
     "adversarial weight 1e-4 instead of the paper's 1e-3, plus a low-frequency pixel loss (weight 1) that "
     "pins colour and brightness: with the paper's weights, 100-200 steps from SRResNet-MSE took Set5 to "

@@ -64,8 +64,8 @@ class VGGLayer:
 #
 # Rescale: the paper's 1/12.75 serves the paper's VGG19. For VGG16 we applied the paper's own rule
 # (VGG loss comparable to MSE) by measuring both losses on SRResNet-MSE outputs of training crops
-# (benchmarks/vgg_loss_scale.py): at 1/12.75, relu2_2 gives 1.6x the MSE (comparable: kept) but relu5_3
-# only 0.17x, too weak to hold the generator against the adversarial term (Set5 fell from 29.7 to
+# (benchmarks/vgg_loss_scale.py): at 1/12.75, relu2_2 gives 1.6-1.7x the MSE (comparable: kept) but relu5_3
+# only 0.18-0.24x, too weak to hold the generator against the adversarial term (Set5 fell from 29.7 to
 # 22.3 dB within 100 SRGAN steps); 0.18 brings relu5_3 to the MSE's scale.
 BACKBONES: dict[str, dict[str, VGGLayer]] = {
     "vgg19": {
