@@ -167,12 +167,16 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env_path("SQLITE_PATH", VAR_DIR / "db.sqlite3"),
-            # Several local processes (server, eager tasks, a worker) share the file: wait, not fail.
-            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
             # A file (not in-memory) test database, so worker processes started by tests see it.
             "TEST": {"NAME": env_path("SQLITE_TEST_PATH", VAR_DIR / "test-db.sqlite3")},
         }
     }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # However SQLite was configured (default or DATABASE_URL=sqlite:///...): several processes (gunicorn
+    # workers, eager tasks, a Celery worker) share the file. A deferred transaction that reads, then
+    # writes, fails at once with "database is locked" when another one writes meanwhile; IMMEDIATE takes
+    # the write lock at BEGIN, so writers queue (up to `timeout` seconds) instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=30, transaction_mode="IMMEDIATE")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -86,3 +86,46 @@ def test_https_proxy_and_secure_cookies_from_the_environment(tmp_path):
     assert mixed["SECURE_PROXY_SSL_HEADER"] and mixed["CSRF_COOKIE_SECURE"] is False
     bad = load(tmp_path, SR_BEHIND_HTTPS_PROXY="maybe")
     assert bad.returncode != 0 and "SR_BEHIND_HTTPS_PROXY='maybe' is not a boolean" in bad.stderr
+
+
+# Eight threads, each a transaction that reads and then writes (as every rating does): with SQLite's
+# default deferred transactions the second writer fails at once with "database is locked".
+READ_THEN_WRITE = (
+    "import os, threading, time, django\n"
+    "os.environ['DJANGO_SETTINGS_MODULE'] = 'mos_site.settings'\n"
+    "django.setup()\n"
+    "from django.db import connection, transaction\n"
+    "with connection.cursor() as c:\n"
+    "    c.execute('CREATE TABLE counter (n INTEGER)')\n"
+    "connection.close()\n"
+    "errors = []\n"
+    "def work():\n"
+    "    try:\n"
+    "        for _ in range(5):\n"
+    "            with transaction.atomic(), connection.cursor() as c:\n"
+    "                c.execute('SELECT count(*) FROM counter')\n"
+    "                n = c.fetchone()[0]\n"
+    "                time.sleep(0.01)\n"
+    "                c.execute('INSERT INTO counter VALUES (%s)', [n])\n"
+    "    except Exception as exc:\n"
+    "        errors.append(repr(exc))\n"
+    "    finally:\n"
+    "        connection.close()\n"
+    "threads = [threading.Thread(target=work) for _ in range(8)]\n"
+    "[t.start() for t in threads]\n"
+    "[t.join() for t in threads]\n"
+    "with connection.cursor() as c:\n"
+    "    c.execute('SELECT count(*), count(DISTINCT n) FROM counter')\n"
+    "    print(errors, c.fetchone())\n"
+)
+
+
+def test_sqlite_by_url_keeps_the_safety_options_and_concurrent_writers_all_succeed(tmp_path):
+    """Catches settings that apply timeout/IMMEDIATE only to the default SQLite, not DATABASE_URL=sqlite:///."""
+    full = {k: v for k, v in os.environ.items() if k not in CLEARED and k != "VAR_DIR"}
+    full.update(VAR_DIR=str(tmp_path), SECRET_KEY="tests-only", DATABASE_URL=f"sqlite:///{tmp_path / 'url.sqlite3'}")
+    result = subprocess.run([sys.executable, "-c", READ_THEN_WRITE], check=False, cwd=REPO, env=full,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    # No error, and 40 rows numbered 0..39: every read-then-write saw the writes before it.
+    assert result.stdout.strip() == "[] (40, 40)"
