@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from sr_models.datasets import DatasetError
@@ -32,6 +31,7 @@ from sr_models.metrics import psnr_ssim_y
 from sr_models.resize import make_lr
 
 from .models import Condition, Stimulus, Study
+from .stimulus_files import equalise_lengths, media_file, stimulus_path
 from .study_file import ExternalMethod, _image_files, external_folder_for
 
 __all__ = [
@@ -62,12 +62,6 @@ MAX_ATTEMPTS = 3
 # A temporary file younger than this may belong to a worker still writing it (Redis redelivers a
 # task after the visibility timeout even when its first worker is alive), so only older ones go.
 STALE_TEMPORARY_SECONDS = 3600
-
-
-def stimulus_path(stimulus: Stimulus) -> str:
-    """Relative path under MEDIA_ROOT; readable for researchers, never shown to raters."""
-    image = stimulus.image
-    return f"studies/{stimulus.study.name}/{image.dataset.name}/{stimulus.condition.name}/{image.name}.png"
 
 
 def _source_images(stimulus: Stimulus) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -172,8 +166,8 @@ def generate_stimulus(stimulus_id: int, task_id: str | None = None, worker: str 
                        attempts=stimulus.attempts + 1):
         return Stimulus.objects.get(pk=stimulus_id).state  # finished or claimed by another task meanwhile
     relative = stimulus_path(stimulus)
-    target = Path(settings.MEDIA_ROOT) / relative
     try:
+        target = media_file(relative)
         image, hr = _make(stimulus)
         _remove_stale_temporaries(target)
         write_png(image, target)
@@ -188,22 +182,20 @@ def generate_stimulus(stimulus_id: int, task_id: str | None = None, worker: str 
         _mark_failed(mine, stimulus, str(exc))
         log.warning("stimulus %s failed: %s", stimulus_id, exc)
         return Stimulus.State.FAILED
-    with transaction.atomic():
-        done = mine.update(
-            state=Stimulus.State.DONE, file=relative, sha256=sha256_file(target), height=image.shape[1],
-            width=image.shape[2], error="", device=str(pick_device(settings.SR_DEVICE))
-            if stimulus.condition.kind == Condition.Kind.NETWORK else "cpu",
-            seconds=time.perf_counter() - started, finished_at=timezone.now(), **metrics,
-        )
-        refresh_study_state(stimulus.study_id)
+    done = mine.update(
+        state=Stimulus.State.DONE, file=relative, sha256=sha256_file(target), height=image.shape[1],
+        width=image.shape[2], error="", device=str(pick_device(settings.SR_DEVICE))
+        if stimulus.condition.kind == Condition.Kind.NETWORK else "cpu",
+        seconds=time.perf_counter() - started, finished_at=timezone.now(), **metrics,
+    )
+    refresh_study_state(stimulus.study_id)  # outside a transaction: it may rewrite files (padding)
     return Stimulus.State.DONE if done else Stimulus.objects.get(pk=stimulus_id).state
 
 
 def _mark_failed(claimed, stimulus: Stimulus, error: str) -> bool:
     """Record a failure through the caller's claim-guarded queryset; refresh the study's state."""
-    with transaction.atomic():
-        updated = claimed.update(state=Stimulus.State.FAILED, error=error, finished_at=timezone.now())
-        refresh_study_state(stimulus.study_id)
+    updated = claimed.update(state=Stimulus.State.FAILED, error=error, finished_at=timezone.now())
+    refresh_study_state(stimulus.study_id)
     return bool(updated)
 
 
@@ -236,8 +228,10 @@ def refresh_study_state(study_id: int, *, accept_failures: bool = False) -> str:
     """
     stimuli = Stimulus.objects.filter(study_id=study_id)
     busy = stimuli.exclude(state__in=[Stimulus.State.DONE, Stimulus.State.FAILED]).exists()
-    if not busy and (accept_failures or not stimuli.filter(state=Stimulus.State.FAILED).exists()):
-        Study.objects.filter(pk=study_id, state=Study.State.GENERATING).update(state=Study.State.READY)
+    opening = Study.objects.filter(pk=study_id, state=Study.State.GENERATING)
+    if not busy and (accept_failures or not stimuli.filter(state=Stimulus.State.FAILED).exists()) and opening.exists():
+        equalise_lengths(study_id)  # before any rater sees a file (its Content-Length ranks the methods)
+        opening.update(state=Study.State.READY)
     return Study.objects.filter(pk=study_id).values_list("state", flat=True).first()
 
 
