@@ -357,6 +357,16 @@ def test_retest_summary(ratings: pd.DataFrame, confidence: float = 0.95) -> dict
 # Maximum-likelihood subject model (ITU-T P.910 Annex E, SUREAL MLE_CO)
 # --------------------------------------------------------------------------------------------
 
+#: Standard deviation of the rounding error of an integer score, ``1 / sqrt(12)``: the floor of a
+#: rater's inconsistency. A 1..5 score cannot be more consistent with a continuous quality than its
+#: own rounding; an estimate below it means ``psi`` has been fitted to that rater's scores.
+ROUNDING_SD = 1.0 / np.sqrt(12.0)
+
+#: Raters with fewer test ratings are left out of the rater model: their bias and inconsistency
+#: rest on too few residuals (``se(upsilon) / upsilon = 1 / sqrt(2 df)``, 22% at 10 ratings) and a
+#: rater with one rating can be fitted exactly, which lets the likelihood grow without bound.
+MIN_MLE_RATINGS = 10
+
 
 @dataclass(frozen=True)
 class MLEResult:
@@ -366,15 +376,19 @@ class MLEResult:
     ----------
     quality : pandas.DataFrame
         ``dataset, image, method, n, psi, psi_se, psi_ci_low, psi_ci_high``: recovered quality of
-        each stimulus with its standard error and confidence interval.
+        each stimulus (``n`` modelled ratings) with its standard error and confidence interval.
     raters : pandas.DataFrame
-        ``rater_id, n, bias, bias_se, inconsistency, inconsistency_se``.
+        ``rater_id, n, modelled, bias, bias_se, inconsistency, inconsistency_se, at_bound,
+        mle_note``; every rater, those left out with NaN estimates and the reason in ``mle_note``.
     n_iter : int
         Iterations used.
     converged : bool
-        Whether the largest change of ``psi`` fell below the tolerance.
+        Whether the iteration settled at an interior maximum: False when it hit ``max_iter`` or
+        when an inconsistency sits at its lower bound (then every standard error is NaN).
     log_likelihood : float
-        Log-likelihood at the estimate.
+        Log-likelihood of the modelled ratings at the estimate.
+    warning : str
+        Why the estimate should not be trusted, in words ("" when nothing is wrong).
     """
 
     quality: pd.DataFrame = field(repr=False)
@@ -382,88 +396,62 @@ class MLEResult:
     n_iter: int
     converged: bool
     log_likelihood: float
+    warning: str = ""
 
 
-def mle_scores(
-    ratings: pd.DataFrame,
-    confidence: float = 0.95,
-    tol: float = 1e-8,
-    max_iter: int = 10_000,
-    min_inconsistency: float = 1e-3,
-) -> MLEResult:
-    """Maximum-likelihood quality scores, rater biases and inconsistencies (P.910 Annex E, MLE_CO).
+def _incidence(r_codes: np.ndarray, s_codes: np.ndarray, n_r: int, n_s: int) -> np.ndarray:
+    """Ratings per (stimulus, rater), shape (S, R)."""
+    nij = np.zeros((n_s, n_r))
+    np.add.at(nij, (s_codes, r_codes), 1.0)
+    return nij
 
-    Parameters
-    ----------
-    ratings : pandas.DataFrame
-        Long ratings frame; test rows are used. The design may be incomplete.
-    confidence : float
-        Level of the normal-theory interval of ``psi``.
-    tol : float
-        Convergence threshold on the largest change of any ``psi`` between iterations.
-    max_iter : int
-        Iteration limit.
-    min_inconsistency : float
-        Floor of ``upsilon``: a rater whose residuals are all zero would otherwise get an infinite
-        weight.
 
-    Returns
-    -------
-    MLEResult
+def _rater_model_covariance(nij: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse Fisher information of ``(psi, Delta)`` given the weights, under ``sum(Delta) = 0``.
 
-    Notes
-    -----
-    Model (Li & Bampis 2017; ITU-T P.910 (2022) Annex E without the content-ambiguity term, the
-    "MLE_CO" model of Netflix SUREAL): the score of rater ``i`` on stimulus ``j`` is
-    ``U_ij = psi_j + Delta_i + upsilon_i X``, ``X ~ N(0, 1)``, with true quality ``psi_j``, bias
-    ``Delta_i`` and inconsistency ``upsilon_i``. The log-likelihood
-    ``sum_ij [-log upsilon_i - (U_ij - psi_j - Delta_i)^2 / (2 upsilon_i^2)]`` is maximised by the
-    alternating updates that P.910 Annex E gives (each the exact maximiser of one block given the
-    others, so the likelihood never decreases)::
-
-        Delta_i   <- mean_j (U_ij - psi_j)
-        upsilon_i <- sqrt(mean_j (U_ij - psi_j - Delta_i)^2)
-        psi_j     <- sum_i upsilon_i^-2 (U_ij - Delta_i) / sum_i upsilon_i^-2
-
-    starting from ``psi_j`` = the raw MOS, until no ``psi_j`` moves by more than ``tol``. ``psi`` and
-    ``Delta`` are identified only up to a common shift; the biases are centred to mean zero over the
-    raters after each update (``psi`` shifts by the same amount, leaving the likelihood unchanged),
-    so ``psi`` is on the scale of the raw MOS. The standard errors are the inverse square roots of
-    the diagonal of the Fisher information: ``se(psi_j) = (sum_i upsilon_i^-2)^-1/2``,
-    ``se(Delta_i) = upsilon_i / sqrt(n_i)``, ``se(upsilon_i) = upsilon_i / sqrt(2 n_i)``; the
-    interval of ``psi`` is ``psi_j +- z se(psi_j)`` (1.96 at 95 %). Discrete 1..5 scores only
-    approximate the Gaussian model; ``psi`` is most useful for ranking and for down-weighting
-    inconsistent raters rather than as an exact MOS.
-
-    References
-    ----------
-    1. ITU-T P.910 (10/2022), Annex E.
-    2. Li, Z., Bampis, C. G. (2017). Recover subjective quality scores from noisy measurements.
-       Data Compression Conference, 52-61.
-    3. Li, Z., Bampis, C. G., Krasula, L., Janowski, L., Katsavounidis, I. (2020). A simple model
-       for subject behavior in subjective experiments. IS&T Electronic Imaging, HVEI-131.
+    Returns ``var(psi)`` (S), ``cov(Delta)`` (R, R) and ``cov(psi, Delta)`` (S, R). The information
+    is ``[[A, B], [B^T, D]]`` with ``A = diag(sum_i w_i n_ij)``, ``B_ji = w_i n_ij`` and
+    ``D = diag(w_i n_i)``; its Schur complement ``D - B^T A^-1 B`` is singular along the common
+    shift of ``psi`` and ``Delta``, and its pseudo-inverse is the covariance of the centred biases.
     """
-    data = test_rows(ratings)
-    r_codes, raters = pd.factorize(data["rater_id"], sort=True)
-    s_frame = data[list(STIMULUS_KEY)]
-    s_codes = s_frame.groupby(list(STIMULUS_KEY), sort=True).ngroup().to_numpy()
-    n_r, n_s = len(raters), int(s_codes.max()) + 1
-    u = data["score"].to_numpy(dtype=float)
-    count_r = np.bincount(r_codes, minlength=n_r).astype(float)
-    count_s = np.bincount(s_codes, minlength=n_s).astype(float)
+    b = nij * w[None, :]
+    a = b.sum(axis=1)
+    b_over_a = b / a[:, None]
+    schur = np.diag(b.sum(axis=0)) - b.T @ b_over_a
+    cov_delta = np.linalg.pinv(schur, hermitian=True)
+    cross = -(b_over_a @ cov_delta)
+    var_psi = 1.0 / a - np.einsum("jr,jr->j", cross, b_over_a)
+    return var_psi, cov_delta, cross
 
-    psi = np.bincount(s_codes, weights=u, minlength=n_s) / count_s
-    bias = np.zeros(n_r)
-    converged = False
-    it = 0
-    for it in range(1, max_iter + 1):
+
+def _residual_df(nij, w, r_codes, s_codes, n_r) -> np.ndarray:
+    """Each rater's residual degrees of freedom, ``n_i - sum_j h_ij`` (``h`` the leverages)."""
+    var_psi, cov_delta, cross = _rater_model_covariance(nij, w)
+    h = w[r_codes] * (var_psi[s_codes] + np.diag(cov_delta)[r_codes] + 2.0 * cross[s_codes, r_codes])
+    return np.bincount(r_codes, weights=1.0 - h, minlength=n_r)
+
+
+def _fit_rater_model(u, r_codes, s_codes, n_r, n_s, *, min_inconsistency, tol, max_iter, residual_df):
+    """Alternating block updates of P.910 Annex E; see :func:`mle_scores`."""
+    count_r = np.bincount(r_codes, minlength=n_r).astype(float)
+    nij = _incidence(r_codes, s_codes, n_r, n_s) if residual_df else None
+    psi = np.bincount(s_codes, weights=u, minlength=n_s) / np.bincount(s_codes, minlength=n_s)
+    w = np.ones(n_r)
+    converged, it = False, 0
+
+    def blocks(psi, w):
         bias = np.bincount(r_codes, weights=u - psi[s_codes], minlength=n_r) / count_r
         shift = bias.mean()
-        bias -= shift
-        psi = psi + shift
+        bias, psi = bias - shift, psi + shift
         resid = u - psi[s_codes] - bias[r_codes]
-        ups = np.sqrt(np.bincount(r_codes, weights=resid**2, minlength=n_r) / count_r)
-        ups = np.maximum(ups, min_inconsistency)
+        df = _residual_df(nij, w, r_codes, s_codes, n_r) if residual_df else count_r
+        rss = np.bincount(r_codes, weights=resid**2, minlength=n_r)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ups = np.sqrt(rss / np.maximum(df, 1e-12))
+        return psi, bias, resid, np.maximum(np.nan_to_num(ups), min_inconsistency), df
+
+    for it in range(1, max_iter + 1):
+        psi, bias, resid, ups, df = blocks(psi, w)
         w = 1.0 / ups**2
         new_psi = np.bincount(s_codes, weights=w[r_codes] * (u - bias[r_codes]), minlength=n_s)
         new_psi /= np.bincount(s_codes, weights=w[r_codes], minlength=n_s)
@@ -473,35 +461,156 @@ def mle_scores(
             converged = True
             break
     # Final consistent block updates for the reported Delta and upsilon.
-    bias = np.bincount(r_codes, weights=u - psi[s_codes], minlength=n_r) / count_r
-    shift = bias.mean()
-    bias -= shift
-    psi = psi + shift
-    resid = u - psi[s_codes] - bias[r_codes]
-    ups = np.maximum(np.sqrt(np.bincount(r_codes, weights=resid**2, minlength=n_r) / count_r), min_inconsistency)
-    w = 1.0 / ups**2
-    psi_se = 1.0 / np.sqrt(np.bincount(s_codes, weights=w[r_codes], minlength=n_s))
-    z = sps.norm.ppf(0.5 + confidence / 2.0)
-    loglik = float(np.sum(-np.log(ups[r_codes]) - resid**2 * w[r_codes] / 2.0 - 0.5 * np.log(2 * np.pi)))
+    psi, bias, resid, ups, df = blocks(psi, w)
+    return psi, bias, resid, ups, df, it, converged
 
-    keys = s_frame.assign(_code=s_codes).drop_duplicates("_code").sort_values("_code")
-    quality = keys[list(STIMULUS_KEY)].reset_index(drop=True)
-    quality["n"] = count_s.astype(int)
-    quality["psi"] = psi
-    quality["psi_se"] = psi_se
-    quality["psi_ci_low"] = psi - z * psi_se
-    quality["psi_ci_high"] = psi + z * psi_se
-    rater_frame = pd.DataFrame(
-        {
-            "rater_id": np.asarray(raters),
-            "n": count_r.astype(int),
-            "bias": bias,
-            "bias_se": ups / np.sqrt(count_r),
-            "inconsistency": ups,
-            "inconsistency_se": ups / np.sqrt(2.0 * count_r),
-        }
+
+def mle_scores(
+    ratings: pd.DataFrame,
+    confidence: float = 0.95,
+    tol: float = 1e-8,
+    max_iter: int = 10_000,
+    min_inconsistency: float = ROUNDING_SD,
+    *,
+    min_ratings: int = MIN_MLE_RATINGS,
+    residual_df: bool = True,
+    se: str = "full",
+) -> MLEResult:
+    """Quality scores, rater biases and inconsistencies of the P.910 Annex E rater model (MLE_CO).
+
+    Parameters
+    ----------
+    ratings : pandas.DataFrame
+        Long ratings frame; test rows are used. The design may be incomplete.
+    confidence : float
+        Level of the interval ``psi_j +- t_{n_j - 1} psi_se_j``, ``n_j`` the modelled ratings of
+        the stimulus (the Student quantile allows for the estimated inconsistencies).
+    tol : float
+        Convergence threshold on the largest change of any ``psi`` between iterations.
+    max_iter : int
+        Iteration limit.
+    min_inconsistency : float
+        Lower bound of ``upsilon``, by default :data:`ROUNDING_SD`: without one the likelihood
+        has no maximum (``psi`` copies one rater whose ``upsilon`` goes to zero).
+    min_ratings : int
+        Raters with fewer test ratings are left out of the model and listed (``modelled`` False).
+    residual_df : bool
+        Estimate ``upsilon_i^2`` as the rater's residual sum of squares over its residual degrees
+        of freedom ``n_i - sum_j h_ij`` (``h`` the leverages of the weighted fit, as in REML)
+        instead of over ``n_i`` (the MLE, which on sparse designs shrinks ``upsilon`` and with it
+        every standard error).
+    se : {"full", "diagonal"}
+        "full": standard errors from the inverse of the whole Fisher information of ``(psi,
+        Delta)``, which carries the uncertainty of the biases into ``psi`` when raters see
+        different stimuli; "diagonal": the inverse of its diagonal, as SUREAL reports.
+
+    Returns
+    -------
+    MLEResult
+
+    Notes
+    -----
+    Model (Li & Bampis 2017; ITU-T P.910 (2022) Annex E without the content-ambiguity term, the
+    "MLE_CO" model of Netflix SUREAL): the score of rater ``i`` on stimulus ``j`` is
+    ``U_ij = psi_j + Delta_i + upsilon_i X``, ``X ~ N(0, 1)``. The alternating updates of Annex E
+    (``Delta``, then ``upsilon``, then the weighted mean ``psi``) start from the raw MOS and stop
+    when no ``psi_j`` moves by more than ``tol``; the biases are centred to mean zero over the
+    modelled raters, so ``psi`` is the latent quality on the scale of those raters' mean.
+
+    The plain MLE is ill-posed: the likelihood grows without bound as one ``upsilon_i`` goes to
+    zero. Three changes, chosen on simulated sparse designs (``benchmarks/rater_model.py``,
+    BENCHMARKS.md), make the estimate honest: raters with fewer than ``min_ratings`` ratings are
+    left out, ``upsilon`` is bounded below by the rounding spread of an integer score and
+    estimated on residual degrees of freedom, and the standard errors use the full information.
+    With these the reported ``psi_se`` matches the spread of ``psi`` across simulations, and the
+    Student-t intervals cover the latent quality at close to the nominal rate (normal ones, with
+    the inconsistencies taken as known, under-cover by a few points). When an ``upsilon`` still
+    sits at its bound the estimate is a boundary point, not a maximum: ``converged`` is False,
+    every standard error is NaN and ``warning`` says which raters.
+
+    References
+    ----------
+    1. ITU-T P.910 (10/2022), Annex E.
+    2. Li, Z., Bampis, C. G. (2017). Recover subjective quality scores from noisy measurements.
+       Data Compression Conference, 52-61.
+    3. Patterson, H. D., Thompson, R. (1971). Recovery of inter-block information when block sizes
+       are unequal. Biometrika 58(3), 545-554 (residual degrees of freedom, REML).
+    4. Sheppard, W. F. (1898). On the calculation of the most probable values of frequency
+       constants, for data arranged according to equidistant divisions of a scale. Proceedings of
+       the London Mathematical Society 29, 353-380 (the 1/12 variance of rounding).
+    """
+    if se not in ("full", "diagonal"):
+        raise ValueError("se must be 'full' or 'diagonal'")
+    if not min_inconsistency > 0:
+        raise ValueError("min_inconsistency must be positive")
+    data = test_rows(ratings)
+    keys = list(STIMULUS_KEY)
+    all_raters = pd.Index(sorted(data["rater_id"].unique(), key=str), name="rater_id")
+    n_all = data.groupby("rater_id").size().reindex(all_raters).to_numpy()
+    few = n_all < min_ratings
+    data_all = data
+    data = data.loc[~data["rater_id"].isin(all_raters[few])]
+    r_codes, raters = pd.factorize(data["rater_id"], sort=True)
+    s_codes = data.groupby(keys, sort=True).ngroup().to_numpy()
+    n_r, n_s = len(raters), int(s_codes.max()) + 1 if len(data) else 0
+    u = data["score"].to_numpy(dtype=float)
+    if n_r >= 2:
+        psi, bias, resid, ups, df, it, converged = _fit_rater_model(
+            u, r_codes, s_codes, n_r, n_s, min_inconsistency=min_inconsistency, tol=tol, max_iter=max_iter,
+            residual_df=residual_df,
+        )  # fmt: skip
+        w = 1.0 / ups**2
+        count_r = np.bincount(r_codes, minlength=n_r).astype(float)
+        if se == "full":
+            var_psi, cov_delta, _ = _rater_model_covariance(_incidence(r_codes, s_codes, n_r, n_s), w)
+            psi_se, bias_se = np.sqrt(var_psi), np.sqrt(np.diag(cov_delta))
+        else:
+            psi_se = 1.0 / np.sqrt(np.bincount(s_codes, weights=w[r_codes], minlength=n_s))
+            bias_se = ups / np.sqrt(count_r)
+        ups_se = ups / np.sqrt(2.0 * np.maximum(df, 1e-12))
+        loglik = float(np.sum(-np.log(ups[r_codes]) - resid**2 * w[r_codes] / 2.0 - 0.5 * np.log(2 * np.pi)))
+        at_bound = ups <= min_inconsistency * (1.0 + 1e-9)
+    else:  # fewer than two modelled raters: nothing to separate bias from quality
+        psi = np.bincount(s_codes, weights=u, minlength=n_s) / np.maximum(np.bincount(s_codes, minlength=n_s), 1)
+        bias = ups = psi_se = bias_se = ups_se = np.full(n_r, np.nan)
+        psi_se = np.full(n_s, np.nan)
+        it, converged, loglik, at_bound = 0, False, float("nan"), np.zeros(n_r, bool)
+    warning = ""
+    if at_bound.any():
+        converged = False
+        names = ", ".join(map(str, np.asarray(raters)[at_bound]))
+        warning = (f"inconsistency of {names} at the lower bound {min_inconsistency:.3f}: the model fits their "
+                   "scores exactly, the estimate is a boundary point and no standard error is given")
+    elif n_r < 2:
+        warning = "fewer than two raters with enough ratings: the rater model cannot be fitted"
+    if not converged:
+        psi_se, bias_se, ups_se = (np.full_like(np.asarray(a, float), np.nan) for a in (psi_se, bias_se, ups_se))
+
+    stim = data_all[keys].drop_duplicates().sort_values(keys).reset_index(drop=True)
+    n_s_obs = np.bincount(s_codes, minlength=n_s)
+    with np.errstate(invalid="ignore"):
+        half = sps.t.ppf(0.5 + confidence / 2.0, np.where(n_s_obs > 1, n_s_obs - 1, np.nan)) * psi_se
+    fitted = data[keys].assign(_code=s_codes).drop_duplicates("_code").sort_values("_code")[keys]
+    fitted = fitted.reset_index(drop=True).assign(
+        n=n_s_obs, psi=psi, psi_se=psi_se, psi_ci_low=psi - half, psi_ci_high=psi + half,
+    )  # fmt: skip
+    quality = stim.merge(fitted, on=keys, how="left")
+    quality["n"] = quality["n"].fillna(0).astype(int)
+
+    est = pd.DataFrame(
+        {"bias": bias, "bias_se": bias_se, "inconsistency": ups, "inconsistency_se": ups_se, "at_bound": at_bound},
+        index=pd.Index(np.asarray(raters), name="rater_id"),
     )
-    return MLEResult(quality=quality, raters=rater_frame, n_iter=it, converged=converged, log_likelihood=loglik)
+    rater_frame = est.reindex(all_raters)
+    rater_frame.insert(0, "modelled", ~few)
+    rater_frame.insert(0, "n", n_all.astype(int))
+    rater_frame["at_bound"] = rater_frame["at_bound"].fillna(False).astype(bool)
+    notes = np.where(few, f"left out of the rater model: fewer than {min_ratings} test ratings", "")
+    notes = np.where(rater_frame["at_bound"], f"inconsistency at the lower bound {min_inconsistency:.3f}: "
+                     "not identified, standard errors not given", notes)  # fmt: skip
+    rater_frame["mle_note"] = notes
+    return MLEResult(quality=quality, raters=rater_frame.reset_index(), n_iter=it, converged=converged,
+                     log_likelihood=loglik, warning=warning)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -613,8 +722,10 @@ def rater_report(
     pandas.DataFrame
         ``rater_id, n_ratings, mean_score``, the ``bt500_*`` columns, ``n_shared, loo_pearson,
         loo_spearman``, ``n_gold, gold_exact, gold_within1, gold_mae``, ``n_repeat, retest_r,
-        retest_mad, retest_shift``, ``mle_bias, mle_bias_se, mle_inconsistency,
-        mle_inconsistency_se``, ``median_response_ms`` (when ``response_ms`` is present),
+        retest_mad, retest_shift``, ``mle_modelled, mle_bias, mle_bias_se, mle_inconsistency,
+        mle_inconsistency_se, mle_at_bound, mle_note`` (whether the rater entered the
+        :func:`mle_scores` model, and if not or if the fit is a boundary point, why),
+        ``median_response_ms`` (when ``response_ms`` is present),
         ``flagged`` and ``flag_reasons`` (reasons joined by "; ", empty when not flagged).
         A threshold of None disables its rule; a statistic that is NaN never triggers a rule.
     """
@@ -626,8 +737,9 @@ def rater_report(
     for part in (bt500_screening(ratings), loo_correlations(ratings), gold_agreement(ratings), test_retest(ratings)):
         out = out.join(part.set_index("rater_id"))
     mle = mle if mle is not None else mle_scores(ratings)
-    m = mle.raters.set_index("rater_id")[["bias", "bias_se", "inconsistency", "inconsistency_se"]]
-    out = out.join(m.add_prefix("mle_"))
+    m = mle.raters.set_index("rater_id")[["modelled", "bias", "bias_se", "inconsistency", "inconsistency_se",
+                                          "at_bound", "mle_note"]]  # fmt: skip
+    out = out.join(m.rename(columns=lambda c: c if c.startswith("mle_") else f"mle_{c}"))
     if "response_ms" in ratings.columns:
         out = out.join(ratings.groupby("rater_id")["response_ms"].median().rename("median_response_ms"))
 

@@ -176,25 +176,140 @@ def test_test_retest_without_repeats_and_with_identical_repeats(small_study):
 # ---------------------------------------------------------------- MLE (P.910 Annex E / SUREAL MLE_CO)
 
 
+# The estimator as SUREAL's MLE_CO computes it: the old mle_scores.
+SUREAL_OPTIONS = {"min_inconsistency": 1e-3, "min_ratings": 1, "residual_df": False, "se": "diagonal"}
+ISSUE_TRUE = {"D": {"a": 1.4, "b": 2.3, "c": 3.5, "d": 4.3}}
+ISSUE_POPULATION = {"bias_sd": 0.4, "inconsistency": (0.4, 0.9), "image_sd": 0.3}
+
+
+def _issue_case():
+    """The study of issue 14 where the old estimate put r004 at the 0.001 floor and every psi_se at 0.001."""
+    return planning.simulate_study(ISSUE_TRUE, n_raters=10, n_images=6, seed=100, **ISSUE_POPULATION)
+
+
 def test_mle_recovers_planted_biases_and_inconsistencies():
     true = {"D": {f"m{k}": v for k, v in enumerate([1.4, 2.0, 2.6, 3.0, 3.5, 4.1])}}
     ratings, truth = planning.simulate_study(true, n_raters=30, n_images=30, seed=8, bias_sd=0.5,
                                              inconsistency=(0.3, 1.0), image_sd=0.4, return_truth=True)  # fmt: skip
     result = screening.mle_scores(ratings)
-    assert result.converged
+    assert result.converged and result.warning == ""
     est = result.raters.set_index("rater_id").loc[truth.raters["rater_id"]]
     planted = truth.raters["bias"].to_numpy() - truth.raters["bias"].mean()
     assert np.corrcoef(est["bias"], planted)[0, 1] > 0.9
     assert np.sqrt(np.mean((est["bias"].to_numpy() - planted) ** 2)) < 0.15
     assert np.corrcoef(est["inconsistency"], truth.raters["inconsistency"])[0, 1] > 0.8
     assert abs(est["bias"].mean()) < 1e-9  # centred convention
-    # psi tracks the latent quality of each stimulus, and beats the raw MOS at it.
+    # psi tracks the latent quality of each stimulus (calibration of its interval: below).
     q = result.quality.merge(truth.stimuli, on=KEY)
-    raw = _tests(ratings).groupby(KEY)["score"].mean().rename("raw").reset_index()
-    q = q.merge(raw, on=KEY)
     assert np.corrcoef(q["psi"], q["latent"])[0, 1] > 0.95
-    coverage = ((q["psi_ci_low"] <= q["psi"]) & (q["psi"] <= q["psi_ci_high"])).all()
-    assert coverage and (q["psi_se"] > 0).all()
+
+
+def test_mle_intervals_cover_the_planted_latent_quality_on_a_sparse_design():
+    # Balanced assignment, each rater sees 60% of 32 stimuli. The target of psi_j is the planted
+    # latent quality plus the mean planted bias (psi is on the scale where the biases average zero).
+    # The old estimator (SUREAL's MLE_CO, floor 0.001) reports standard errors half the real spread
+    # and covers about 55%; an ML upsilon (residuals over n_i) or normal quantiles cover < 0.91.
+    errors, ses, covered, old_covered = [], [], [], []
+    for seed in range(40):
+        ratings, truth = planning.simulate_study({"D": {"a": 1.8, "b": 2.5, "c": 3.2, "d": 3.9}}, n_raters=12,
+                                                 n_images=8, seed=seed, rating_fraction=0.6, return_truth=True,
+                                                 **ISSUE_POPULATION)  # fmt: skip
+        offset = truth.raters["bias"].mean()
+        fit = screening.mle_scores(ratings)
+        q = fit.quality.merge(truth.stimuli, on=KEY)
+        target = q["latent"] + offset
+        if fit.converged:
+            errors.append(q["psi"] - target)
+            ses.append(q["psi_se"])
+            covered.append((q["psi_ci_low"] <= target) & (target <= q["psi_ci_high"]))
+        else:
+            assert q["psi_se"].isna().all() and fit.raters["at_bound"].any()
+        old = screening.mle_scores(ratings, **SUREAL_OPTIONS).quality.merge(truth.stimuli, on=KEY)
+        old_se = np.where(old["psi_se"].notna(), old["psi_se"], 1e-3)  # what it reported
+        old_covered.append((old["psi"] - target).abs() <= 1.96 * old_se)
+    assert len(errors) >= 34  # a bound is hit in under 15% of these studies
+    e, se = pd.concat(errors), pd.concat(ses)
+    ratio = np.sqrt(np.mean(se**2)) / e.std()
+    assert 0.8 <= ratio <= 1.25, ratio
+    coverage = pd.concat(covered).mean()
+    assert 0.93 <= coverage <= 0.985, coverage
+    assert pd.concat(old_covered).mean() < 0.8  # premise: the old estimate was falsely precise
+
+
+def test_mle_issue_case_no_longer_reports_false_precision():
+    ratings = _issue_case()
+    old = screening.mle_scores(ratings, **SUREAL_OPTIONS)
+    at_floor = old.raters.loc[old.raters["inconsistency"] <= 1e-3, "rater_id"].tolist()
+    assert at_floor == ["r004"]  # premise: the old fit copies r004 ...
+    assert not old.converged and old.quality["psi_se"].isna().all() and "r004" in old.warning  # ... and now says so
+    new = screening.mle_scores(ratings)
+    assert new.converged and not new.raters["at_bound"].any()
+    assert (new.raters["inconsistency"] > screening.ROUNDING_SD).all()
+    assert (new.quality["psi_se"] > 0.15).all()  # the old fit claimed 0.001
+
+
+def test_mle_raters_with_few_ratings_are_left_out_and_listed():
+    ratings = _issue_case()
+    extra = pd.DataFrame([{**ratings.iloc[0].to_dict(), "rater_id": "r999", "score": 5}])
+    with_extra = pd.concat([ratings, extra], ignore_index=True)
+    # The old fit puts the one-rating rater at the floor: psi copies that single score.
+    old = screening.mle_scores(with_extra, **SUREAL_OPTIONS).raters.set_index("rater_id")
+    assert old.loc["r999", "inconsistency"] == pytest.approx(1e-3)
+    fit = screening.mle_scores(with_extra)
+    row = fit.raters.set_index("rater_id").loc["r999"]
+    assert not row["modelled"] and row["n"] == 1 and np.isnan(row["bias"]) and np.isnan(row["inconsistency"])
+    assert "fewer than 10 test ratings" in row["mle_note"]
+    assert (fit.raters.drop(columns="mle_note").set_index("rater_id").drop(index="r999")["modelled"]).all()
+    alone = screening.mle_scores(ratings)
+    pd.testing.assert_frame_equal(fit.quality.drop(columns="n"), alone.quality.drop(columns="n"))
+    report = screening.rater_report(with_extra, mle=fit).set_index("rater_id")
+    assert not report.loc["r999", "mle_modelled"] and "left out" in report.loc["r999", "mle_note"]
+
+
+def test_mle_bound_gives_nan_standard_errors_and_a_warning():
+    ratings = _issue_case()
+    fit = screening.mle_scores(ratings, min_inconsistency=5.0)  # every rater at its bound
+    assert not fit.converged and fit.raters["at_bound"].all()
+    assert fit.quality[["psi_se", "psi_ci_low", "psi_ci_high"]].isna().all().all()
+    assert fit.raters[["bias_se", "inconsistency_se"]].isna().all().all()
+    assert "lower bound 5.000" in fit.warning and "r001" in fit.warning
+    assert fit.raters["mle_note"].str.contains("lower bound").all()
+    assert fit.quality["psi"].notna().all()  # the estimate itself is still given
+
+
+def _incomplete_design(seed=0, n_r=6, n_s=10, fraction=0.6):
+    rng = np.random.default_rng(seed)
+    mask = rng.random((n_r, n_s)) < fraction
+    mask[:, 0] = True  # connected through the first stimulus
+    mask[0] = True
+    r, s = np.nonzero(mask)
+    return r, s, n_r, n_s, rng.uniform(0.5, 3.0, n_r)
+
+
+def test_mle_full_covariance_and_leverages_match_statsmodels_wls():
+    # With the weights fixed, the model is weighted least squares on stimulus dummies and
+    # sum-to-zero rater effects: statsmodels' covariance (scale 1) and hat matrix are the reference.
+    sm = pytest.importorskip("statsmodels.api")
+    r, s, n_r, n_s, w = _incomplete_design()
+    x_psi = np.eye(n_s)[s]
+    x_delta = np.eye(n_r)[r][:, :-1] - (r == n_r - 1)[:, None]  # Delta_R = -sum of the others
+    x = np.hstack([x_psi, x_delta])
+    y = np.random.default_rng(1).normal(size=len(r))
+    fit = sm.WLS(y, x, weights=w[r]).fit(cov_type="fixed scale")
+    cov = np.asarray(fit.cov_params())
+    nij = screening._incidence(r, s, n_r, n_s)
+    var_psi, cov_delta, cross = screening._rater_model_covariance(nij, w)
+    np.testing.assert_allclose(var_psi, np.diag(cov)[:n_s], rtol=1e-9)
+    contrast = np.vstack([np.eye(n_r - 1), -np.ones(n_r - 1)])  # full Delta from the R - 1 free ones
+    np.testing.assert_allclose(cov_delta, contrast @ cov[n_s:, n_s:] @ contrast.T, atol=1e-10)
+    np.testing.assert_allclose(cross, cov[:n_s, n_s:] @ contrast.T, atol=1e-10)
+    root = np.sqrt(w[r])[:, None]  # WLS is OLS on whitened rows; statsmodels gives OLS its hat matrix
+    hat = sm.OLS(y * root[:, 0], x * root).fit().get_influence().hat_matrix_diag
+    df = screening._residual_df(nij, w, r, s, n_r)
+    np.testing.assert_allclose(df, np.bincount(r, weights=1 - hat, minlength=n_r), atol=1e-9)
+    assert df.sum() == pytest.approx(len(r) - (n_s + n_r - 1))
+    # The diagonal (SUREAL) variance 1 / sum_i w_i is smaller wherever raters differ in what they saw.
+    assert (var_psi >= 1 / np.bincount(s, weights=w[r]) - 1e-12).all()
 
 
 def test_mle_exact_properties_on_continuous_scores():
@@ -203,27 +318,38 @@ def test_mle_exact_properties_on_continuous_scores():
     n_r, n_s = 8, 15
     psi = rng.uniform(1, 5, n_s)
     bias = rng.normal(0, 0.4, n_r)
-    noise = rng.uniform(0.2, 0.6, n_r)
+    noise = rng.uniform(0.4, 0.8, n_r)
     u = psi[None] + bias[:, None] + noise[:, None] * rng.standard_normal((n_r, n_s))
     frame = pd.DataFrame({"rater_id": np.repeat([f"r{k}" for k in range(n_r)], n_s), "dataset": "D",
                           "image": np.tile([f"i{k:02d}" for k in range(n_s)], n_r), "method": "m",
                           "score": u.ravel()})  # fmt: skip
-    a = screening.mle_scores(frame, tol=1e-12)
-    shifted = frame.assign(score=frame["score"] + (frame["rater_id"] == "r3"))
-    b = screening.mle_scores(shifted, tol=1e-12)
-    moved = np.where(np.arange(n_r) == 3, 1 - 1 / n_r, -1 / n_r)
-    np.testing.assert_allclose(b.raters["bias"] - a.raters["bias"], moved, atol=1e-8)
-    np.testing.assert_allclose(b.quality["psi"] - a.quality["psi"], 1 / n_r, atol=1e-8)
-    np.testing.assert_allclose(b.raters["inconsistency"], a.raters["inconsistency"], atol=1e-8)
-    # Stationarity: the score equations of the likelihood hold at the estimate.
-    est_bias = a.raters.set_index("rater_id")["bias"]
-    est_ups = a.raters.set_index("rater_id")["inconsistency"]
-    est_psi = a.quality.set_index("image")["psi"]
-    resid = frame["score"] - frame["image"].map(est_psi) - frame["rater_id"].map(est_bias)
-    w = 1 / frame["rater_id"].map(est_ups) ** 2
-    assert np.abs((w * resid).groupby(frame["image"]).sum()).max() < 1e-8
-    assert np.abs(resid.groupby(frame["rater_id"]).mean()).max() < 1e-8
-    np.testing.assert_allclose((resid**2).groupby(frame["rater_id"]).mean() ** 0.5, est_ups, rtol=1e-8)
+    for options in ({}, SUREAL_OPTIONS):
+        a = screening.mle_scores(frame, tol=1e-12, **options)
+        shifted = frame.assign(score=frame["score"] + (frame["rater_id"] == "r3"))
+        b = screening.mle_scores(shifted, tol=1e-12, **options)
+        moved = np.where(np.arange(n_r) == 3, 1 - 1 / n_r, -1 / n_r)
+        np.testing.assert_allclose(b.raters["bias"] - a.raters["bias"], moved, atol=1e-8)
+        np.testing.assert_allclose(b.quality["psi"] - a.quality["psi"], 1 / n_r, atol=1e-8)
+        np.testing.assert_allclose(b.raters["inconsistency"], a.raters["inconsistency"], atol=1e-8)
+        # Stationarity: the estimating equations hold at the estimate; upsilon^2 is the rater's
+        # residual sum of squares over n_i (ML) or over its residual degrees of freedom.
+        est_bias = a.raters.set_index("rater_id")["bias"]
+        est_ups = a.raters.set_index("rater_id")["inconsistency"]
+        est_psi = a.quality.set_index("image")["psi"]
+        resid = frame["score"] - frame["image"].map(est_psi) - frame["rater_id"].map(est_bias)
+        w = 1 / frame["rater_id"].map(est_ups) ** 2
+        assert np.abs((w * resid).groupby(frame["image"]).sum()).max() < 1e-8
+        assert np.abs(resid.groupby(frame["rater_id"]).mean()).max() < 1e-8
+        rss = (resid**2).groupby(frame["rater_id"]).sum()
+        if options:
+            df = frame.groupby("rater_id").size()
+        else:
+            r_codes = pd.factorize(frame["rater_id"], sort=True)[0]
+            s_codes = pd.factorize(frame["image"], sort=True)[0]
+            nij = screening._incidence(r_codes, s_codes, n_r, n_s)
+            df = screening._residual_df(nij, 1 / est_ups.to_numpy() ** 2, r_codes, s_codes, n_r)
+            assert (df < n_s).all()  # the fitted psi takes degrees of freedom from every rater
+        np.testing.assert_allclose((rss / df) ** 0.5, est_ups, rtol=1e-7)
 
 
 def test_mle_matches_sureal_mle_co(small_study, tmp_path):
@@ -239,7 +365,8 @@ def test_mle_matches_sureal_mle_co(small_study, tmp_path):
         reader = RawDatasetReader(import_python_file(str(path)))
         model = sureal_model.MaximumLikelihoodEstimationModelContentOblivious(reader)
         ref = model.run_modeling()
-    ours = screening.mle_scores(ratings, tol=1e-10)
+    ours = screening.mle_scores(ratings, tol=1e-10, **SUREAL_OPTIONS)
+    assert ours.converged
     np.testing.assert_allclose(ours.quality["psi"], ref["quality_scores"], atol=2e-6)
     np.testing.assert_allclose(ours.quality["psi_se"], ref["quality_scores_std"], rtol=1e-5)
     order = ours.raters.set_index("rater_id").loc[ref["observers"]]
@@ -247,6 +374,9 @@ def test_mle_matches_sureal_mle_co(small_study, tmp_path):
     np.testing.assert_allclose(order["inconsistency"], ref["observer_inconsistency"], rtol=1e-5)
     np.testing.assert_allclose(order["bias_se"], ref["observer_bias_std"], rtol=1e-5)
     np.testing.assert_allclose(order["inconsistency_se"], ref["observer_inconsistency_std"], rtol=1e-5)
+    # On this complete design the default differs only by the residual degrees of freedom.
+    default = screening.mle_scores(ratings, tol=1e-10)
+    assert (default.raters["inconsistency"] > ours.raters["inconsistency"]).all()
 
 
 # ---------------------------------------------------------------- Krippendorff
