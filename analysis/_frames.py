@@ -1,6 +1,9 @@
 """Small helpers shared by the analysis modules: column checks and the test-row filter.
 
-The ratings interface (one row per rating) is documented in :mod:`analysis.stats`.
+The ratings interface (one row per rating) is documented in :mod:`analysis.stats`. One rule for
+missing scores holds everywhere because every module reads ratings through :func:`test_rows` or
+:func:`kind_rows`: a row whose score is missing (NaN, None, empty) is no rating and is dropped, so
+it counts nowhere (not in ``n``, not in a rater's ``J``) and poisons nothing.
 """
 
 from __future__ import annotations
@@ -26,24 +29,29 @@ def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str = "ra
 def test_rows(ratings: pd.DataFrame) -> pd.DataFrame:
     """Rows that count towards MOS: ``kind == "test"``, or every row when there is no ``kind`` column.
 
-    Always returns a copy whose ``score`` column is float, so callers may add columns freely.
+    Always returns a copy whose ``score`` column is float, so callers may add columns freely. Rows
+    without a score are dropped (the module's rule for missing scores).
     """
     require_columns(ratings, RATING_COLUMNS)
     if "kind" in ratings.columns:
         out = ratings.loc[ratings["kind"].astype(str) == "test"]
     else:
         out = ratings
-    out = out.copy()
-    out["score"] = pd.to_numeric(out["score"], errors="raise").astype(float)
-    return out
+    return _scored(out)
 
 
 def kind_rows(ratings: pd.DataFrame, kind: str) -> pd.DataFrame:
-    """Rows of one ``kind`` ("repeat" or "gold"); empty when the column is missing."""
+    """Rows of one ``kind`` ("repeat" or "gold") that have a score; empty when the column is missing."""
     if "kind" not in ratings.columns:
         return ratings.iloc[0:0].copy()
-    out = ratings.loc[ratings["kind"].astype(str) == kind].copy()
-    out["score"] = pd.to_numeric(out["score"], errors="raise").astype(float)
+    return _scored(ratings.loc[ratings["kind"].astype(str) == kind])
+
+
+def _scored(rows: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``rows`` with a float ``score``, rows without a score left out."""
+    score = pd.to_numeric(rows["score"], errors="raise").astype(float)
+    out = rows.loc[score.notna()].copy()
+    out["score"] = score[score.notna()]
     return out
 
 

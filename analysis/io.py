@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis._frames import KINDS, STIMULUS_KEY, require_columns, test_rows
+from analysis._frames import KINDS, STIMULUS_KEY, kind_rows, require_columns, test_rows
 
 __all__ = [
     "MAX_RESPONSE_MS",
@@ -346,8 +346,7 @@ def sureal_dataset_text(
     data = test_rows(ratings)
     keys = list(STIMULUS_KEY)
     if include_repeats and "kind" in ratings.columns:
-        rep = ratings.loc[ratings["kind"].astype(str) == "repeat"].copy()
-        rep["score"] = pd.to_numeric(rep["score"]).astype(float)
+        rep = kind_rows(ratings, "repeat")
         data = pd.concat([data.assign(_order=0), rep.assign(_order=1)], ignore_index=True)
     else:
         data = data.assign(_order=0)

@@ -741,7 +741,8 @@ def rater_report(
                                           "at_bound", "mle_note"]]  # fmt: skip
     out = out.join(m.rename(columns=lambda c: c if c.startswith("mle_") else f"mle_{c}"))
     if "response_ms" in ratings.columns:
-        out = out.join(ratings.groupby("rater_id")["response_ms"].median().rename("median_response_ms"))
+        scored = ratings.loc[pd.to_numeric(ratings["score"]).notna()]  # a row without a score is no rating
+        out = out.join(scored.groupby("rater_id")["response_ms"].median().rename("median_response_ms"))
 
     reasons: list[list[str]] = [[] for _ in range(len(out))]
 
