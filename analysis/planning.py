@@ -188,6 +188,8 @@ def simulate_study(
     rating_fraction: float = 1.0,
     start: str = "2017-01-02T09:00:00Z",
     return_truth: bool = False,
+    rater_method_sd: float = 0.0,
+    image_method_sd: float = 0.0,
 ) -> pd.DataFrame | tuple[pd.DataFrame, SimulationTruth]:
     """Simulate the ratings of a MOS study with known truth.
 
@@ -196,7 +198,7 @@ def simulate_study(
     true_mos : pandas.DataFrame or mapping
         Population MOS per (dataset, method): a frame with ``dataset, method, mos`` (or
         ``true_mos``) or ``{dataset: {method: mos}}``. A frame with an ``image`` column gives the
-        true MOS per stimulus; then ``n_images`` and ``image_sd`` are ignored.
+        true MOS per stimulus; then ``n_images``, ``image_sd`` and ``image_method_sd`` are ignored.
     n_raters : int
         Raters; each rates every stimulus (the paper's fully crossed design) unless
         ``rating_fraction < 1``.
@@ -224,6 +226,12 @@ def simulate_study(
         Timestamp of the first session; a rater's session starts one hour after the previous one.
     return_truth : bool
         Also return a :class:`SimulationTruth`.
+    rater_method_sd, image_method_sd : float
+        Standard deviations of a rater x method preference (one draw per rater and (dataset,
+        method)) and of an image x method effect (one per stimulus), both added on the latent
+        scale. They leave every method's population MOS as requested and make the methods'
+        differences vary between raters and between images, which tests of those differences must
+        allow for.
 
     Returns
     -------
@@ -238,16 +246,19 @@ def simulate_study(
     lo, hi = _inconsistency_range(inconsistency)
     rng = np.random.default_rng(seed)
     targets = _targets_frame(true_mos)
+    # The interactions widen the populations the latent locations are calibrated over.
+    rater_sd = float(np.hypot(bias_sd, rater_method_sd))
 
     # Stimuli and their latent locations.
     if "image" in targets.columns:
         stim = targets.copy()
-        stim["latent"] = latent_location(stim["true_mos"].to_numpy(), bias_sd, (lo, hi), 0.0)
+        stim["latent"] = latent_location(stim["true_mos"].to_numpy(), rater_sd, (lo, hi), 0.0)
         method_truth = stim.groupby(["dataset", "method"], sort=False)["true_mos"].mean().reset_index()
         method_truth["latent"] = np.nan
     else:
         method_truth = targets.copy()
-        method_truth["latent"] = latent_location(targets["true_mos"].to_numpy(), bias_sd, (lo, hi), image_sd)
+        method_truth["latent"] = latent_location(targets["true_mos"].to_numpy(), rater_sd, (lo, hi),
+                                                 float(np.hypot(image_sd, image_method_sd)))
         parts = []
         for dataset, group in method_truth.groupby("dataset", sort=False):
             k = n_images[dataset] if isinstance(n_images, Mapping) else n_images
@@ -260,7 +271,10 @@ def simulate_study(
             grid["latent"] = grid["latent"] + np.repeat(eta, len(group))
             parts.append(grid)
         stim = pd.concat(parts, ignore_index=True)
-        stim["true_mos"] = expected_score(stim["latent"].to_numpy(), bias_sd, (lo, hi), 0.0)
+        # Drawn only when asked for, so that the other draws of a seed stay as they were.
+        if image_method_sd > 0:
+            stim["latent"] += rng.normal(0.0, image_method_sd, len(stim))
+        stim["true_mos"] = expected_score(stim["latent"].to_numpy(), rater_sd, (lo, hi), 0.0)
     stim = stim[["dataset", "image", "method", "latent", "true_mos"]].reset_index(drop=True)
 
     # Raters.
@@ -270,7 +284,12 @@ def simulate_study(
     random_rater = np.zeros(n_raters, dtype=bool)
     if n_random_raters:
         random_rater[-n_random_raters:] = True
-    ratings = _present(stim, rng, rater_ids, bias, noise, random_rater, n_repeats, n_gold, rating_fraction, start)
+    offset = None
+    if rater_method_sd > 0:
+        cell = stim.groupby(["dataset", "method"], sort=False).ngroup().to_numpy()
+        offset = rng.normal(0.0, rater_method_sd, (n_raters, cell.max() + 1))[:, cell]
+    ratings = _present(stim, rng, rater_ids, bias, noise, random_rater, n_repeats, n_gold, rating_fraction, start,
+                       offset)  # fmt: skip
     if not return_truth:
         return ratings
     raters = pd.DataFrame({"rater_id": rater_ids, "bias": bias, "inconsistency": noise, "random": random_rater})
@@ -288,8 +307,12 @@ def _present(
     n_gold: int,
     rating_fraction: float,
     start: str,
+    offset: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Every rater's session (gold items first, then test and repeat items in random order), vectorised."""
+    """Every rater's session (gold items first, then test and repeat items in random order), vectorised.
+
+    ``offset`` (raters, stimuli), when given, is added to each rating's latent score.
+    """
     n_raters, n_stim = len(rater_ids), len(stim)
     if rating_fraction < 1:
         shown = rng.random((n_raters, n_stim)) < rating_fraction
@@ -307,6 +330,8 @@ def _present(
     rater = np.concatenate([t_rater, r_rater])
     item = np.concatenate([t_stim, r_stim])
     z = stim["latent"].to_numpy()[item] + bias[rater] + noise[rater] * rng.standard_normal(item.size)
+    if offset is not None:
+        z += offset[rater, item]
     score = np.clip(np.rint(z), SCALE_MIN, SCALE_MAX).astype(int)
     is_random = random_rater[rater]
     score[is_random] = rng.integers(SCALE_MIN, SCALE_MAX + 1, int(is_random.sum()))

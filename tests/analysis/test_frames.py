@@ -13,6 +13,7 @@ FUNCTIONS = {
     "per_image_mos": stats.per_image_mos,
     "bootstrap_mos_ci": lambda r: stats.bootstrap_mos_ci(r, n_boot=50, seed=1),
     "pairwise_tests": stats.pairwise_tests,
+    "mos_differences": lambda r: stats.mos_differences(r, n_boot=50, seed=1),
     "bt500_screening": screening.bt500_screening,
     "loo_correlations": screening.loo_correlations,
     "gold_agreement": screening.gold_agreement,
