@@ -75,3 +75,8 @@ def percentile_interval(samples: np.ndarray, confidence: float, axis: int = 0) -
         lo = np.nanquantile(samples, alpha / 2.0, axis=axis)
         hi = np.nanquantile(samples, 1.0 - alpha / 2.0, axis=axis)
     return lo, hi
+
+
+def level_label(confidence: float) -> str:
+    """A confidence level as captions print it: 0.95 -> "95%", 0.9 -> "90%", 0.975 -> "97.5%"."""
+    return f"{100 * confidence:.10g}%"

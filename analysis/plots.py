@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 
-from analysis._frames import ordered, require_columns, test_rows
+from analysis._frames import level_label, ordered, require_columns, test_rows
 from analysis.stats import metric_means
 from analysis.tables import method_label, method_order
 
@@ -117,6 +117,7 @@ def plot_mos(
     datasets: Sequence[str] | None = None,
     interval: str = "t",
     labels: Mapping[str, str] | None = None,
+    confidence: float = 0.95,
 ) -> Axes:
     """MOS per method with confidence-interval error bars, one colour per dataset.
 
@@ -132,6 +133,8 @@ def plot_mos(
         Which interval the error bars show.
     labels : mapping, optional
         Method display names.
+    confidence : float
+        Level the intervals of ``mos`` were computed at; the title states it.
 
     Returns
     -------
@@ -156,7 +159,7 @@ def plot_mos(
     ax.set_yticks(_SCORES)
     ax.set_ylabel("MOS")
     ax.grid(axis="y", alpha=0.3)
-    what = "95% t interval" if interval == "t" else "two-way bootstrap interval"
+    what = f"{level_label(confidence)} {'t' if interval == 't' else 'two-way bootstrap'} interval"
     ax.set_title(f"Mean opinion score per method ({what})")
     ax.legend(title="dataset", fontsize=8, loc="upper left")
     return ax

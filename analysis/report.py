@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 
 from analysis import io as aio
 from analysis import plots, screening, stats, tables
-from analysis._frames import ordered, test_rows
+from analysis._frames import level_label, ordered, test_rows
 
 __all__ = ["write_report"]
 
@@ -103,6 +103,7 @@ details { margin: .6em 0 1.2em; } summary { cursor: pointer; color: #0969da; }
 .scroll { max-height: 34em; max-width: 100%; overflow: auto; border: 1px solid #eaeef2; }
 .wide { max-width: 100%; overflow-x: auto; }
 ul.flags li { margin: .2em 0; }
+.warning { background: #fff8c5; border: 1px solid #d4a72c; border-radius: 6px; padding: .5em 1em; max-width: 62em; }
 """
 
 
@@ -274,9 +275,11 @@ def write_report(
     mos_full = mos.merge(boot, on=["dataset", "method"], how="left")
     per_image = stats.per_image_mos(ratings, confidence=confidence)
     pairwise = stats.pairwise_tests(ratings, methods=order)
+    differences = stats.mos_differences(ratings, methods=order, n_boot=n_boot, confidence=confidence, seed=seed)
+    pairwise = pairwise.merge(_boot_columns(differences), on=["dataset", "method_a", "method_b"], how="left")
     mle = screening.mle_scores(ratings, confidence=confidence)
     raters = screening.rater_report(ratings, mle=mle, **options)
-    reliability = screening.reliability_summary(ratings, raters)
+    reliability = screening.reliability_summary(ratings, raters, confidence=confidence)
     flagged_ids = set(raters.loc[raters["flagged"], "rater_id"])
     kept = ratings.loc[~ratings["rater_id"].isin(flagged_ids)]
     mos_unflagged = stats.mos_table(kept, confidence=confidence) if len(test_rows(kept)) else mos.iloc[0:0]
@@ -323,13 +326,16 @@ def write_report(
         save(fig, f"distribution_{_slug(d)}", f"Rating distribution on {d}",
              f"Distribution of the ratings per method on {d}; red diamond: mean (as the paper's "
              "Figure 5).")  # fmt: skip
+    level = level_label(confidence)
     for interval in ("t", "bootstrap"):
         fig = Figure(figsize=(max(7.0, 0.7 * len(order) + 3), 4.6))
-        plots.plot_mos(mos_full, fig.add_subplot(), methods=order, datasets=sets, interval=interval)
+        plots.plot_mos(mos_full, fig.add_subplot(), methods=order, datasets=sets, interval=interval,
+                       confidence=confidence)  # fmt: skip
         name = "mos" if interval == "t" else "mos_bootstrap"
         what = (
-            "95% Student-t intervals" if interval == "t" else f"95% two-way bootstrap intervals ({n_boot} replicates)"
-        )
+            f"{level} Student-t intervals" if interval == "t"
+            else f"{level} two-way bootstrap intervals ({n_boot} replicates)"
+        )  # fmt: skip
         save(fig, name, f"MOS per method ({interval})", f"MOS per method and dataset with {what}.")
     for metric in metric_cols:
         fig = Figure(figsize=(5.6 * len(sets), 5.0))
@@ -337,8 +343,8 @@ def write_report(
             ax = fig.add_subplot(1, len(sets), k + 1)
             plots.plot_perception_distortion(mos_full, metric_table, ax, d, metric=metric, correlations=correlations)
         save(fig, f"perception_distortion_{metric}", f"MOS against {metric}",
-             f"Perception-distortion plane: MOS (95% t intervals) against mean {metric} per method; rank "
-             f"correlations with 95% two-way bootstrap intervals (HR excluded).")  # fmt: skip
+             f"Perception-distortion plane: MOS ({level} t intervals) against mean {metric} per method; rank "
+             f"correlations with {level} two-way bootstrap intervals (HR excluded).")  # fmt: skip
 
     paths["html"] = out / "report.html"
     page = _render_html(
@@ -351,12 +357,42 @@ def write_report(
     return paths
 
 
+_PAIR_KEY = ["dataset", "method_a", "method_b"]
+
+
+def _boot_columns(differences: pd.DataFrame) -> pd.DataFrame:
+    """:func:`analysis.stats.mos_differences` with its columns prefixed ``boot_`` for pairwise.csv."""
+    return differences.rename(columns={c: f"boot_{c}" for c in differences.columns if c not in _PAIR_KEY})
+
+
+def _differences(pairwise: pd.DataFrame) -> pd.DataFrame:
+    """The ``boot_`` columns of pairwise.csv under their own names, as significance_matrix reads them."""
+    boot = [c for c in pairwise.columns if c.startswith("boot_")]
+    return pairwise[_PAIR_KEY + boot].rename(columns={c: c[len("boot_"):] for c in boot})
+
+
+def _rater_model_html(mle: screening.MLEResult, raters: pd.DataFrame) -> str:
+    """What the P.910 rater model left out, and a warning when its estimate is a boundary point."""
+    out = ["<h3>P.910 rater model</h3>"]
+    if mle.warning:
+        out.append(f'<p class="warning"><b>Warning:</b> {_esc(mle.warning)}.</p>')
+    left = raters.loc[~raters["mle_modelled"]]
+    if len(left):
+        items = "".join(f"<li><b>{_esc(r.rater_id)}</b> ({r.n_ratings} test ratings): {_esc(r.mle_note)}</li>"
+                        for r in left.itertuples())  # fmt: skip
+        out.append(f'<p class="note">Left out of the model ({len(left)} of {len(raters)} raters); their ratings '
+                   f'still count in every MOS and test:</p><ul class="flags">{items}</ul>')  # fmt: skip
+    else:
+        out.append('<p class="note">Every rater entered the model.</p>')
+    return "".join(out)
+
+
 def _render_html(**c) -> str:
     study, out, paths = c["study"], c["out"], c["paths"]
     test, raters, order, sets = c["test"], c["raters"], c["order"], c["sets"]
     name = str(study.get("name", "MOS study"))
     n_flagged = int(raters["flagged"].sum())
-    level = f"{c['confidence']:.0%}"
+    level = level_label(c["confidence"])
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -423,22 +459,51 @@ def _render_html(**c) -> str:
     # Significance.
     parts.append('<h2 id="tests">Pairwise significance</h2>')
     parts.append(
-        '<p class="note">Two-sided Wilcoxon signed-rank tests on the ratings paired by rater and image '
-        "(SciPy defaults), as in the paper, for every pair of methods within a dataset (Mann-Whitney U where "
-        "the two methods were not rated by the same raters). ▲: the row method is rated significantly higher "
-        "than the column method at α = 0.05 after Holm's correction across the dataset's pairs; ▼: "
-        "significantly lower; ·: not significant. The paper reports unadjusted tests; the full table has "
-        'both p-values and the matched-pairs rank-biserial effect size (<a href="pairwise.csv">pairwise.csv</a>).</p>'
+        '<p class="note">Two tests for every pair of methods within a dataset, each Holm-corrected across the '
+        "dataset's pairs (▲: the row method is rated significantly higher than the column method at α = 0.05; ▼: "
+        "significantly lower; ·: not significant). They answer different questions.</p>"
+        '<ul class="note">'
+        "<li><b>Generalising to other raters and other images</b> (quote this one): the difference of the two "
+        f"MOS with a {level} interval and a t test whose standard error comes from the two-way bootstrap that "
+        "resamples raters and images (Owen 2007; t on min(raters, images) − 1 degrees of freedom). It asks "
+        "whether other raters, rating other images of the same kind, would also rate the two methods apart: "
+        "a rater's or an image's liking for one method counts as variation, not as evidence.</li>"
+        "<li><b>The paper's test, for these raters on these images only</b>: the two-sided Wilcoxon signed-rank "
+        "test on the ratings paired by rater and image (SciPy defaults; Mann-Whitney U where the two methods "
+        "were not rated by the same raters), as in Ledig et al. It treats every (rater, image) pair as an "
+        "independent observation, so it says whether these raters rated these images differently, and "
+        "rejects far more often than 5% when raters or images differ in which method they prefer.</li></ul>"
+        '<p class="note">The full table, with both tests, the unadjusted p-values and the matched-pairs '
+        'rank-biserial effect size, is <a href="pairwise.csv">pairwise.csv</a> (the bootstrap test in its '
+        "<code>boot_</code> columns).</p>"
     )
     pairwise = c["pairwise"]
+    differences = _differences(pairwise)
     for d in sets:
         parts.append(f"<h3>{_esc(d)}</h3>")
-        matrix = stats.significance_matrix(pairwise, d, alpha=0.05, adjusted=True, methods=order)
-        parts.append('<div class="wide">' + _matrix_html(matrix) + "</div>")
+        general = stats.significance_matrix(differences, d, alpha=0.05, adjusted=True, methods=order)
+        paper = stats.significance_matrix(pairwise, d, alpha=0.05, adjusted=True, methods=order)
+        parts.append(
+            '<div class="cards"><div><p class="note">Generalising to other raters and images (two-way bootstrap, '
+            f'Holm)</p>{_matrix_html(general)}</div><div><p class="note">The paper\'s Wilcoxon, these raters '
+            f"and images only (Holm)</p>{_matrix_html(paper)}</div></div>"
+        )
         unadjusted = stats.significance_matrix(pairwise, d, alpha=0.05, adjusted=False, methods=order)
         parts.append(
-            "<details><summary>Unadjusted (p &lt; 0.05, as in the paper)</summary>"
+            "<details><summary>The paper's Wilcoxon, unadjusted (p &lt; 0.05, as in the paper)</summary>"
             f'<div class="wide">{_matrix_html(unadjusted)}</div></details>'
+        )
+        table = differences.loc[differences["dataset"] == d].drop(columns="dataset")
+        table = table.assign(method_a=table["method_a"].map(tables.method_label),
+                             method_b=table["method_b"].map(tables.method_label))  # fmt: skip
+        table[f"{level} interval"] = [f"[{_fmt(lo)}, {_fmt(hi)}]" for lo, hi in zip(table["diff_low"], table["diff_high"])]
+        table = table[["method_a", "method_b", "n_raters", "n_images", "mean_diff", "diff_se", f"{level} interval",
+                       "df", "t", "p_value", "p_holm"]]  # fmt: skip
+        parts.append(
+            f"<details><summary>MOS differences on {_esc(d)}, generalising to raters and images</summary>"
+            + _html_table(table, formats={"df": 0, "p_value": _fmt_p, "p_holm": _fmt_p},
+                          left=["method_a", "method_b"])  # fmt: skip
+            + "</details>"
         )
         columns = ["method_a", "method_b", "test", "n", "mos_a", "mos_b", "statistic", "p_value", "p_holm",
                    "effect_size"]  # fmt: skip
@@ -446,7 +511,7 @@ def _render_html(**c) -> str:
         table = table.assign(method_a=table["method_a"].map(tables.method_label),
                              method_b=table["method_b"].map(tables.method_label))  # fmt: skip
         parts.append(
-            f"<details><summary>All {len(table)} tests on {_esc(d)}</summary>"
+            f"<details><summary>The paper's {len(table)} Wilcoxon tests on {_esc(d)}</summary>"
             + _html_table(table, formats={"statistic": 1, "p_value": _fmt_p, "p_holm": _fmt_p},
                           left=["method_a", "method_b", "test"])  # fmt: skip
             + "</details>"
@@ -460,7 +525,7 @@ def _render_html(**c) -> str:
         parts.append(_img(png, alt, caption, svg))
     if not c["correlations"].empty:
         parts.append("<h3>Rank correlation of objective metrics with MOS</h3>")
-        parts.append('<p class="note">Across methods (HR excluded), with 95% two-way bootstrap intervals.</p>')
+        parts.append(f'<p class="note">Across methods (HR excluded), with {level} two-way bootstrap intervals.</p>')
         parts.append(_html_table(c["correlations"], left=["dataset", "metric"]))
 
     # Raters.
@@ -489,24 +554,26 @@ def _render_html(**c) -> str:
         parts.append(f'<h3>Flagged raters ({len(flagged)} of {len(raters)})</h3><ul class="flags">{items}</ul>')
     else:
         parts.append("<h3>Flagged raters</h3><p>None.</p>")
+    parts.append(_rater_model_html(c["mle"], raters))
     parts.append("<h3>Study-level reliability</h3>")
     rel = c["reliability"].copy()
     rel["value"] = [_fmt(v, 4) for v in rel["value"]]
     parts.append(_html_table(rel, left=["measure", "value"]))
     shown = raters[[
         "rater_id", "n_ratings", "mean_score", "bt500_P", "bt500_Q", "bt500_ratio", "bt500_rejected", "loo_pearson",
-        "loo_spearman", "n_gold", "gold_within1", "n_repeat", "retest_r", "retest_mad", "mle_bias",
-        "mle_inconsistency", "flagged", "flag_reasons"]]  # fmt: skip
+        "loo_spearman", "n_gold", "gold_within1", "n_repeat", "retest_r", "retest_mad", "mle_modelled", "mle_bias",
+        "mle_inconsistency", "mle_note", "flagged", "flag_reasons"]]  # fmt: skip
     flags = shown["flagged"].to_numpy()
     parts.append("<h3>All raters</h3>")
     parts.append(
         '<div class="scroll">'
-        + _html_table(shown, formats={"bt500_ratio": 3, "gold_within1": 2}, left=["rater_id", "flag_reasons"],
+        + _html_table(shown, formats={"bt500_ratio": 3, "gold_within1": 2},
+                      left=["rater_id", "mle_note", "flag_reasons"],
                       row_class=lambda k: "flagged" if flags[k] else "")  # fmt: skip
         + "</div>"
     )
     parts.append(
-        f'<p class="note">Maximum-likelihood quality scores ψ per stimulus with {level} intervals '
+        f'<p class="note">Rater-model quality scores ψ per stimulus with {level} intervals '
         f"({c['mle'].n_iter} iterations, {'converged' if c['mle'].converged else 'NOT converged'}): "
         '<a href="mle_quality.csv">mle_quality.csv</a>; SUREAL dataset file: '
         '<a href="sureal_dataset.py">sureal_dataset.py</a>.</p>'

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from analysis._frames import STIMULUS_KEY, kind_rows, require_columns, test_rows
+from analysis._frames import STIMULUS_KEY, kind_rows, level_label, require_columns, test_rows
 
 __all__ = [
     "MLEResult",
@@ -777,12 +777,15 @@ def rater_report(
     return out.reset_index()
 
 
-def reliability_summary(ratings: pd.DataFrame, report: pd.DataFrame | None = None) -> pd.DataFrame:
+def reliability_summary(
+    ratings: pd.DataFrame, report: pd.DataFrame | None = None, confidence: float = 0.95
+) -> pd.DataFrame:
     """Study-level reliability in one two-column table (``measure``, ``value``).
 
     Includes the numbers of raters, stimuli and test ratings, Krippendorff's alpha (interval and
-    ordinal, :func:`krippendorff_alpha`), the test-retest summary (:func:`test_retest_summary`) and,
-    given a :func:`rater_report`, the numbers of BT.500-rejected and flagged raters.
+    ordinal, :func:`krippendorff_alpha`), the test-retest summary (:func:`test_retest_summary`, its
+    interval at ``confidence``) and, given a :func:`rater_report`, the numbers of BT.500-rejected
+    and flagged raters and of raters left out of the :func:`mle_scores` model.
     """
     data = test_rows(ratings)
     rows = [
@@ -792,10 +795,11 @@ def reliability_summary(ratings: pd.DataFrame, report: pd.DataFrame | None = Non
         ("Krippendorff alpha (interval)", krippendorff_alpha(ratings, "interval")),
         ("Krippendorff alpha (ordinal)", krippendorff_alpha(ratings, "ordinal")),
     ]
-    retest = test_retest_summary(ratings)
+    retest = test_retest_summary(ratings, confidence=confidence)
+    level = level_label(confidence)
     labels = {
         "n_pairs": "test-retest pairs", "pearson_r": "test-retest Pearson r",
-        "pearson_ci_low": "test-retest r, 95% CI low", "pearson_ci_high": "test-retest r, 95% CI high",
+        "pearson_ci_low": f"test-retest r, {level} CI low", "pearson_ci_high": f"test-retest r, {level} CI high",
         "icc_a1": "test-retest ICC(A,1)", "mean_abs_diff": "test-retest mean |second - first|",
         "mean_shift": "test-retest mean (second - first)", "wilcoxon_p": "test-retest Wilcoxon p (shift)",
     }  # fmt: skip
@@ -803,5 +807,7 @@ def reliability_summary(ratings: pd.DataFrame, report: pd.DataFrame | None = Non
     if report is not None:
         rows.append(("raters rejected by BT.500-14 A1 2.3.1", int(report["bt500_rejected"].fillna(False).sum())))
         rows.append(("raters flagged (any rule)", int(report["flagged"].sum())))
+        if "mle_modelled" in report.columns:
+            rows.append(("raters left out of the P.910 rater model", int((~report["mle_modelled"]).sum())))
     # object dtype keeps counts as integers next to the coefficients
     return pd.DataFrame(rows, columns=["measure", "value"], dtype=object)

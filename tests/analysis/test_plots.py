@@ -52,6 +52,10 @@ def test_mos_plot_error_bars(small_study):
             segments = container.lines[2][0].get_segments()
             np.testing.assert_allclose([s[0][1] for s in segments], part[lo])
             np.testing.assert_allclose([s[1][1] for s in segments], part[hi])
+        assert ax.get_title().endswith("(95% t interval)" if interval == "t" else "(95% two-way bootstrap interval)")
+    fig, ax = _axes()
+    plots.plot_mos(mos, ax, interval="bootstrap", confidence=0.8)  # the level the frame was computed at
+    assert "80% two-way bootstrap interval" in ax.get_title() and "95" not in ax.get_title()
     with pytest.raises(ValueError):
         plots.plot_mos(mos, ax, interval="z")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -114,3 +115,77 @@ def test_report_is_reproducible(written, tmp_path):
         assert again[key].read_bytes() == paths[key].read_bytes(), key
     other_seed = report.write_report(tmp_path / "s", ratings, stimuli, dict(STUDY), n_boot=200, seed=7)
     assert other_seed["mos"].read_bytes() != paths["mos"].read_bytes()
+
+
+@pytest.fixture(scope="module")
+def sparse_report(stimuli_factory, tmp_path_factory):
+    """A balanced study where each rater sees 60% of the stimuli, two raters stopping after 1 and 4
+    ratings, reported at 90% confidence."""
+    from analysis import planning
+
+    true = {"Set5": {"nearest": 1.6, "bicubic": 2.2, "srgan-vgg54": 3.4, "hr": 4.2},
+            "BSD100": {"nearest": 1.4, "bicubic": 2.0, "srgan-vgg54": 3.3, "hr": 4.4}}  # fmt: skip
+    ratings = planning.simulate_study(true, n_raters=14, n_images=5, seed=60, rating_fraction=0.6, bias_sd=0.4,
+                                      inconsistency=(0.4, 0.9), image_sd=0.3)  # fmt: skip
+    order = ratings.groupby("rater_id").cumcount()
+    ratings = ratings[~((ratings["rater_id"] == "r013") & (order >= 4)) & ~((ratings["rater_id"] == "r014") & (order >= 1))]
+    out = tmp_path_factory.mktemp("sparse")
+    paths = report.write_report(out, ratings, stimuli_factory(ratings), {"name": "sparse", "seed": 3}, n_boot=200,
+                                confidence=0.9)  # fmt: skip
+    return ratings, paths
+
+
+def test_sparse_report_lists_raters_left_out_of_the_rater_model(sparse_report):
+    ratings, paths = sparse_report
+    raters = pd.read_csv(paths["raters"], keep_default_na=False).set_index("rater_id")
+    left = raters.index[raters["mle_modelled"].astype(str) == "False"].tolist()
+    assert left == ["r013", "r014"]
+    for rater in left:
+        assert "fewer than 10 test ratings" in raters.loc[rater, "mle_note"]
+    page = paths["html"].read_text(encoding="utf-8")
+    section = page.split("P.910 rater model", 1)[1].split("Study-level reliability", 1)[0]
+    assert "<b>r013</b> (4 test ratings)" in section and "<b>r014</b> (1 test ratings)" in section
+    reliability = pd.read_csv(paths["reliability"]).set_index("measure")["value"]
+    assert float(reliability["raters left out of the P.910 rater model"]) == 2
+
+
+def test_sparse_report_has_no_interval_narrower_than_the_data_allow(sparse_report):
+    # A score carries at least its rounding spread 1/sqrt(12), so psi from n ratings cannot be known
+    # better than 1/sqrt(12 n): the old rater model reported 0.001 on such designs.
+    ratings, paths = sparse_report
+    quality = pd.read_csv(paths["mle_quality"])
+    page = paths["html"].read_text(encoding="utf-8")
+    if quality["psi_se"].isna().all():
+        assert "Warning:" in page and "lower bound" in page
+    else:
+        assert (quality["psi_se"] >= screening.ROUNDING_SD / quality["n"] ** 0.5 - 1e-12).all()
+        half = (quality["psi_ci_high"] - quality["psi_ci_low"]) / 2
+        assert (half > 1.64 * quality["psi_se"]).all()  # Student, not normal, at 90%
+    mos = pd.read_csv(paths["mos"])
+    assert (mos["boot_high"] - mos["boot_low"] > 0).all() and (mos["ci_high"] > mos["ci_low"]).all()
+    pairwise = pd.read_csv(paths["pairwise"])
+    assert (pairwise["boot_diff_high"] - pairwise["boot_diff_low"] > 2 * 1.64 * pairwise["boot_diff_se"]).all()
+    assert (pairwise["boot_df"] == pairwise[["boot_n_raters", "boot_n_images"]].min(axis=1) - 1).all()
+
+
+def test_captions_state_the_configured_confidence(sparse_report):
+    _, paths = sparse_report
+    page = paths["html"].read_text(encoding="utf-8")
+    assert "95%" not in page and "95 %" not in page
+    assert "90% t" in page and "90% bootstrap" in page and "90% two-way bootstrap intervals" in page
+    assert "test-retest r, 90% CI low" in pd.read_csv(paths["reliability"])["measure"].tolist()
+    for name in ("figure_mos_svg", "figure_mos_bootstrap_svg"):
+        svg = paths[name].read_text()
+        assert "90%" in svg and "95%" not in svg
+
+
+def test_html_says_what_each_test_generalises_to(written):
+    _, paths, ratings, *_ = written
+    page = paths["html"].read_text(encoding="utf-8")
+    assert "Generalising to other raters and other images" in page
+    assert "The paper's test, for these raters on these images only" in page
+    pairwise = pd.read_csv(paths["pairwise"])
+    diff = stats.mos_differences(ratings, methods=tables.method_order(ratings["method"].unique()), n_boot=200,
+                                 seed=STUDY["seed"])  # fmt: skip
+    np.testing.assert_allclose(pairwise["boot_p_holm"], diff["p_holm"])
+    np.testing.assert_allclose(pairwise["boot_diff_low"], diff["diff_low"])
