@@ -149,3 +149,27 @@ def test_stacked_wilcoxon_p_values_equal_scipy_row_by_row():
         ours = planning._wilcoxon_p(x, y)
         ref = [sps.wilcoxon(a, b).pvalue for a, b in zip(x, y)]
         np.testing.assert_allclose(ours, ref, rtol=1e-12)
+
+
+def test_interactions_vary_the_differences_and_keep_the_population_mos():
+    # A rater x method and an image x method effect: each method's MOS stays the requested one, while
+    # the a - b difference now varies between raters and between images by about the planted amount.
+    true = {"D": {"a": 2.5, "b": 3.5}}
+    kwargs = {"n_raters": 1500, "n_images": 40, "seed": 4, "bias_sd": 0.3, "image_sd": 0.2, "rating_fraction": 0.2}
+    plain = planning.simulate_study(true, **kwargs)
+    mixed, truth = planning.simulate_study(true, rater_method_sd=0.5, image_method_sd=0.4, return_truth=True,
+                                           **kwargs)  # fmt: skip
+    for method, value in true["D"].items():
+        per_rater = mixed[mixed["method"] == method].groupby("rater_id")["score"].mean()
+        assert abs(per_rater.mean() - value) < 4 * per_rater.std() / np.sqrt(len(per_rater)) + 0.01, method
+
+    def spread(frame, unit):
+        cell = frame.groupby([unit, "method"])["score"].mean().unstack()
+        return (cell["a"] - cell["b"]).var()
+
+    # Between images: 2 x 0.4^2 more variance of the difference, shrunk a little by rounding.
+    assert spread(mixed, "image") - spread(plain, "image") == pytest.approx(2 * 0.4**2, rel=0.35)
+    assert spread(mixed, "rater_id") - spread(plain, "rater_id") > 0.5 * 2 * 0.5**2
+    # Each stimulus' latent location carries its own image x method draw.
+    lat = truth.stimuli.pivot_table(index="image", columns="method", values="latent")
+    assert (lat["a"] - lat["b"]).std() == pytest.approx(np.sqrt(2) * 0.4, rel=0.3)

@@ -81,6 +81,10 @@ def test_per_image_mos_counts_raters(small_study):
     table = stats.per_image_mos(ratings)
     assert list(table.columns[:3]) == ["dataset", "image", "method"]
     assert (table["n"] == 12).all()  # every rater rated every stimulus once
+    # The values too (a version grouping or filtering wrongly, e.g. counting repeats, kept n = 12).
+    test = ratings[ratings["kind"] == "test"].groupby(["dataset", "image", "method"])["score"]
+    np.testing.assert_allclose(table["mos"], test.mean().to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(table["std"], test.std(ddof=1).to_numpy(), rtol=1e-12)
 
 
 def test_t_interval_covers_true_stimulus_mos_at_nominal_rate():
