@@ -36,15 +36,17 @@ def stimuli_frame(study: Study) -> pd.DataFrame:
         Stimulus.objects.filter(study=study, image__dataset__role=StudyDataset.Role.TEST)
         .order_by("image__dataset__position", "condition__position", "image__name")
         .values_list("image__dataset__name", "image__name", "condition__name", "psnr_y", "ssim_y", "lpips",
-                     "sha256", "file", "state")
+                     "dists", "niqe", "sha256", "file", "state")
     )
     frame = pd.DataFrame.from_records(
-        list(rows), columns=["dataset", "image", "method", "psnr_y", "ssim_y", "lpips", "sha256", "file", "state"]
+        list(rows),
+        columns=["dataset", "image", "method", "psnr_y", "ssim_y", "lpips", "dists", "niqe", "sha256", "file", "state"],
     )
-    for col in ("psnr_y", "ssim_y", "lpips"):
+    for col in ("psnr_y", "ssim_y", "lpips", "dists", "niqe"):
         frame[col] = pd.to_numeric(frame[col]).astype(float)
-    if frame["lpips"].isna().all():
-        frame = frame.drop(columns=["lpips"])
+    for col in ("lpips", "dists", "niqe"):  # not computed (SR_COMPUTE_LPIPS=0): no column
+        if frame[col].isna().all():
+            frame = frame.drop(columns=[col])
     return frame
 
 

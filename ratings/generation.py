@@ -23,11 +23,13 @@ from django.conf import settings
 from django.utils import timezone
 
 from sr_models.datasets import DatasetError
+from sr_models.dists import dists
 from sr_models.images import ImageError, read_image, write_png
 from sr_models.inference import WeightsError, pick_device, sha256_file
 from sr_models.lpips import lpips
 from sr_models.methods import get_upscaler
 from sr_models.metrics import psnr_ssim_y
+from sr_models.niqe import BLOCK_SIZE, niqe
 from sr_models.resize import make_lr
 
 from .models import Condition, Stimulus, Study
@@ -178,6 +180,10 @@ def generate_stimulus(stimulus_id: int, task_id: str | None = None, worker: str 
             metrics = {"psnr_y": float(p), "ssim_y": float(s)}
             if settings.SR_COMPUTE_LPIPS:
                 metrics["lpips"] = float(lpips(image, hr, border, device=pick_device(settings.SR_DEVICE)))
+                metrics["dists"] = float(dists(image, hr, border, device=pick_device(settings.SR_DEVICE)))
+        if settings.SR_COMPUTE_LPIPS:
+            # NIQE needs no reference, so HR gets one too (the naturalness raters' 5s are anchored to).
+            metrics["niqe"] = niqe_or_none(image, stimulus.study.scale)
     except BAD_INPUT_ERRORS as exc:
         _mark_failed(mine, stimulus, str(exc))
         log.warning("stimulus %s failed: %s", stimulus_id, exc)
@@ -190,6 +196,13 @@ def generate_stimulus(stimulus_id: int, task_id: str | None = None, worker: str 
     )
     refresh_study_state(stimulus.study_id)  # outside a transaction: it may rewrite files (padding)
     return Stimulus.State.DONE if done else Stimulus.objects.get(pk=stimulus_id).state
+
+
+def niqe_or_none(image: torch.Tensor, border: int) -> float | None:
+    """NIQE of a stimulus, or None when it has no whole 96x96 block after the border (too small to score)."""
+    if min(image.shape[-2:]) - 2 * border < BLOCK_SIZE:
+        return None
+    return niqe(image, border)
 
 
 def _mark_failed(claimed, stimulus: Stimulus, error: str) -> bool:

@@ -153,6 +153,8 @@ class Stimulus(models.Model):
     psnr_y = models.FloatField(null=True, blank=True)
     ssim_y = models.FloatField(null=True, blank=True)
     lpips = models.FloatField(null=True, blank=True)
+    dists = models.FloatField(null=True, blank=True, help_text="DISTS against HR (lower is closer)")
+    niqe = models.FloatField(null=True, blank=True, help_text="NIQE, no reference (lower is more natural); HR too")
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING, db_index=True)
     task_id = models.CharField(max_length=64, blank=True)
     attempts = models.PositiveIntegerField(default=0)

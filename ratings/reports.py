@@ -42,7 +42,8 @@ def _fingerprint(study: Study) -> dict:
     provenance, so a report is reused only while all of them are unchanged."""
     agg = Rating.objects.filter(rater__study=study).aggregate(n=Count("pk"), max_id=Max("pk"), last=Max("created_at"))
     stimuli = Stimulus.objects.filter(study=study).order_by("pk").values_list(
-        "pk", "state", "psnr_y", "ssim_y", "lpips", "sha256", "file", "finished_at", "image__dataset__role")
+        "pk", "state", "psnr_y", "ssim_y", "lpips", "dists", "niqe", "sha256", "file", "finished_at",
+        "image__dataset__role")
     conditions = study.conditions.order_by("pk").values_list("pk", "name", "position", "provenance")
     return {"ratings": agg["n"], "max_id": agg["max_id"], "last": agg["last"].isoformat() if agg["last"] else None,
             "raters": study.raters.count(), "stimuli": _digest(stimuli), "conditions": _digest(conditions),

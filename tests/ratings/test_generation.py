@@ -320,3 +320,23 @@ calibration_images = 0
         s.refresh_from_db()
         assert s.state == Stimulus.State.DONE
         assert read_image(Path(media_root) / s.file).shape[0] == 1
+
+
+def test_dists_and_niqe_are_recorded_with_lpips(small_config, media_root, datasets_root, settings):
+    """DISTS against HR for each SR stimulus; NIQE (no reference) for SR and HR alike, same border."""
+    from sr_models.dists import dists
+    from sr_models.niqe import niqe
+
+    settings.SR_COMPUTE_LPIPS = True
+    study = studies.create_or_resume_study(small_config).study
+    s = Stimulus.objects.get(study=study, condition__name="bicubic", image__name="img_005", image__dataset__name="Set5")
+    hr_stimulus = Stimulus.objects.get(study=study, condition__name="hr", image=s.image)
+    for stimulus in (s, hr_stimulus):
+        generation.generate_stimulus(stimulus.pk)
+        stimulus.refresh_from_db()
+    hr = read_image(datasets_root / "Set5" / "x4" / "img_005_SRF_4_HR.png")
+    sr = read_image(Path(media_root) / s.file)
+    assert s.dists == pytest.approx(dists(sr, hr, 4).item(), abs=1e-9)
+    assert s.niqe == pytest.approx(niqe(sr, 4), abs=1e-9)
+    assert hr_stimulus.dists is None and hr_stimulus.niqe == pytest.approx(niqe(hr, 4), abs=1e-9)
+    assert generation.niqe_or_none(hr[:, :103, :], 4) is None  # no whole 96x96 block inside the border
