@@ -26,7 +26,8 @@ from analysis.tables import method_label, method_order
 
 __all__ = ["plot_mos", "plot_perception_distortion", "plot_rating_distribution"]
 
-METRIC_LABELS = {"psnr_y": "PSNR (Y channel) [dB]", "ssim_y": "SSIM (Y channel)", "lpips": "LPIPS (lower is better)"}
+METRIC_LABELS = {"psnr_y": "PSNR (Y channel) [dB]", "ssim_y": "SSIM (Y channel)", "lpips": "LPIPS (lower is better)",
+                 "dists": "DISTS (lower is better)", "niqe": "NIQE (lower is more natural)"}
 _SCORES = np.arange(1, 6)
 
 
@@ -201,7 +202,7 @@ def plot_perception_distortion(
     dataset : str
         Dataset to draw.
     metric : str
-        ``psnr_y``, ``ssim_y`` or ``lpips`` (any column of ``metrics``).
+        ``psnr_y``, ``ssim_y``, ``lpips``, ``dists`` or ``niqe`` (any column of ``metrics``).
     correlations : pandas.DataFrame, optional
         :func:`analysis.stats.metric_correlations` output; the matching row's Spearman and Kendall
         coefficients with their bootstrap intervals are printed under the title.

@@ -237,7 +237,7 @@ def write_report(
     ratings : pandas.DataFrame
         Long ratings frame (see :mod:`analysis.stats`).
     stimuli : pandas.DataFrame
-        One row per (dataset, image, method) with ``psnr_y``, ``ssim_y`` (optional ``lpips``),
+        One row per (dataset, image, method) with ``psnr_y``, ``ssim_y`` (optional ``lpips``, ``dists``, ``niqe``),
         ``sha256`` and ``file``.
     study : mapping
         ``name``, ``seed``, ``config_text`` and any other keys (shown in the metadata table).
@@ -525,7 +525,9 @@ def _render_html(**c) -> str:
         parts.append(_img(png, alt, caption, svg))
     if not c["correlations"].empty:
         parts.append("<h3>Rank correlation of objective metrics with MOS</h3>")
-        parts.append(f'<p class="note">Across methods (HR excluded), with {level} two-way bootstrap intervals.</p>')
+        parts.append(f'<p class="note">Which metric agrees with your raters: across methods (HR excluded), with '
+                     f'{level} two-way bootstrap intervals. LPIPS, DISTS and NIQE are lower-is-better, so they agree '
+                     f'with the raters when their coefficients are negative.</p>')
         parts.append(_html_table(c["correlations"], left=["dataset", "metric"]))
 
     # Raters.

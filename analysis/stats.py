@@ -40,7 +40,7 @@ __all__ = [
     "significance_matrix",
 ]
 
-DEFAULT_METRICS = ("psnr_y", "ssim_y", "lpips")
+DEFAULT_METRICS = ("psnr_y", "ssim_y", "lpips", "dists", "niqe")
 
 
 def mos_table(

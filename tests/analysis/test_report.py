@@ -189,3 +189,23 @@ def test_html_says_what_each_test_generalises_to(written):
                                  seed=STUDY["seed"])  # fmt: skip
     np.testing.assert_allclose(pairwise["boot_p_holm"], diff["p_holm"])
     np.testing.assert_allclose(pairwise["boot_diff_low"], diff["diff_low"])
+
+
+def test_dists_and_niqe_are_axes_with_their_rank_correlations(small_study, small_stimuli, tmp_path):
+    """Stimuli that carry DISTS and NIQE get their perception-distortion planes and correlation rows."""
+    ratings, _ = small_study
+    stimuli = small_stimuli.copy()
+    rng = np.random.default_rng(5)
+    hr = stimuli["method"] == "hr"
+    stimuli["dists"] = np.where(hr, np.nan, 0.4 - 0.01 * stimuli["psnr_y"].fillna(0.0) + rng.normal(0, 0.01, len(stimuli)))
+    stimuli["niqe"] = 3.0 + rng.normal(0, 0.5, len(stimuli))  # HR has a NIQE too
+    paths = report.write_report(tmp_path, ratings, stimuli, dict(STUDY), n_boot=50)
+    names = {p.name for p in paths.values()}
+    assert {"perception_distortion_dists.png", "perception_distortion_niqe.png"} <= names
+    html = paths["html"].read_text()
+    expected = stats.metric_correlations(ratings, stimuli, metrics=["dists", "niqe"], n_boot=50, seed=STUDY["seed"])
+    assert set(expected["metric"]) == {"dists", "niqe"}
+    assert "which metric agrees with your raters" in html.lower()
+    assert '<td class="l">dists</td>' in html and '<td class="l">niqe</td>' in html
+    for value in expected["spearman"]:
+        assert f'<td class="">{report._fmt(value, 3)}</td>' in html
