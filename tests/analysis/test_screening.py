@@ -462,3 +462,13 @@ def test_reliability_summary(small_study):
     assert summary["raters"] == 12 and summary["test ratings"] == 12 * 48
     assert summary["Krippendorff alpha (interval)"] == pytest.approx(screening.krippendorff_alpha(ratings))
     assert summary["raters flagged (any rule)"] == int(report["flagged"].sum())
+
+
+def test_mle_on_a_study_too_small_for_the_model_says_so():
+    # The dashboard screens partial studies: with no rater at 10 ratings the model is not fitted.
+    ratings = planning.simulate_study({"D": {"a": 2.0, "b": 3.0}}, n_raters=3, n_images=2, seed=1)
+    fit = screening.mle_scores(ratings)
+    assert not fit.converged and "cannot be fitted" in fit.warning
+    assert not fit.raters["modelled"].any() and fit.quality["psi"].isna().all() and (fit.quality["n"] == 0).all()
+    report = screening.rater_report(ratings, mle=fit)
+    assert report["mle_note"].str.contains("fewer than 10").all()
