@@ -441,3 +441,19 @@ def test_mos_differences_hold_the_familywise_error_where_the_wilcoxon_does_not()
     assert np.mean(any_boot) <= 0.06, np.mean(any_boot)
     assert np.mean(single) <= 0.05, np.mean(single)
     assert np.mean(any_wilcoxon) > 0.3  # premise: the paired test does not generalise over raters
+
+
+def test_metric_correlation_interval_resamples_the_images_of_the_metric_too():
+    # MOS 1.5 / 3.0 / 4.5 keep their order in every replicate, so only the metric can move the
+    # correlation: method a's mean PSNR is highest only because of img_001. A third of the replicates
+    # leave img_001 out and reverse the order; a version resampling images for the MOS but not for
+    # the metric gives a degenerate interval at the point estimate.
+    ratings = planning.simulate_study({"D": {"a": 1.5, "b": 3.0, "c": 4.5}}, n_raters=20, n_images=6, seed=3,
+                                      bias_sd=0.1, inconsistency=(0.2, 0.3))  # fmt: skip
+    keys = ratings[["dataset", "image", "method"]].drop_duplicates()
+    psnr = keys["method"].map({"a": 20.0, "b": 21.0, "c": 22.0}) + 20.0 * ((keys["image"] == "img_001")
+                                                                           & (keys["method"] == "a"))  # fmt: skip
+    stimuli = keys.assign(psnr_y=psnr.to_numpy())
+    row = stats.metric_correlations(ratings, stimuli, metrics=["psnr_y"], n_boot=400, seed=2).iloc[0]
+    assert row.spearman == pytest.approx(-0.5)  # a (lowest MOS) has the highest mean PSNR
+    assert row.spearman_low == pytest.approx(-0.5) and row.spearman_high == pytest.approx(1.0)
