@@ -152,15 +152,24 @@ def _images_by_name(folder: Path, what: str) -> dict[str, Path]:
     if not folder.is_dir():
         raise ScoringError(f"{what} folder {folder} does not exist")
     found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
-            name = image_name(path)
-            if name in found:
-                raise ScoringError(f"{found[name].name} and {path.name} in {folder} have the same image name {name!r}")
-            found[name] = path
+    files = [p for p in sorted(folder.iterdir())
+             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")]
+    # A benchmark folder (img_001_SRF_4_HR.png beside img_001_SRF_4_LR.png) is scored by its HR files.
+    hr_names = {image_name(p) for p in files if _is_pair_file(p, "HR")}
+    for path in files:
+        name = image_name(path)
+        if name in hr_names and _is_pair_file(path, "LR"):
+            continue
+        if name in found:
+            raise ScoringError(f"{found[name].name} and {path.name} in {folder} have the same image name {name!r}")
+        found[name] = path
     if not found:
         raise ScoringError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {what} folder {folder}")
     return found
+
+
+def _is_pair_file(path: Path, kind: str) -> bool:
+    return path.stem.upper().endswith(f"_{kind}")
 
 
 def score_folder(
@@ -176,8 +185,9 @@ def score_folder(
 
     Names are matched as reports name images (:func:`sr_models.datasets.image_name`: the file stem up
     to ``_SRF`` or an ``_HR``/``_LR`` suffix), so ``img_001_SRF_4_SRGAN.png`` meets
-    ``img_001_SRF_4_HR.png``, and the file types may differ (PNG, BMP, TIFF, JPEG). Without
-    ``reference`` only NIQE can be computed.
+    ``img_001_SRF_4_HR.png``, and the file types may differ (PNG, BMP, TIFF, JPEG). In a folder of
+    benchmark pairs the ``_LR`` files are skipped, so a dataset folder serves as ``reference`` as it
+    is. Without ``reference`` only NIQE can be computed.
 
     Raises
     ------

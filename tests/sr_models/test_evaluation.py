@@ -117,3 +117,14 @@ def test_csv_keeps_psnr_ssim_first_then_extras(tmp_path, pair):
     assert rows == [["image", "psnr_y", "ssim_y", "lpips", "niqe"], ["a", "30.0", "0.9", "0.2", "5.0"]]
     assert E.mean_scores(scores + [E.ImageScore("b", 20.0, 0.7, {"niqe": 7.0, "lpips": 0.4})]).extra == {
         "lpips": pytest.approx(0.3), "niqe": 6.0}
+
+
+def test_a_benchmark_folder_serves_as_references_by_its_hr_files(tmp_path, pair, datasets_root):
+    """Catches the LR files of a SelfExSR folder taken as references (or refused as duplicate names)."""
+    sr, hr = pair
+    ref = tmp_path / "ref"
+    write_png(hr, ref / "img_001_SRF_4_HR.png")
+    write_png(hr[:, ::4, ::4].contiguous(), ref / "img_001_SRF_4_LR.png")
+    write_png(sr, tmp_path / "out" / "img_001.png")
+    [score] = E.score_folder(tmp_path / "out", ref, ["psnr"])
+    assert score.psnr_y == float(psnr_ssim_y(sr, hr, 4)[0])
