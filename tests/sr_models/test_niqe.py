@@ -28,7 +28,8 @@ def _rgb(*pixels) -> torch.Tensor:
 
 def test_rgb2gray_has_matlabs_weights_and_rounds():
     """Catches BT.601's rounded 0.299/0.587/0.114 (either pixel flips), truncation instead of rounding,
-    and rgb2ycbcr's Y (16..235)."""
+    and rgb2ycbcr's Y (16..235). (Half away from zero vs half to even cannot be told apart here: with
+    these 15-digit weights no uint8 RGB lands on an exact .5.)"""
     # (177, 10, 208): 0.298936021293775*177 + 0.587043074451121*10 + 0.114020904255103*208 = 82.4985 -> 82
     #                 (0.299/0.587/0.114 give 82.505 -> 83)
     # (41, 48, 176): 60.5021 -> 61 (0.299/0.587/0.114: 60.499 -> 60)
