@@ -9,6 +9,7 @@ folder) are linked to their HR files so their stimuli can be made and measured l
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import re
 from dataclasses import dataclass
@@ -138,6 +139,27 @@ def _stimuli_for(study: Study, frame: pd.DataFrame, create: bool) -> tuple[dict,
     return existing, errors
 
 
+def check_utf8(path: str | Path) -> None:
+    """Raise ``RatingsFileError`` naming the line of the first byte that is not UTF-8 (a CSV saved as
+    Latin-1 or Windows-1252 by a spreadsheet program); read in blocks, so any size is fine."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                line += block[:exc.start].count(b"\n")
+                raise RatingsFileError(str(path), [LineError(line, (
+                    f"byte 0x{block[exc.start]:02x} is not UTF-8 text: save the file as UTF-8 (CSV UTF-8 "
+                    f"in a spreadsheet program); it looks like Latin-1 or Windows-1252"))]) from None
+            line += block.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise RatingsFileError(str(path), [LineError(line, "the file ends in the middle of a UTF-8 character")]) from None
+
+
 def import_ratings(path: str | Path, study_name: str) -> ImportResult:
     """Validate the whole file, then store every rating in one transaction (or none).
 
@@ -149,6 +171,7 @@ def import_ratings(path: str | Path, study_name: str) -> ImportResult:
         Listing every malformed or inconsistent line; nothing is stored.
     """
     check_study_name(study_name)
+    check_utf8(path)
     frame = read_ratings_csv(path)
     digest = sha256_file(path)
     with transaction.atomic():

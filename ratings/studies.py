@@ -20,7 +20,7 @@ from sr_models.inference import sha256_file
 from sr_models.methods import INTERPOLATION_METHODS, shipped_weights
 
 from .models import Condition, Rater, Rating, Session, SourceImage, Stimulus, Study, StudyDataset
-from .study_file import REFERENCE_METHOD, StudyConfig
+from .study_file import LIMITS, REFERENCE_METHOD, StudyConfig, image_size
 
 __all__ = [
     "CALIBRATION_DATASET",
@@ -193,13 +193,10 @@ def _image_rows(dataset: StudyDataset, entries) -> None:
 
 
 def _ensure_test_images(dataset: StudyDataset, config: StudyConfig) -> None:
-    from PIL import Image
-
     ds = find_dataset(dataset.folder, None, config.scale)
     entries = []
     for pair in ds:
-        with Image.open(pair.hr_path) as img:
-            width, height = img.size
+        width, height = image_size(pair.hr_path)
         entries.append({"name": pair.name, "hr_path": str(pair.hr_path), "lr_path": str(pair.lr_path),
                         "hr_sha256": sha256_file(pair.hr_path), "width": width, "height": height})
     _image_rows(dataset, entries)
@@ -207,8 +204,6 @@ def _ensure_test_images(dataset: StudyDataset, config: StudyConfig) -> None:
 
 def _ensure_calibration(study: Study, config: StudyConfig, conditions: dict[str, Condition]) -> None:
     """BSD200 training images (never test images) for calibration and gold items, chosen by seed."""
-    from PIL import Image
-
     from sr_models.datasets import image_name
 
     paths = training_image_paths(settings.SR_DATASETS_ROOT, ("BSD200",))
@@ -220,8 +215,7 @@ def _ensure_calibration(study: Study, config: StudyConfig, conditions: dict[str,
     dataset.conditions.add(*[conditions[m] for m in CALIBRATION_METHODS])
     entries = []
     for path in chosen:
-        with Image.open(path) as img:
-            width, height = img.size
+        width, height = image_size(path)
         # HR is cropped to a multiple of the scale when the stimulus is made, as benchmark files are.
         entries.append({"name": image_name(path), "hr_path": str(path), "lr_path": "", "hr_sha256": sha256_file(path),
                         "width": width - width % config.scale, "height": height - height % config.scale})
@@ -250,14 +244,28 @@ def next_label_number(study: Study, prefix: str) -> int:
     return max(numbers, default=0) + 1
 
 
+# Invitations are created this many per transaction: each batch holds the study's row lock (and, on
+# SQLite, the database's write lock) for milliseconds, so enrolment and ratings go on meanwhile.
+INVITATION_BATCH = 200
+
+
 def create_invitations(study: Study, count: int) -> list[Rater]:
-    """Create ``count`` invited raters labelled r001, r002, ... after the highest existing label."""
-    with transaction.atomic():
-        Study.objects.select_for_update().get(pk=study.pk)  # serialise label numbering
-        first = next_label_number(study, "r")
-        raters = []
-        for k in range(first, first + count):
-            rater = Rater.objects.create(study=study, label=f"r{k:03d}", source=Rater.Source.INVITATION)
-            Session.objects.create(rater=rater)
-            raters.append(rater)
+    """Create ``count`` invited raters labelled r001, r002, ... after the highest existing label.
+
+    In batches of ``INVITATION_BATCH``, one transaction each: a large count never holds a write lock
+    for longer than one batch. A run interrupted between batches keeps the batches it made.
+    """
+    if not 0 <= count <= LIMITS["raters"]:
+        raise ValueError(f"{count} invitations: at most {LIMITS['raters']:,} at a time")
+    raters: list[Rater] = []
+    for start in range(0, count, INVITATION_BATCH):
+        with transaction.atomic():
+            Study.objects.select_for_update().get(pk=study.pk)  # serialise label numbering
+            first = next_label_number(study, "r")
+            batch = Rater.objects.bulk_create([
+                Rater(study=study, label=f"r{k:03d}", source=Rater.Source.INVITATION)
+                for k in range(first, first + min(INVITATION_BATCH, count - start))
+            ])
+            Session.objects.bulk_create([Session(rater=rater) for rater in batch])
+        raters.extend(batch)
     return raters

@@ -34,13 +34,15 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sr_models.datasets import DatasetError, find_dataset
+from sr_models.images import ImageError
 from sr_models.methods import INTERPOLATION_METHODS, NETWORK_METHODS
 
-__all__ = ["StudyFileError", "ExternalMethod", "StudyConfig", "RatingDesign", "parse_study_file", "load_study_file"]
+__all__ = ["LIMITS", "StudyFileError", "ExternalMethod", "StudyConfig", "RatingDesign", "parse_study_file", "load_study_file"]
 
 REFERENCE_METHOD = "hr"
 BUILTIN_METHODS = (*INTERPOLATION_METHODS, *NETWORK_METHODS, REFERENCE_METHOD)
@@ -112,6 +114,50 @@ class StudyConfig:
             "externals": {k: str(v.dir) for k, v in self.externals.items()},
             "rating": self.rating.__dict__.copy(),
         }
+
+
+# Upper bounds of every count in the study file (README, "The study file"). They keep a slip of the
+# keyboard (raters = 1000000000) from turning into hours of writes that lock the live site; each is
+# far above any MOS study (the SRGAN paper: 26 raters, 1128 items per rater).
+LIMITS = {
+    "raters": 10_000,
+    "calibration_images": 200,  # the BSD200 training images
+    "gold_items": 200,
+    "break_every": 10_000,
+    "ratings_per_stimulus": 1_000,
+    "items_per_rater": 10_000,
+    "repeats.images": 1_000,
+}
+
+# A stimulus is shown pixel for pixel, so no study image may be larger than a screen shows whole. The
+# bound is checked on the file's header, so a decompression bomb is refused before it is decoded.
+MAX_IMAGE_SIDE = 4096
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file from its header.
+
+    Raises
+    ------
+    ImageError
+        Naming the file: not a readable image, a decompression bomb, or larger than
+        ``MAX_IMAGE_SIDE`` on a side.
+    """
+    from PIL import Image
+
+    limit = f"at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels, since stimuli are shown pixel for pixel"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(path, f"is far too large to be a stimulus ({exc}); {limit}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(path, f"is not a readable image ({exc})") from None
+    if max(width, height) > MAX_IMAGE_SIDE:
+        raise ImageError(path, f"is {width}x{height} pixels, too large to be a stimulus: {limit}")
+    return width, height
 
 
 _TOP_KEYS = {"name", "title", "seed", "scale", "datasets", "methods", "methods_per_dataset", "rating"}
@@ -264,8 +310,11 @@ def parse_study_file(text: str, source: str = "<study file>", *, datasets_root: 
                 candidate = Path(ds)
                 if not candidate.is_absolute() and base_dir is not None and (base_dir / candidate).is_dir():
                     candidate = base_dir / candidate
-                folders[ds] = find_dataset(candidate if candidate.is_dir() else ds, datasets_root, scale).folder
-            except DatasetError as exc:
+                found = find_dataset(candidate if candidate.is_dir() else ds, datasets_root, scale)
+                for pair in found:
+                    image_size(pair.hr_path)
+                folders[ds] = found.folder
+            except (DatasetError, ImageError) as exc:
                 fail("datasets", str(exc), None, ds)
         for ext in externals.values():
             problem = check_external_folder(ext, [d for d in datasets if ext.name in methods[d]], folders, scale, len(datasets))
@@ -286,6 +335,8 @@ def _parse_rating(table, datasets, methods, fail) -> RatingDesign:
         value = table.get(key, default)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             fail(key, "must be a non-negative integer", "rating")
+        if value > LIMITS[key]:
+            fail(key, f"at most {LIMITS[key]:,} (got {value:,})", "rating")
         return value
 
     assignment = table.get("assignment", "all")
@@ -300,8 +351,6 @@ def _parse_rating(table, datasets, methods, fail) -> RatingDesign:
         ratings_per_stimulus=count("ratings_per_stimulus", 0),
         items_per_rater=count("items_per_rater", 0),
     )
-    if design["calibration_images"] > 200:
-        fail("calibration_images", "at most 200 (the BSD200 training images)", "rating")
     if assignment == "balanced" and (not design["ratings_per_stimulus"] or not design["items_per_rater"]):
         fail("assignment", "a balanced assignment needs ratings_per_stimulus and items_per_rater", "rating")
     repeats = table.get("repeats")
@@ -318,6 +367,8 @@ def _parse_rating(table, datasets, methods, fail) -> RatingDesign:
             fail("method", f"{method!r} is not rated on {ds} ({', '.join(methods[ds])})", "rating.repeats")
         if not isinstance(images, int) or isinstance(images, bool) or images < 1:
             fail("images", "must be a positive integer", "rating.repeats")
+        if images > LIMITS["repeats.images"]:
+            fail("images", f"at most {LIMITS['repeats.images']:,} (got {images:,})", "rating.repeats")
         design.update(repeat_dataset=ds, repeat_method=method, repeat_images=images)
     return RatingDesign(**design)
 
@@ -349,8 +400,6 @@ def check_external_folder(ext: ExternalMethod, datasets: list[str], folders: dic
     Only image headers are read here; a file whose data is damaged fails when its stimulus is
     generated, with the error recorded on that stimulus.
     """
-    from PIL import Image
-
     if not ext.dir.is_dir():
         return f"external method {ext.name!r}: folder {ext.dir} does not exist"
     for ds in datasets:
@@ -365,10 +414,9 @@ def check_external_folder(ext: ExternalMethod, datasets: list[str], folders: dic
             if path is None:
                 return f"external method {ext.name!r}: no image for {ds}/{pair.name} in {folder}"
             try:
-                with Image.open(pair.hr_path) as hr, Image.open(path) as sr:
-                    hr_size, sr_size = hr.size, sr.size
-            except OSError as exc:
-                return f"external method {ext.name!r}: {path} is not a readable image ({exc})"
+                hr_size, sr_size = image_size(pair.hr_path), image_size(path)
+            except ImageError as exc:
+                return f"external method {ext.name!r}: {exc}"
             if hr_size != sr_size:
                 return (f"external method {ext.name!r}: {path} is {sr_size[0]}x{sr_size[1]} but the HR image "
                         f"{pair.hr_path.name} is {hr_size[0]}x{hr_size[1]}")

@@ -137,3 +137,28 @@ def test_adding_methods_or_datasets_after_ratings_is_refused(study_file, media_r
         run("run_study", str(more_datasets))
     assert Stimulus.objects.count() == 17 and Rating.objects.count() == 1
     assert "resumed study cmd: 17 stimuli (0 new)" in run("run_study", str(study_file(STUDY)))
+
+
+def test_a_study_file_with_a_billion_raters_is_refused_before_anything_is_written(study_file, media_root):
+    """Catches unbounded counts: raters = 10**9 was accepted and run_study sat in one transaction."""
+    path = study_file(STUDY.replace("raters = 2", "raters = 1000000000"))
+    with pytest.raises(CommandError, match=r"rating\.raters.*at most 10,000"):
+        run("run_study", str(path))
+    assert not Study.objects.exists() and not Rater.objects.exists() and not Stimulus.objects.exists()
+    assert not (media_root / "studies").exists()
+
+
+def test_invitations_are_made_in_batches_of_their_own_transaction(rating_study, monkeypatch):
+    """Catches one transaction around every invitation (it held the write lock for all of them)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setattr(studies, "INVITATION_BATCH", 4)
+    with CaptureQueriesContext(connection) as queries:
+        raters = studies.create_invitations(rating_study, 10)
+    assert [r.label for r in raters] == [f"r{k:03d}" for k in range(1, 11)]
+    assert Session.objects.filter(rater__in=raters).count() == 10
+    # One (nested: the test's own transaction is outside) atomic block per batch of 4.
+    assert sum(q["sql"].startswith("SAVEPOINT") for q in queries.captured_queries) == 3
+    with pytest.raises(CommandError, match="from 1 to 10,000"):
+        run("invite_raters", rating_study.name, "--count", "1000000000")

@@ -72,6 +72,19 @@ def test_a_malformed_row_imports_nothing_and_names_its_line(simulated_csv, media
     assert Rating.objects.count() == 0
 
 
+def test_a_latin1_file_is_refused_naming_the_file_and_line(simulated_csv, media_root):
+    """Catches a UnicodeDecodeError traceback for a CSV a spreadsheet saved as Latin-1."""
+    path, _ = simulated_csv
+    lines = path.read_text().splitlines()
+    lines[5] = lines[5].replace(lines[5].split(",")[0], "Jos\u00e9", 1)
+    path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    with pytest.raises(CommandError) as info:
+        run("import_ratings", str(path), "--study", "lab")
+    message = str(info.value)
+    assert str(path) in message and "line 6:" in message and "not UTF-8" in message and "0xe9" in message
+    assert not Study.objects.filter(name="lab").exists()
+
+
 def test_import_into_an_existing_study_checks_every_stimulus(simulated_csv, datasets_root, media_root, weights_dir):
     path, ratings = simulated_csv
     text = """name = "lab"

@@ -65,6 +65,13 @@ methods = ["nearest", "bicubic"]
         (GOOD.replace('methods = ["nearest", "bicubic"]', 'methods = ["nearest", "nearest"]'), "methods", 4, "listed twice"),
         (GOOD.replace("seed = 1\n", ""), "seed", None, "missing"),
         (GOOD + "scale = 3\n", "scale", 5, "only 4x"),
+        # Bounds (catches accepting raters = 10**9 and items_per_rater = 10**11).
+        (GOOD + "\n[rating]\nraters = 1000000000\n", "rating.raters", 7, "at most 10,000"),
+        (GOOD + '\n[rating]\nassignment = "balanced"\nratings_per_stimulus = 3\nitems_per_rater = 100000000000\n',
+         "rating.items_per_rater", 9, "at most 10,000"),
+        (GOOD + "\n[rating]\ncalibration_images = 201\n", "rating.calibration_images", 7, "at most 200"),
+        (GOOD + '\n[rating.repeats]\ndataset = "Set5"\nmethod = "bicubic"\nimages = 5000\n', "rating.repeats.images", 9,
+         "at most 1,000"),
     ],
 )
 def test_mistakes_name_key_and_line(datasets_root, text, key, line, fragment):
@@ -137,3 +144,28 @@ def test_several_datasets_need_one_subfolder_each(tmp_path, datasets_root):
         'methods = ["nearest", "bicubic"]', 'methods = ["nearest", {name = "SRCNN", dir = "SRCNN"}]')
     with pytest.raises(StudyFileError, match="one subfolder per dataset"):
         parse(text, datasets_root, base_dir=tmp_path)
+
+
+def _png_header_only(path, width, height):
+    """A PNG whose header claims ``width`` x ``height`` gray pixels (no pixel data needed to open it)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("side, fragment", [(20000, "far too large"), (12000, "far too large"), (5000, "5000x5000 pixels")])
+def test_huge_images_are_refused_naming_the_file(tmp_path, datasets_root, side, fragment):
+    """Catches a traceback (Pillow's DecompressionBombError) or 'damaged or truncated' for huge images."""
+    folder = tmp_path / "huge"
+    folder.mkdir()
+    _png_header_only(folder / "big_HR.png", side, side)
+    _png_header_only(folder / "big_LR.png", side // 4, side // 4)
+    with pytest.raises(StudyFileError) as info:
+        parse(GOOD.replace('datasets = ["Set5"]', f'datasets = ["{folder}"]'), datasets_root)
+    message = str(info.value)
+    assert "big_HR.png" in message and fragment in message and "at most 4096x4096" in message

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ratings import studies
 from ratings.studies import StudyNotFound, get_study
+from ratings.study_file import LIMITS
 
 
 class Command(BaseCommand):
@@ -17,8 +18,8 @@ class Command(BaseCommand):
         parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="the site's address as raters reach it")
 
     def handle(self, *args, **opts):
-        if opts["count"] < 1:
-            raise CommandError("--count must be at least 1")
+        if not 1 <= opts["count"] <= LIMITS["raters"]:
+            raise CommandError(f"--count must be from 1 to {LIMITS['raters']:,}")
         try:
             study = get_study(opts["study"])
         except StudyNotFound as exc:
