@@ -112,6 +112,17 @@ if SR_BEHIND_HTTPS_PROXY:
 SR_SECURE_COOKIES = env_bool("SR_SECURE_COOKIES", SR_BEHIND_HTTPS_PROXY)
 SESSION_COOKIE_SECURE = SR_SECURE_COOKIES
 CSRF_COOKIE_SECURE = SR_SECURE_COOKIES
+# Behind the HTTPS proxy: send plain-HTTP requests to HTTPS, and tell browsers (HSTS) to use only HTTPS
+# for a year, subdomains included, and that the site may be preloaded into browsers' HSTS lists. Each
+# can be turned down for a domain that cannot commit to it (SR_HSTS_SECONDS=0 ...).
+SECURE_SSL_REDIRECT = env_bool("SR_SSL_REDIRECT", SR_BEHIND_HTTPS_PROXY)
+SECURE_HSTS_SECONDS = env_int("SR_HSTS_SECONDS", 365 * 24 * 3600 if SR_BEHIND_HTTPS_PROXY else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SR_HSTS_INCLUDE_SUBDOMAINS", SR_BEHIND_HTTPS_PROXY)
+SECURE_HSTS_PRELOAD = env_bool("SR_HSTS_PRELOAD", SR_BEHIND_HTTPS_PROXY)
+# Every page (ratings.middleware): scripts, styles and images from the site only (images also as data:
+# URIs, which the dashboard's plots are), no plugins, no framing, forms posting only to the site.
+SR_CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                              "frame-ancestors 'none'; form-action 'self'")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -126,6 +137,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "ratings.middleware.ContentSecurityPolicyMiddleware",
     # WhiteNoise serves the rater pages' CSS/JS from gunicorn too, with far-future caching, so a
     # deployment needs no separate static file server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -217,6 +229,25 @@ if SR_VGG_BACKBONE not in {"vgg16", "vgg19"}:
 SR_DEVICE = env_str("SR_DEVICE", "auto")
 # LPIPS-VGG of every stimulus against HR (about 1 s per Set14 image on one CPU core; fast on GPU).
 SR_COMPUTE_LPIPS = env_bool("SR_COMPUTE_LPIPS", True)
+
+# Open enrolment (ratings.enrolment): at most this many times a study's target raters join through
+# its open link, and at most N attempts per client address per window of S seconds ("N/S").
+SR_ENROLMENT_CAP_FACTOR = env_int("SR_ENROLMENT_CAP_FACTOR", 3)
+_rate = env_str("SR_ENROLMENT_RATE", "20/600")
+try:
+    SR_ENROLMENT_RATE = tuple(int(part) for part in _rate.split("/"))
+    if len(SR_ENROLMENT_RATE) != 2 or min(SR_ENROLMENT_RATE) < 1:
+        raise ValueError
+except ValueError:
+    raise ImproperlyConfigured(f"SR_ENROLMENT_RATE={_rate!r}: give attempts/seconds, e.g. 20/600") from None
+if SR_ENROLMENT_CAP_FACTOR < 0:
+    raise ImproperlyConfigured(f"SR_ENROLMENT_CAP_FACTOR={SR_ENROLMENT_CAP_FACTOR}: must be >= 0")
+
+# The cache holds the enrolment rate-limit counters. Several web processes need one shared cache
+# (Redis, CACHE_URL=redis://host:6379/1) to count together; without it each process counts alone.
+_cache_url = env_str("CACHE_URL")
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+          if _cache_url else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Celery ------------------------------------------------------------------------------------
 _broker = env_str("CELERY_BROKER_URL")

@@ -1,4 +1,4 @@
-"""A rater's session: enrolment, the stored item order, and recording each rating exactly once.
+"""A rater's session: the stored item order, and recording each rating exactly once.
 
 The order of a session is drawn once, from the study seed and the rater's label, and stored as
 ``SessionItem`` rows, so a reload or another device resumes at the same place. Every state change
@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import random
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core import signing
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from analysis.io import MAX_RESPONSE_MS
 
@@ -33,7 +35,6 @@ __all__ = [
     "completion_code",
     "current_item",
     "current_step",
-    "enrol_open",
     "ensure_open",
     "item_token",
     "record_rating",
@@ -50,33 +51,6 @@ class RatingRefused(Exception):
     def __init__(self, message: str, status: int = 409):
         super().__init__(message)
         self.message, self.status = message, status
-
-
-# -- enrolment -----------------------------------------------------------------------------------
-def enrol_open(study: Study, external_id: str) -> Rater:
-    """The rater of a crowd worker id, created on first visit (one enrolment per worker id)."""
-    external_id = external_id.strip()
-    if not external_id or len(external_id) > 200:
-        raise RatingRefused("Please give your worker id (at most 200 characters).", status=400)
-    if study.state == Study.State.CLOSED:
-        raise RatingRefused("This study is closed and takes no new raters.", status=410)
-    existing = Rater.objects.filter(study=study, external_id=external_id).first()
-    if existing:
-        return existing
-    from .studies import next_label_number
-
-    try:
-        with transaction.atomic():
-            Study.objects.select_for_update().get(pk=study.pk)  # serialise label numbering
-            n = next_label_number(study, "w")  # not a count: that reuses a label after a deletion
-            rater = Rater.objects.create(study=study, label=f"w{n:04d}", source=Rater.Source.OPEN, external_id=external_id)
-            Session.objects.create(rater=rater)
-            return rater
-    except IntegrityError:  # the same worker id enrolled concurrently (double click)
-        existing = Rater.objects.filter(study=study, external_id=external_id).first()
-        if existing is None:
-            raise  # another constraint: a real error, not a duplicate enrolment
-        return existing
 
 
 # -- building the stored order ---------------------------------------------------------------------
@@ -283,20 +257,31 @@ def ensure_open(study_id: int) -> None:
         raise RatingRefused(CLOSED_MESSAGE, 410)
 
 
-def _client_ms(value) -> int | None:
-    try:
-        return None if value in (None, "") else max(0, int(float(value)))
-    except (TypeError, ValueError, OverflowError):
+# The browser sent a response time that cannot be one (negative, infinite, not a number).
+_UNUSABLE = object()
+
+
+def _client_ms(value):
+    """The browser's response time in ms; None when it sent none, ``_UNUSABLE`` for a broken one."""
+    if value in (None, ""):
         return None
+    try:
+        ms = float(value)
+    except (TypeError, ValueError):
+        return _UNUSABLE
+    return int(ms) if math.isfinite(ms) and ms >= 0 else _UNUSABLE
 
 
-def _response_ms(client_ms: int | None, shown_at, now) -> int | None:
+def _response_ms(client_ms, shown_at, now) -> int | None:
     """The response time to store, in ms.
 
     The browser's time (from when the image appeared) is the precise one; the server's (from
     ``shown_at``, when it sent the item) bounds it and stands in when the browser sends none (no
-    JavaScript). Above ``MAX_RESPONSE_MS`` (a tab left open) it says nothing about the image: missing.
+    JavaScript). A broken browser time (negative: a clock that went back) or one above
+    ``MAX_RESPONSE_MS`` (a tab left open) says nothing about the image: missing, never 0.
     """
+    if client_ms is _UNUSABLE:
+        return None
     server_ms = None if shown_at is None else max(0, int((now - shown_at).total_seconds() * 1000))
     if client_ms is None:
         value = server_ms
@@ -307,22 +292,45 @@ def _response_ms(client_ms: int | None, shown_at, now) -> int | None:
     return None if value is None or value > MAX_RESPONSE_MS else value
 
 
+class ItemTokens:
+    """Signed references to one item of one rater, carried by the rating form.
+
+    The payload names the rater by a keyed hash of their secret token, never by a database id
+    (sequential, so it would tell a rater how many came before them), and the item by its position
+    in the session and its stimulus's opaque public id.
+    """
+
+    salt = "ratings.rating-item"
+
+    def _rater_ref(self, rater_token: str) -> str:
+        return salted_hmac(self.salt, rater_token).hexdigest()[:16]
+
+    def make_token(self, rater_token: str, position: int, public_id: str) -> str:
+        return signing.dumps([self._rater_ref(rater_token), position, public_id], salt=self.salt)
+
+    def check_token(self, rater: Rater, token: str) -> tuple[int, str]:
+        """(position, public id) of the item; raises RatingRefused for a forged or another rater's form."""
+        try:
+            rater_ref, position, public_id = signing.loads(token, salt=self.salt)
+            position, public_id = int(position), str(public_id)
+        except (signing.BadSignature, ValueError, TypeError):
+            raise RatingRefused("This rating form is damaged or forged; please reload the page.", 400) from None
+        if not hmac.compare_digest(str(rater_ref), self._rater_ref(rater.token)):
+            raise RatingRefused("This rating belongs to another rater's link; nothing was stored.", 403)
+        return position, public_id
+
+
+item_tokens = ItemTokens()
+
+
 def item_token(item: SessionItem) -> str:
-    """A signed reference to one item of one rater, carried by the rating form."""
-    return signing.dumps([item.session.rater_id, item.position, item.stimulus.public_id], salt="rating-item")
+    """The rating form's token for ``item``."""
+    return item_tokens.make_token(item.session.rater.token, item.position, item.stimulus.public_id)
 
 
 def step_token(step: Step) -> str:
     """``item_token`` of the step's item, without fetching the session again."""
-    return signing.dumps([step.session.rater_id, step.item.position, step.item.stimulus.public_id], salt="rating-item")
-
-
-def _read_token(token: str) -> tuple[int, int, str]:
-    try:
-        rater_id, position, public_id = signing.loads(token, salt="rating-item")
-        return int(rater_id), int(position), str(public_id)
-    except (signing.BadSignature, ValueError, TypeError):
-        raise RatingRefused("This rating form is damaged or forged; please reload the page.", 400) from None
+    return item_tokens.make_token(step.session.rater.token, step.item.position, step.item.stimulus.public_id)
 
 
 @dataclass(frozen=True)
@@ -344,9 +352,7 @@ def record_rating(rater: Rater, token: str, score, response_ms=None) -> RecordRe
         A replay of the same score for an item already rated is not an error: it stores nothing
         and reports ``stored=False``.
     """
-    rater_id, position, public_id = _read_token(token)
-    if rater_id != rater.pk:
-        raise RatingRefused("This rating belongs to another rater's link; nothing was stored.", 403)
+    position, public_id = item_tokens.check_token(rater, token)
     try:
         score = int(score)
     except (TypeError, ValueError):

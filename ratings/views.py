@@ -3,14 +3,19 @@ renders; everything that changes state is in :mod:`ratings.sessions`."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from . import dashboard, reports, sessions, stimulus_files
+from . import dashboard, enrolment, reports, sessions, stimulus_files
+from .forms import ConsentForm, EnrolmentForm
 from .models import Rater, Session, SessionItem, Study
+
+REPORT_CSP = ("default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; base-uri 'none'; "
+              "form-action 'none'; frame-ancestors 'none'")
 
 STEP_URLS = {
     Session.State.CONSENT: "ratings:consent",
@@ -37,17 +42,33 @@ def rater_home(request, token):
     return _go_on(_rater(token))
 
 
+def _client_address(request) -> str:
+    """The client's address; behind the trusted HTTPS proxy, the one it appended to X-Forwarded-For."""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if settings.SR_BEHIND_HTTPS_PROXY and forwarded:
+        return forwarded.split(",")[-1].strip()
+    return request.META.get("REMOTE_ADDR", "")
+
+
 @require_http_methods(["GET", "POST"])
 def join(request, enrolment_token):
+    """Open enrolment: a GET shows the form (filled in from the link's parameters), a POST enrols."""
     study = get_object_or_404(Study, open_enrolment_token=enrolment_token)
-    worker_id = request.POST.get("worker_id") or request.GET.get("worker_id") or ""
-    if not worker_id:
-        return render(request, "ratings/join.html", {"study": study})
+    if request.method == "GET":
+        form = EnrolmentForm(initial={"worker_id": request.GET.get("worker_id", "")})
+        return render(request, "ratings/join.html", {"study": study, "form": form})
+    form = EnrolmentForm(request.POST)
+    if not form.is_valid():
+        return render(request, "ratings/join.html", {"study": study, "form": form}, status=400)
+    cookie = enrolment.EnrolmentCookie()
     try:
-        rater = sessions.enrol_open(study, worker_id)
-    except sessions.RatingRefused as exc:
-        return _refused(request, None, exc)
-    return redirect("ratings:home", token=rater.token)
+        rater = enrolment.enrol(study, form.cleaned_data["worker_id"], address=_client_address(request),
+                                returning_token=cookie.read(request, study))
+    except enrolment.EnrolmentRefused as exc:
+        return render(request, "ratings/refused.html", {"message": exc.message}, status=exc.status)
+    response = redirect("ratings:home", token=rater.token)
+    cookie.set(response, rater)
+    return response
 
 
 @require_http_methods(["GET", "POST"])
@@ -56,16 +77,12 @@ def consent(request, token):
     if rater.session.state != Session.State.CONSENT:
         return _go_on(rater)
     if request.method == "POST":
-        if request.POST.get("consent") != "yes":
+        form = ConsentForm(request.POST)
+        if not form.is_valid() and "consent" in form.errors:
             return render(request, "ratings/consent.html", {"rater": rater, "study": rater.study,
-                                                            "error": "Please tick the box to agree before you start."}, status=400)
+                                                            "error": form.errors["consent"][0]}, status=400)
         try:
-            dpr = float(request.POST.get("device_pixel_ratio") or 0) or None
-        except ValueError:
-            dpr = None
-        try:
-            sessions.start_session(rater, device_pixel_ratio=dpr, viewport=request.POST.get("viewport", ""),
-                                   user_agent=request.headers.get("User-Agent", ""))
+            sessions.start_session(rater, **form.viewing(), user_agent=request.headers.get("User-Agent", ""))
         except sessions.RatingRefused as exc:
             return _refused(request, rater, exc)
         return _go_on(rater)
@@ -206,4 +223,7 @@ def report_file(request, name, file):
     path = (folder / file).resolve()
     if folder.resolve() not in path.parents or not path.is_file():
         raise Http404("no such report file")
-    return FileResponse(path.open("rb"))
+    response = FileResponse(path.open("rb"))
+    # The standalone report carries its CSS inline and its plots as data: URIs; it runs no script.
+    response["Content-Security-Policy"] = REPORT_CSP
+    return response

@@ -129,3 +129,19 @@ def test_sqlite_by_url_keeps_the_safety_options_and_concurrent_writers_all_succe
     assert result.returncode == 0, result.stderr
     # No error, and 40 rows numbered 0..39: every read-then-write saw the writes before it.
     assert result.stdout.strip() == "[] (40, 40)"
+
+
+PRODUCTION = dict(DATABASE_URL="postgres://mos@db.example.org/mos", SECRET_KEY="p" * 20 + "rod-only-" + "k" * 30,
+                  ALLOWED_HOSTS="mos.example.org", CSRF_TRUSTED_ORIGINS="https://mos.example.org",
+                  SR_BEHIND_HTTPS_PROXY="1")
+
+
+def test_check_deploy_is_clean_in_the_documented_production_settings(tmp_path):
+    """Catches a deployment without HSTS and the HTTPS redirect (security.W004, W008)."""
+    full = {k: v for k, v in os.environ.items() if k not in CLEARED and k != "VAR_DIR"}
+    full.update(VAR_DIR=str(tmp_path), **PRODUCTION)
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], check=False, cwd=REPO, env=full,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "System check identified no issues (0 silenced).", result.stdout + result.stderr
+    assert (result.stdout + result.stderr).count("WARNING") == 0

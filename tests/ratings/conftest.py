@@ -27,6 +27,14 @@ def no_lpips_by_default(settings, monkeypatch):
     monkeypatch.setenv("SR_COMPUTE_LPIPS", "0")  # for worker and run_study processes
 
 
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """The enrolment rate limit counts in Django's cache: every test starts from none."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def media_root(tmp_path, settings):
     settings.MEDIA_ROOT = tmp_path / "media"

@@ -238,3 +238,38 @@ def test_scores_are_sent_in_browsers_without_event_submitter(page_factory, live_
     assert [score for score, _ in ratings] == [2, 5, 3]
     # Each response time counts from when its own image appeared (the second one is not 1.5 s).
     assert ratings[0][1] >= 1200 and 300 <= ratings[1][1] < 1200
+
+
+def test_a_crowd_worker_joins_by_the_form_and_only_their_browser_gets_back_in(page_factory, live_server, study):
+    """Open enrolment in Chromium: the link fills the form, the POST enrols and sets the browser's
+    cookie, the same browser returns to its link, another browser with the same id gets nothing;
+    no page breaks the Content-Security-Policy (the consent page's script is a file)."""
+    from ratings.models import Rater, Study
+
+    Study.objects.filter(pk=study.pk).update(raters_target=2)
+    page = page_factory()
+    violations = []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    page.goto(f"{live_server.url}/join/{study.open_enrolment_token}/?worker_id=Worker-77")
+    assert not Rater.objects.filter(study=study).exists()  # the GET only shows the form
+    expect(page.get_by_label("Your worker id on the crowd platform")).to_have_value("Worker-77")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/start/")
+    rater = Rater.objects.get(study=study, external_id="worker-77")
+    assert rater.token in page.url
+    page.get_by_label("I have read the above and agree to take part.").check()
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_url("**/calibrate/")
+    rater.refresh_from_db()
+    assert rater.device_pixel_ratio == 1.0 and rater.viewport == "1366x768"  # set by consent.js
+    page.goto(f"{live_server.url}/join/{study.open_enrolment_token}/?worker_id=WORKER-77")
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/calibrate/")  # back to their own session
+    other = page_factory()
+    other.goto(f"{live_server.url}/join/{study.open_enrolment_token}/?worker_id=worker-77")
+    other.get_by_role("button", name="Continue").click()
+    other.wait_for_load_state()
+    shot(other, "08-enrolment-refused")
+    assert "another browser" in other.content() and rater.token not in other.content() + other.url
+    assert violations == []

@@ -173,9 +173,7 @@ def test_another_raters_item_or_forged_form_is_refused(rating_study):
     with pytest.raises(sessions.RatingRefused, match="damaged or forged"):
         sessions.record_rating(bob, sessions.item_token(alice_item)[:-3] + "abc", 3)
     # A validly signed reference to a stimulus that is not in the session (forged public id).
-    from django.core import signing
-
-    forged = signing.dumps([bob.pk, Session.objects.get(rater=bob).position, "not-a-stimulus"], salt="rating-item")
+    forged = sessions.item_tokens.make_token(bob.token, Session.objects.get(rater=bob).position, "not-a-stimulus")
     with pytest.raises(sessions.RatingRefused, match="not in your assignment"):
         sessions.record_rating(bob, forged, 3)
     assert Rating.objects.count() == 0
@@ -200,15 +198,6 @@ def test_a_finished_session_takes_nothing_more(rating_study):
     with pytest.raises(sessions.RatingRefused, match="first answer was kept"):
         sessions.record_rating(rater, sessions.item_token(last), 5)
     assert Rating.objects.filter(rater=rater).count() == 19
-
-
-def test_open_enrolment_is_one_rater_per_worker_id(rating_study):
-    a = sessions.enrol_open(rating_study, "W123")
-    assert sessions.enrol_open(rating_study, " W123 ") == a
-    assert a.source == Rater.Source.OPEN and a.label == "w0001"
-    assert sessions.enrol_open(rating_study, "W456").label == "w0002"
-    with pytest.raises(sessions.RatingRefused):
-        sessions.enrol_open(rating_study, "   ")
 
 
 def test_breaks(rating_study):
@@ -318,3 +307,27 @@ def test_response_times_over_an_hour_are_stored_as_missing(rating_study):
     SessionItem.objects.filter(pk=item.pk).update(shown_at=timezone.now() - timedelta(hours=2))
     sessions.record_rating(rater, sessions.item_token(item), 3, 2 * 3600 * 1000)
     assert _response_ms(item.pk) is None  # a tab left open says nothing about the image
+
+
+@pytest.mark.parametrize("sent", ["-5", "-0.5", "inf", "nan", "-inf", "abc"])
+def test_a_broken_browser_response_time_is_stored_as_missing(rating_study, sent):
+    """Catches max(0, ms): a negative time (a clock that went back) was stored as 0 ms."""
+    rater = started(rating_study)
+    skip_calibration(rater)
+    item = sessions.current_item(Session.objects.get(rater=rater))
+    assert sessions.record_rating(rater, sessions.item_token(item), 3, sent).stored
+    assert _response_ms(item.pk) is None
+
+
+def test_the_item_token_names_no_database_id(rating_study):
+    """Catches tokens whose (readable, only signed) payload held the rater's sequential id."""
+    from django.core import signing
+
+    rater = started(rating_study)
+    skip_calibration(rater)
+    item = sessions.current_item(Session.objects.get(rater=rater))
+    token = sessions.item_token(item)
+    payload = signing.loads(token, salt=sessions.ItemTokens.salt)
+    # A keyed hash of the rater's secret token, the position in the session, the opaque stimulus id.
+    assert payload[1:] == [item.position, item.stimulus.public_id]
+    assert isinstance(payload[0], str) and len(payload[0]) == 16 and rater.token not in token

@@ -74,15 +74,3 @@ def test_invitation_labels_continue_after_the_highest_even_after_a_deletion(rati
     Rater.objects.get(study=rating_study, label="r002").delete()
     assert [r.label for r in studies.create_invitations(rating_study, 2)] == ["r004", "r005"]
     assert studies.next_label_number(rating_study, "r") == 6
-
-
-def test_open_enrolment_labels_continue_after_the_highest_even_after_a_deletion(rating_study):
-    assert sessions.enrol_open(rating_study, "W1").label == "w0001"
-    assert sessions.enrol_open(rating_study, "W2").label == "w0002"
-    Rater.objects.get(study=rating_study, label="w0001").delete()
-    third = sessions.enrol_open(rating_study, "W3")
-    assert third.label == "w0003" and third.external_id == "W3"
-    # A label taken by an imported rater is skipped too; the same worker id still gets its own rater.
-    Rater.objects.create(study=rating_study, label="w0007", source=Rater.Source.IMPORTED)
-    assert sessions.enrol_open(rating_study, "W4").label == "w0008"
-    assert sessions.enrol_open(rating_study, "W3") == third

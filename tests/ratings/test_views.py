@@ -86,12 +86,12 @@ def test_images_are_served_only_to_raters_of_their_study(client, study, rater, d
     assert client.get("/r/no-such-token/").status_code == 404
 
 
-def test_an_image_made_after_a_first_miss_is_served(client, datasets_root, media_root):
-    study = studies.create_or_resume_study(parse_study_file(RATING_STUDY, "r.toml", datasets_root=datasets_root)).study
+def test_an_image_is_served_once_the_session_is_drawn_after_a_first_miss(client, study):
+    """A miss (no session items before consent) is not cached: the image is served after consent."""
     rater = studies.create_invitations(study, 1)[0]
-    stimulus = Stimulus.objects.filter(study=study).first()
-    assert client.get(f"/r/{rater.token}/img/{stimulus.public_id}").status_code == 404  # not made yet
-    generation.generate_stimulus(stimulus.pk)
+    stimulus = Stimulus.objects.filter(study=study, image__dataset__role="test").first()
+    assert client.get(f"/r/{rater.token}/img/{stimulus.public_id}").status_code == 404  # not drawn yet
+    consent(client, rater)
     assert client.get(f"/r/{rater.token}/img/{stimulus.public_id}").status_code == 200
 
 
@@ -128,17 +128,6 @@ def test_missing_csrf_token_is_refused_with_a_clear_page(rater):
     assert response.status_code == 403
     assert b"Nothing was stored" in response.content and b"reload" in response.content
     assert Session.objects.get(rater=rater).state == Session.State.CONSENT
-
-
-def test_open_enrolment_link(client, study):
-    page = client.get(f"/join/{study.open_enrolment_token}/")
-    assert b"worker id" in page.content
-    response = client.get(f"/join/{study.open_enrolment_token}/?worker_id=A1B2")
-    rater = Rater.objects.get(study=study, external_id="A1B2")
-    assert response["Location"] == f"/r/{rater.token}/"
-    client.get(f"/join/{study.open_enrolment_token}/?worker_id=A1B2")
-    assert Rater.objects.filter(external_id="A1B2").count() == 1
-    assert client.get("/join/wrong-token/?worker_id=x").status_code == 404
 
 
 def test_completion_page_shows_the_code(client, rater):
@@ -205,3 +194,25 @@ def test_a_closed_study_answers_410_gone_and_stores_nothing(client, study, rater
     assert Rating.objects.count() == 0
     again = client.get(f"/r/{rater.token}/rate/")  # the rater's Continue link: no rating form
     assert again.status_code == 410 and b'id="rating-form"' not in again.content
+
+
+@pytest.mark.parametrize("sent", ["inf", "nan", "-1", "1e309", "abc"])
+def test_an_impossible_device_pixel_ratio_is_not_stored(client, rater, sent):
+    """Catches float(POST value) stored as is: device_pixel_ratio=inf reached the database."""
+    response = client.post(f"/r/{rater.token}/start/", {"consent": "yes", "device_pixel_ratio": sent, "viewport": "800x600"})
+    assert response.status_code == 302  # consent is still taken
+    rater.refresh_from_db()
+    assert rater.device_pixel_ratio is None and rater.viewport == "800x600"
+    assert Session.objects.get(rater=rater).state != Session.State.CONSENT
+
+
+def test_every_page_carries_a_content_security_policy(client, admin_client, study, rater):
+    """Catches pages without a CSP (and the inline script the consent page had, which it would block)."""
+    pages = [f"/r/{rater.token}/start/", f"/join/{study.open_enrolment_token}/", "/admin/login/", "/no-such-page/",
+             f"/r/{rater.token}/img/not-a-stimulus"]
+    for url in pages:
+        policy = client.get(url).headers.get("Content-Security-Policy", "")
+        assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy and "'unsafe-inline'" not in policy, url
+    assert "default-src 'self'" in admin_client.get(f"/studies/{study.name}/").headers["Content-Security-Policy"]
+    consent_page = client.get(f"/r/{rater.token}/start/").content.decode()
+    assert "<script>" not in consent_page and "consent.js" in consent_page
