@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 
@@ -138,6 +139,28 @@ def test_export_report_writes_every_file(simulated_csv, tmp_path, media_root, we
     # The exported ratings.csv imports again, to the same MOS.
     run("import_ratings", str(out_dir / "ratings.csv"), "--study", "lab-copy")
     pd.testing.assert_frame_equal(mos_table(ratings_frame(Study.objects.get(name="lab-copy"))), mos_table(ratings))
+
+
+def test_exported_csv_text_cells_cannot_run_as_formulas(simulated_csv, media_root, tmp_path):
+    """Catches cells beginning with = + - @ written verbatim (OWASP CSV injection)."""
+    path, _ = simulated_csv
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    first = frame["rater"].iloc[0]
+    frame["rater"] = frame["rater"].replace({first: '=HYPERLINK("http://evil.example","x")'})
+    frame["dataset"] = "-lab"  # not a known dataset: its image names are not checked against files
+    frame["image"] = frame["image"].str.replace("img_001", "@img_001")
+    frame.to_csv(path, index=False)
+    run("import_ratings", str(path), "--study", "lab")
+    out_dir = tmp_path / "report"
+    run("export_report", "lab", "--out", str(out_dir), "--n-boot", "50")
+    for name in ("ratings.csv", "raters.csv", "mos_per_image.csv"):
+        with (out_dir / name).open(newline="") as handle:
+            for row in csv.reader(handle):
+                assert not any(cell.startswith(("=", "+", "@")) for cell in row), (name, row)
+    exported = pd.read_csv(out_dir / "ratings.csv")
+    assert "'=HYPERLINK(\"http://evil.example\",\"x\")" in set(exported["rater"])
+    assert "'@img_001" in set(exported["image"]) and set(exported["dataset"]) == {"'-lab"}
+    assert (pd.read_csv(out_dir / "mos.csv")["ci_low"] < 5).all()  # numbers stay numbers
 
 
 def test_export_of_a_study_without_ratings(media_root, datasets_root):
