@@ -276,7 +276,7 @@ def write_report(
     per_image = stats.per_image_mos(ratings, confidence=confidence)
     pairwise = stats.pairwise_tests(ratings, methods=order)
     differences = stats.mos_differences(ratings, methods=order, n_boot=n_boot, confidence=confidence, seed=seed)
-    pairwise = pairwise.merge(_boot_columns(differences), on=["dataset", "method_a", "method_b"], how="left")
+    pairwise = pairwise.merge(_twoway_columns(differences), on=["dataset", "method_a", "method_b"], how="left")
     mle = screening.mle_scores(ratings, confidence=confidence)
     raters = screening.rater_report(ratings, mle=mle, **options)
     reliability = screening.reliability_summary(ratings, raters, confidence=confidence)
@@ -360,15 +360,18 @@ def write_report(
 _PAIR_KEY = ["dataset", "method_a", "method_b"]
 
 
-def _boot_columns(differences: pd.DataFrame) -> pd.DataFrame:
-    """:func:`analysis.stats.mos_differences` with its columns prefixed ``boot_`` for pairwise.csv."""
-    return differences.rename(columns={c: f"boot_{c}" for c in differences.columns if c not in _PAIR_KEY})
+_TWOWAY = "twoway_"  # pairwise.csv's prefix for the test that generalises over raters and images
+
+
+def _twoway_columns(differences: pd.DataFrame) -> pd.DataFrame:
+    """:func:`analysis.stats.mos_differences` with its columns prefixed ``twoway_`` for pairwise.csv."""
+    return differences.rename(columns={c: f"{_TWOWAY}{c}" for c in differences.columns if c not in _PAIR_KEY})
 
 
 def _differences(pairwise: pd.DataFrame) -> pd.DataFrame:
-    """The ``boot_`` columns of pairwise.csv under their own names, as significance_matrix reads them."""
-    boot = [c for c in pairwise.columns if c.startswith("boot_")]
-    return pairwise[_PAIR_KEY + boot].rename(columns={c: c[len("boot_"):] for c in boot})
+    """The ``twoway_`` columns of pairwise.csv under their own names, as significance_matrix reads them."""
+    cols = [c for c in pairwise.columns if c.startswith(_TWOWAY)]
+    return pairwise[_PAIR_KEY + cols].rename(columns={c: c[len(_TWOWAY):] for c in cols})
 
 
 def _rater_model_html(mle: screening.MLEResult, raters: pd.DataFrame) -> str:
@@ -464,8 +467,9 @@ def _render_html(**c) -> str:
         "significantly lower; ·: not significant). They answer different questions.</p>"
         '<ul class="note">'
         "<li><b>Generalising to other raters and other images</b> (quote this one): the difference of the two "
-        f"MOS with a {level} interval and a t test whose standard error comes from the two-way bootstrap that "
-        "resamples raters and images (Owen 2007; t on min(raters, images) − 1 degrees of freedom). It asks "
+        f"MOS with a {level} interval and a t test whose standard error treats raters and images both as "
+        "clusters (two-way cluster-robust, Cameron, Gelbach &amp; Miller 2011; t on min(raters, images) − 1 "
+        "degrees of freedom). It asks "
         "whether other raters, rating other images of the same kind, would also rate the two methods apart: "
         "a rater's or an image's liking for one method counts as variation, not as evidence.</li>"
         "<li><b>The paper's test, for these raters on these images only</b>: the two-sided Wilcoxon signed-rank "
@@ -474,8 +478,8 @@ def _render_html(**c) -> str:
         "independent observation, so it says whether these raters rated these images differently, and "
         "rejects far more often than 5% when raters or images differ in which method they prefer.</li></ul>"
         '<p class="note">The full table, with both tests, the unadjusted p-values and the matched-pairs '
-        'rank-biserial effect size, is <a href="pairwise.csv">pairwise.csv</a> (the bootstrap test in its '
-        "<code>boot_</code> columns).</p>"
+        'rank-biserial effect size, is <a href="pairwise.csv">pairwise.csv</a> (the two-way test in its '
+        f"<code>{_TWOWAY}</code> columns, with the two-way bootstrap standard error beside its own).</p>"
     )
     pairwise = c["pairwise"]
     differences = _differences(pairwise)
@@ -484,7 +488,7 @@ def _render_html(**c) -> str:
         general = stats.significance_matrix(differences, d, alpha=0.05, adjusted=True, methods=order)
         paper = stats.significance_matrix(pairwise, d, alpha=0.05, adjusted=True, methods=order)
         parts.append(
-            '<div class="cards"><div><p class="note">Generalising to other raters and images (two-way bootstrap, '
+            '<div class="cards"><div><p class="note">Generalising to other raters and images (two-way clustered, '
             f'Holm)</p>{_matrix_html(general)}</div><div><p class="note">The paper\'s Wilcoxon, these raters '
             f"and images only (Holm)</p>{_matrix_html(paper)}</div></div>"
         )

@@ -164,8 +164,8 @@ def test_sparse_report_has_no_interval_narrower_than_the_data_allow(sparse_repor
     mos = pd.read_csv(paths["mos"])
     assert (mos["boot_high"] - mos["boot_low"] > 0).all() and (mos["ci_high"] > mos["ci_low"]).all()
     pairwise = pd.read_csv(paths["pairwise"])
-    assert (pairwise["boot_diff_high"] - pairwise["boot_diff_low"] > 2 * 1.64 * pairwise["boot_diff_se"]).all()
-    assert (pairwise["boot_df"] == pairwise[["boot_n_raters", "boot_n_images"]].min(axis=1) - 1).all()
+    assert (pairwise["twoway_diff_high"] - pairwise["twoway_diff_low"] > 2 * 1.64 * pairwise["twoway_diff_se"]).all()
+    assert (pairwise["twoway_df"] == pairwise[["twoway_n_raters", "twoway_n_images"]].min(axis=1) - 1).all()
 
 
 def test_captions_state_the_configured_confidence(sparse_report):
@@ -187,8 +187,9 @@ def test_html_says_what_each_test_generalises_to(written):
     pairwise = pd.read_csv(paths["pairwise"])
     diff = stats.mos_differences(ratings, methods=tables.method_order(ratings["method"].unique()), n_boot=200,
                                  seed=STUDY["seed"])  # fmt: skip
-    np.testing.assert_allclose(pairwise["boot_p_holm"], diff["p_holm"])
-    np.testing.assert_allclose(pairwise["boot_diff_low"], diff["diff_low"])
+    np.testing.assert_allclose(pairwise["twoway_p_holm"], diff["p_holm"])
+    np.testing.assert_allclose(pairwise["twoway_diff_low"], diff["diff_low"])
+    np.testing.assert_allclose(pairwise["twoway_boot_se"], diff["boot_se"])
 
 
 def test_dists_and_niqe_are_axes_with_their_rank_correlations(small_study, small_stimuli, tmp_path):

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
+import statsmodels.api as sm
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import DescrStatsW
 
@@ -378,7 +379,7 @@ def test_two_way_bootstrap_variance_equals_its_exact_value():
     boot = stats.bootstrap_mos_ci(frame, n_boot=40_000, seed=3).set_index("method")
     np.testing.assert_allclose(boot["boot_se"] ** 2, np.diag(cov), rtol=0.03)
     diff = stats.mos_differences(frame, n_boot=40_000, seed=3).iloc[0]
-    assert diff.diff_se**2 == pytest.approx(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1], rel=0.03)
+    assert diff.boot_se**2 == pytest.approx(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1], rel=0.03)
     # Premise: one-way versions are far off (raters only: the images' columns kept; images only: rows kept).
     ones = np.ones((1, 3))
     for fixed in ("raters", "images"):
@@ -393,7 +394,7 @@ def test_two_way_bootstrap_variance_equals_its_exact_value():
 # ---------------------------------------------------------------- MOS differences that generalise
 
 
-def test_mos_differences_match_scipy_t_and_statsmodels_holm():
+def test_mos_differences_match_statsmodels_two_way_clustering_scipy_t_and_holm():
     true = {"D": {"a": 2.0, "b": 2.1, "c": 3.6}}
     ratings = planning.simulate_study(true, n_raters=9, n_images=7, seed=2, rating_fraction=0.7, image_sd=0.3)
     ratings = ratings[~((ratings["rater_id"] == "r009") & (ratings["method"] != "c"))]  # r009 rated c only
@@ -406,6 +407,14 @@ def test_mos_differences_match_scipy_t_and_statsmodels_holm():
     for row in diff.itertuples(index=False):
         assert row.mean_diff == pytest.approx(mos[row.method_a] - mos[row.method_b], abs=1e-12)
         both = test[test["method"].isin([row.method_a, row.method_b])]
+        # OLS of the score on a dummy of method_a, clustered by rater and by image: the dummy's
+        # coefficient is the MOS difference and its two-way cluster-robust SE is diff_se.
+        x = sm.add_constant((both["method"] == row.method_a).to_numpy(float))
+        groups = np.column_stack([pd.factorize(both["rater_id"])[0], pd.factorize(both["image"])[0]])
+        ols = sm.OLS(both["score"].to_numpy(float), x).fit(cov_type="cluster", cov_kwds={"groups": groups})
+        assert ols.params[1] == pytest.approx(row.mean_diff, abs=1e-12)
+        assert row.diff_se == pytest.approx(ols.bse[1], rel=1e-10)
+        assert row.boot_se > 0
         assert (row.n_raters, row.n_images) == (both["rater_id"].nunique(), both["image"].nunique())
         assert row.df == min(row.n_raters, row.n_images) - 1
         assert row.t == pytest.approx(row.mean_diff / row.diff_se)
@@ -414,19 +423,23 @@ def test_mos_differences_match_scipy_t_and_statsmodels_holm():
         assert (row.diff_low, row.diff_high) == pytest.approx((lo, hi), abs=1e-12)
     assert diff.loc[diff["method_b"] == "a", "n_raters"].item() == 9 and diff["n_raters"].iloc[2] == 8
     np.testing.assert_allclose(diff["p_holm"], multipletests(diff["p_value"], method="holm")[1])
-    # The same draws as bootstrap_mos_ci: the difference's SE follows from its replicates.
     assert (diff.loc[diff["method_a"] == "c", "p_holm"] < 0.01).all()  # a 1.5-point gap is found
     mat = stats.significance_matrix(diff, "D", methods=["a", "b", "c"])
     assert mat.loc["c", "a"] == 1.0 and mat.loc["a", "c"] == -1.0 and mat.loc["a", "b"] == 0.0
     same = stats.mos_differences(ratings.assign(score=3), n_boot=50).iloc[0]
     assert (same.diff_se, same.p_value, same.diff_low, same.diff_high) == (0.0, 1.0, 0.0, 0.0)
+    # A design where the intersection term exceeds the others falls back to the larger one-way variance.
+    one = pd.DataFrame({"rater_id": ["r1", "r1", "r2", "r2"], "dataset": "D", "image": ["i1", "i1", "i2", "i2"],
+                        "method": ["a", "b", "a", "b"], "score": [1, 3, 3, 1]})  # fmt: skip
+    assert np.isfinite(stats.mos_differences(one, n_boot=20)["diff_se"]).all()
 
 
 def test_mos_differences_hold_the_familywise_error_where_the_wilcoxon_does_not():
     # Six methods of equal population MOS (15 true nulls); raters prefer some methods and images suit
-    # some (sd 0.3 each). The Holm-adjusted bootstrap test must keep P(any rejection) <= 0.06. A
-    # version that resamples only raters rejects in ~25% of these studies, the paper's Wilcoxon in
-    # ~60%; unadjusted p-values, or no t quantile, ~10% or more (benchmarks/pairwise_level.py).
+    # some (sd 0.3 each). The Holm-adjusted two-way test must keep P(any rejection) <= 0.06 and a
+    # single pair near 5%. Resampling raters only rejects in ~27% of these studies, the paper's
+    # Wilcoxon in ~58%, the normal quantile in ~20%, no Holm in ~40%; the two-way bootstrap SE holds
+    # the level but rejects a single pair 1.6% of the time (benchmarks/pairwise_level.py).
     true = {"D": {f"m{k}": 3.0 for k in range(6)}}
     population = {"bias_sd": 0.3, "inconsistency": (0.4, 0.9), "image_sd": 0.3, "rater_method_sd": 0.3,
                   "image_method_sd": 0.3}  # fmt: skip
@@ -439,7 +452,7 @@ def test_mos_differences_hold_the_familywise_error_where_the_wilcoxon_does_not()
         if seed < 30:
             any_wilcoxon.append((stats.pairwise_tests(ratings)["p_holm"] < 0.05).any())
     assert np.mean(any_boot) <= 0.06, np.mean(any_boot)
-    assert np.mean(single) <= 0.05, np.mean(single)
+    assert 0.02 <= np.mean(single) <= 0.065, np.mean(single)  # near the nominal 5%, not far below
     assert np.mean(any_wilcoxon) > 0.3  # premise: the paired test does not generalise over raters
 
 
