@@ -1,4 +1,4 @@
-"""Rating throughput and latency under load: gunicorn + PostgreSQL, N simulated raters.
+"""Rating throughput and latency under load: gunicorn + PostgreSQL (or SQLite), N simulated raters.
 
 Each simulated rater is an HTTP client with its own cookies that speaks the protocol of rater.js:
 it loads its rating page once, then, for a bounded number of items, waits a think time, posts a
@@ -8,6 +8,7 @@ be stored exactly once, replays none.
 
     eval "$(bin/services)"
     python benchmarks/rating_load.py --raters 50 200 --items 20 --think 1.0
+    python benchmarks/rating_load.py --raters 60 --database-url sqlite:////tmp/sr-mos-bench.sqlite3
 
 Prints one table row per rater count: throughput, p50/p95/p99 latency of the rating POST, and the
 check of stored against sent ratings.
@@ -39,13 +40,35 @@ def _env(database_url: str, media_root: Path) -> dict:
                 DJANGO_SETTINGS_MODULE="mos_site.settings")
 
 
-def setup_database(admin_url: str, database_url: str, media_root: Path, n_raters: int, items: int) -> list[str]:
-    """A fresh database with a ready study and ``n_raters`` started sessions; returns their tokens."""
+def _sqlite_path(database_url: str) -> Path | None:
+    return Path(database_url[len("sqlite:///"):]) if database_url.startswith("sqlite:///") else None
+
+
+def _connect(database_url: str):
+    """A DB-API connection to the benchmark database (sqlite3 or psycopg)."""
+    path = _sqlite_path(database_url)
+    if path is not None:
+        import sqlite3
+
+        return sqlite3.connect(path)
     import psycopg
 
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    return psycopg.connect(database_url)
+
+
+def setup_database(database_url: str, media_root: Path, n_raters: int, items: int) -> list[str]:
+    """A fresh database with a ready study and ``n_raters`` started sessions; returns their tokens."""
+    path = _sqlite_path(database_url)
+    if path is not None:
+        for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            stale.unlink(missing_ok=True)
+    else:
+        import psycopg
+
+        admin_url = database_url.rsplit("/", 1)[0] + "/postgres"
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+            conn.execute(f"CREATE DATABASE {BENCH_DB}")
     env = _env(database_url, media_root)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=REPO, env=env, check=True)
     script = f"""
@@ -74,9 +97,7 @@ for rater in studies.create_invitations(study, {n_raters}):
 
 
 def stored_ratings(database_url: str) -> dict[str, list[int]]:
-    import psycopg
-
-    rows = psycopg.connect(database_url).execute(
+    rows = _connect(database_url).execute(
         "SELECT r.token, i.position, g.score FROM ratings_rating g JOIN ratings_sessionitem i ON g.item_id = i.id "
         "JOIN ratings_session s ON i.session_id = s.id JOIN ratings_rater r ON s.rater_id = r.id ORDER BY r.token, i.position"
     ).fetchall()
@@ -130,6 +151,8 @@ async def rater(session, base: str, token: str, items: int, think: float, replay
         if fetch_images and data.get("next_url"):  # rater.js preloads the image after the next one
             async with session.get(base + data["next_url"]) as response:
                 await response.read()
+                if response.status != 200:
+                    errors.append(f"{token}: image answered {response.status}")
 
 
 async def run_load(base: str, tokens: list[str], items: int, think: float, replay_share: float, seed: int,
@@ -196,19 +219,20 @@ def main() -> None:
     p.add_argument("--no-images", action="store_true", help="do not fetch the stimulus images")
     p.add_argument("--worker-class", choices=sorted(WORKER_ARGS), default="sync")
     p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL"))
+    p.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL"),
+                   help="a PostgreSQL server (its database sr_mos_bench is made afresh) or sqlite:///FILE")
     args = p.parse_args()
     global WORKER_CLASS
     WORKER_CLASS = args.worker_class
     if not args.database_url:
         sys.exit("set TEST_DATABASE_URL (eval \"$(bin/services)\") or pass --database-url")
-    admin_url = args.database_url.rsplit("/", 1)[0] + "/postgres"
-    database_url = args.database_url.rsplit("/", 1)[0] + f"/{BENCH_DB}"
+    sqlite = _sqlite_path(args.database_url) is not None
+    database_url = args.database_url if sqlite else args.database_url.rsplit("/", 1)[0] + f"/{BENCH_DB}"
     media_root = Path("/tmp/sr-mos-bench-media")
 
-    rows = []
+    rows, server_errors = [], 0
     for n in args.raters:
-        tokens = setup_database(admin_url, database_url, media_root, n, args.items)
+        tokens = setup_database(database_url, media_root, n, args.items)
         server = start_gunicorn(_env(database_url, media_root), args.port, args.workers)
         try:
             latencies, sent, errors, wall = asyncio.run(
@@ -222,9 +246,10 @@ def main() -> None:
         exact = all(stored.get(t, []) == scores for t, scores in sent.items())
         rows.append((n, len(latencies), n_sent / wall, percentile(latencies, .5) * 1e3, percentile(latencies, .95) * 1e3,
                      percentile(latencies, .99) * 1e3, n_sent, sum(len(v) for v in stored.values()), exact, len(errors)))
+        server_errors += sum(re.search(r" answered 5\d\d", e) is not None for e in errors)
         if errors:
             print("errors:", errors[:5])
-    print(f"gunicorn {args.worker_class}, {args.workers} workers; PostgreSQL; think time {args.think} s; "
+    print(f"gunicorn {args.worker_class}, {args.workers} workers; {'SQLite' if sqlite else 'PostgreSQL'}; think time {args.think} s; "
           f"{'POST + image' if not args.no_images else 'POST'} per rating; "
           f"{args.replays:.0%} of submissions replayed; {platform.machine()}, {os.cpu_count()} CPUs "
           f"(server and load generator on the same machine)")
@@ -232,6 +257,7 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]:.1f} | {r[4]:.1f} | {r[5]:.1f} | {r[6]} | {r[7]} | {'yes' if r[8] else 'NO'} | {r[9]} |")
+    print(f"5xx answers: {server_errors}")
 
 
 if __name__ == "__main__":
