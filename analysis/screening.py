@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from scipy import stats as sps
+from scipy.sparse import csgraph
 
 from analysis._frames import STIMULUS_KEY, kind_rows, level_label, require_columns, test_rows
 
@@ -417,8 +419,18 @@ def _rater_model_covariance(nij: np.ndarray, w: np.ndarray) -> tuple[np.ndarray,
     b = nij * w[None, :]
     a = b.sum(axis=1)
     b_over_a = b / a[:, None]
-    schur = np.diag(b.sum(axis=0)) - b.T @ b_over_a
-    cov_delta = np.linalg.pinv(schur, hermitian=True)
+    n_r = len(w)
+    # A contiguous left operand: the transposed view sends BLAS down a path 100x slower on a busy box.
+    schur = np.diag(b.sum(axis=0)) - np.ascontiguousarray(b.T) @ b_over_a
+    # (S + c u u^T)^-1 = S^+ + u u^T / c for the unit null vector u = 1 / sqrt(R): an exact
+    # pseudo-inverse that stays positive semi-definite where pinv's cut-off of the null eigenvalue
+    # (about 1e-13, of either sign) is not.
+    c = np.trace(schur) / n_r
+    try:
+        cov_delta = np.linalg.inv(schur + c / n_r) - 1.0 / (c * n_r)
+    except np.linalg.LinAlgError:  # disconnected design: more than the common shift is free
+        cov_delta = np.linalg.pinv(schur, hermitian=True)
+    cov_delta = (cov_delta + cov_delta.T) / 2.0
     cross = -(b_over_a @ cov_delta)
     var_psi = 1.0 / a - np.einsum("jr,jr->j", cross, b_over_a)
     return var_psi, cov_delta, cross
@@ -429,6 +441,12 @@ def _residual_df(nij, w, r_codes, s_codes, n_r) -> np.ndarray:
     var_psi, cov_delta, cross = _rater_model_covariance(nij, w)
     h = w[r_codes] * (var_psi[s_codes] + np.diag(cov_delta)[r_codes] + 2.0 * cross[s_codes, r_codes])
     return np.bincount(r_codes, weights=1.0 - h, minlength=n_r)
+
+
+def _components(r_codes: np.ndarray, s_codes: np.ndarray, n_r: int, n_s: int) -> int:
+    """Connected components of the rater-stimulus graph: more than one leaves ``psi`` unidentified."""
+    graph = sparse.coo_matrix((np.ones(len(r_codes)), (r_codes, n_r + s_codes)), shape=(n_r + n_s,) * 2)
+    return int(csgraph.connected_components(graph, directed=False)[0])
 
 
 def _fit_rater_model(u, r_codes, s_codes, n_r, n_s, *, min_inconsistency, tol, max_iter, residual_df):
@@ -554,7 +572,8 @@ def mle_scores(
     s_codes = data.groupby(keys, sort=True).ngroup().to_numpy()
     n_r, n_s = len(raters), int(s_codes.max()) + 1 if len(data) else 0
     u = data["score"].to_numpy(dtype=float)
-    if n_r >= 2:
+    groups = _components(r_codes, s_codes, n_r, n_s) if n_r >= 2 else 1
+    if n_r >= 2 and groups == 1:
         psi, bias, resid, ups, df, it, converged = _fit_rater_model(
             u, r_codes, s_codes, n_r, n_s, min_inconsistency=min_inconsistency, tol=tol, max_iter=max_iter,
             residual_df=residual_df,
@@ -563,20 +582,24 @@ def mle_scores(
         count_r = np.bincount(r_codes, minlength=n_r).astype(float)
         if se == "full":
             var_psi, cov_delta, _ = _rater_model_covariance(_incidence(r_codes, s_codes, n_r, n_s), w)
-            psi_se, bias_se = np.sqrt(var_psi), np.sqrt(np.diag(cov_delta))
+            with np.errstate(invalid="ignore"):  # NaN where a disconnected design leaves them undefined
+                psi_se, bias_se = np.sqrt(var_psi), np.sqrt(np.diag(cov_delta))
         else:
             psi_se = 1.0 / np.sqrt(np.bincount(s_codes, weights=w[r_codes], minlength=n_s))
             bias_se = ups / np.sqrt(count_r)
         ups_se = ups / np.sqrt(2.0 * np.maximum(df, 1e-12))
         loglik = float(np.sum(-np.log(ups[r_codes]) - resid**2 * w[r_codes] / 2.0 - 0.5 * np.log(2 * np.pi)))
         at_bound = ups <= min_inconsistency * (1.0 + 1e-9)
-    else:  # fewer than two modelled raters: nothing to separate bias from quality
+    else:  # fewer than two modelled raters, or no common scale: nothing to separate bias from quality
         psi = np.bincount(s_codes, weights=u, minlength=n_s) / np.maximum(np.bincount(s_codes, minlength=n_s), 1)
         bias = ups = psi_se = bias_se = ups_se = np.full(n_r, np.nan)
         psi_se = np.full(n_s, np.nan)
         it, converged, loglik, at_bound = 0, False, float("nan"), np.zeros(n_r, bool)
     warning = ""
-    if at_bound.any():
+    if groups > 1:
+        warning = (f"raters and stimuli fall into {groups} groups that share no rating: their quality scales "
+                   "are not comparable and the rater model is not fitted")
+    elif at_bound.any():
         converged = False
         names = ", ".join(map(str, np.asarray(raters)[at_bound]))
         warning = (f"inconsistency of {names} at the lower bound {min_inconsistency:.3f}: the model fits their "

@@ -472,3 +472,13 @@ def test_mle_on_a_study_too_small_for_the_model_says_so():
     assert not fit.raters["modelled"].any() and fit.quality["psi"].isna().all() and (fit.quality["n"] == 0).all()
     report = screening.rater_report(ratings, mle=fit)
     assert report["mle_note"].str.contains("fewer than 10").all()
+
+
+def test_mle_on_a_disconnected_design_says_the_scales_are_not_comparable():
+    # Raters r001-r004 rated only images 1-5, the others only images 6-10: nothing ties the two scales.
+    ratings = planning.simulate_study({"D": {"a": 2.0, "b": 3.5}}, n_raters=8, n_images=10, seed=2)
+    first = (ratings["rater_id"] <= "r004") == (ratings["image"] <= "img_005")
+    fit = screening.mle_scores(ratings[first])
+    assert not fit.converged and "2 groups that share no rating" in fit.warning
+    assert fit.quality["psi_se"].isna().all() and fit.raters["bias"].isna().all()
+    assert screening.mle_scores(ratings).converged  # premise: the full design is fine
