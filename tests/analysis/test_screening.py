@@ -482,3 +482,14 @@ def test_mle_on_a_disconnected_design_says_the_scales_are_not_comparable():
     assert not fit.converged and "2 groups that share no rating" in fit.warning
     assert fit.quality["psi_se"].isna().all() and fit.raters["bias"].isna().all()
     assert screening.mle_scores(ratings).converged  # premise: the full design is fine
+
+
+def test_rater_model_covariance_is_exact_with_many_raters():
+    # Complete design, equal weights: the centred biases add nothing to psi, var(psi_j) = 1 / (R w).
+    # numpy's pinv of the singular Schur complement got this wrong by 5e8 at 260 raters (its cut-off
+    # kept the null eigenvalue), which gave NaN psi_se on paper-size studies of 260 raters.
+    nij = np.ones((1128, 260))
+    var_psi, cov_delta, _ = screening._rater_model_covariance(nij, np.full(260, 2.0))
+    np.testing.assert_allclose(var_psi, 1 / (260 * 2.0), rtol=1e-9)
+    assert abs(cov_delta.sum()) < 1e-9  # no variance along the common shift (sum of biases is 0)
+    assert np.all(np.linalg.eigvalsh(cov_delta) > -1e-12)
