@@ -210,3 +210,13 @@ def test_dists_and_niqe_are_axes_with_their_rank_correlations(small_study, small
     assert '<td class="l">dists</td>' in html and '<td class="l">niqe</td>' in html
     for value in expected["spearman"]:
         assert f'<td class="">{report._fmt(value, 3)}</td>' in html
+
+
+def test_a_bound_hit_in_the_rater_model_is_a_visible_warning(small_study):
+    ratings, _ = small_study
+    fit = screening.mle_scores(ratings, min_inconsistency=5.0)  # every rater at the bound
+    raters = screening.rater_report(ratings, mle=fit)
+    assert raters["mle_at_bound"].all() and raters["mle_note"].str.contains("lower bound 5.000").all()
+    section = report._rater_model_html(fit, raters)
+    assert '<p class="warning"><b>Warning:</b> inconsistency of r001' in section and "no standard error" in section
+    assert "Warning" not in report._rater_model_html(screening.mle_scores(ratings), raters)
