@@ -42,7 +42,7 @@ class ConditionAdmin(admin.ModelAdmin):
 
 @admin.register(Stimulus)
 class StimulusAdmin(admin.ModelAdmin):
-    list_display = ("image", "condition", "state", "psnr_y", "ssim_y", "lpips", "worker", "seconds")
+    list_display = ("image", "condition", "state", "psnr_y", "ssim_y", "lpips", "dists", "niqe", "worker", "seconds")
     list_filter = ("study", "state", "condition__name", "image__dataset__name")
     search_fields = ("image__name", "public_id", "sha256")
     readonly_fields = [f.name for f in Stimulus._meta.fields]

@@ -19,10 +19,12 @@ def study_status(study: Study) -> dict:
     metrics = []
     test_stimuli = study.stimuli.filter(image__dataset__role=StudyDataset.Role.TEST, state=Stimulus.State.DONE)
     for row in (test_stimuli.values("image__dataset__name", "image__dataset__position", "condition__name", "condition__position")
-                .annotate(n=Count("id"), psnr_y=Avg("psnr_y"), ssim_y=Avg("ssim_y"), lpips=Avg("lpips"))
+                .annotate(n=Count("id"), psnr_y=Avg("psnr_y"), ssim_y=Avg("ssim_y"), lpips=Avg("lpips"),
+                          dists=Avg("dists"), niqe=Avg("niqe"))
                 .order_by("image__dataset__position", "condition__position")):
         metrics.append({"dataset": row["image__dataset__name"], "method": row["condition__name"], "images": row["n"],
-                        "psnr_y": row["psnr_y"], "ssim_y": row["ssim_y"], "lpips": row["lpips"]})
+                        "psnr_y": row["psnr_y"], "ssim_y": row["ssim_y"], "lpips": row["lpips"],
+                        "dists": row["dists"], "niqe": row["niqe"]})
     failed = list(study.stimuli.filter(state=Stimulus.State.FAILED)
                   .values_list("image__dataset__name", "image__name", "condition__name", "error")[:50])
     totals = {s: sum(m[s] for m in per_method.values()) for s in Stimulus.State.values}

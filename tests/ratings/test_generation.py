@@ -340,3 +340,7 @@ def test_dists_and_niqe_are_recorded_with_lpips(small_config, media_root, datase
     assert s.niqe == pytest.approx(niqe(sr, 4), abs=1e-9)
     assert hr_stimulus.dists is None and hr_stimulus.niqe == pytest.approx(niqe(hr, 4), abs=1e-9)
     assert generation.niqe_or_none(hr[:, :103, :], 4) is None  # no whole 96x96 block inside the border
+    from ratings.progress import study_status
+
+    [row] = [m for m in study_status(study)["metrics"] if m["dataset"] == "Set5" and m["method"] == "bicubic"]
+    assert row["dists"] == pytest.approx(s.dists) and row["niqe"] == pytest.approx(s.niqe)
