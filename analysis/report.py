@@ -500,7 +500,8 @@ def _render_html(**c) -> str:
         table = differences.loc[differences["dataset"] == d].drop(columns="dataset")
         table = table.assign(method_a=table["method_a"].map(tables.method_label),
                              method_b=table["method_b"].map(tables.method_label))  # fmt: skip
-        table[f"{level} interval"] = [f"[{_fmt(lo)}, {_fmt(hi)}]" for lo, hi in zip(table["diff_low"], table["diff_high"])]
+        bounds = zip(table["diff_low"], table["diff_high"])
+        table[f"{level} interval"] = [f"[{_fmt(lo)}, {_fmt(hi)}]" for lo, hi in bounds]
         table = table[["method_a", "method_b", "n_raters", "n_images", "mean_diff", "diff_se", f"{level} interval",
                        "df", "t", "p_value", "p_holm"]]  # fmt: skip
         parts.append(

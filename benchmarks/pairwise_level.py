@@ -1,15 +1,16 @@
-"""Family-wise error of the pairwise tests on simulated null studies with rater x method and image x method effects.
+"""Family-wise error of the pairwise tests on null studies with rater x method and image x method effects.
 
 Every method has the same population MOS, so every pairwise null holds; raters prefer some methods
 (``rater_method_sd``) and images suit some methods (``image_method_sd``), as real raters and images
 do. Each study is tested with the paper's paired Wilcoxon test (``stats.pairwise_tests``) and with
 the two-way cluster-robust t test of the MOS difference (``stats.mos_differences``), both
 Holm-adjusted over the dataset's pairs, and with the same t test on the two-way bootstrap standard
-error (``boot_se``), the alternative that was measured and not chosen. Printed per design: the share of studies with any Holm-adjusted rejection at
-0.05 (the family-wise error, FWER, with its Clopper-Pearson 95% interval), the share of single
-pairs rejected unadjusted, and the coverage of the 95% interval of the difference (true difference
-0). Three wrong versions are measured beside them: no Holm adjustment, the normal quantile in place of
-Student's t, and resampling raters only (images fixed).
+error (``boot_se``), the alternative that was measured and not chosen. Printed per design: the
+share of studies with any Holm-adjusted rejection at 0.05 (the family-wise error, FWER, with its
+Clopper-Pearson 95% interval), the share of single pairs rejected unadjusted, and the coverage of
+the 95% interval of the difference (true difference 0). Three wrong versions are measured beside
+them: no Holm adjustment, the normal quantile in place of Student's t, and resampling raters only
+(images fixed).
 
 Usage::
 
