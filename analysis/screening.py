@@ -385,8 +385,10 @@ class MLEResult:
     n_iter : int
         Iterations used.
     converged : bool
-        Whether the iteration settled at an interior maximum: False when it hit ``max_iter`` or
-        when an inconsistency sits at its lower bound (then every standard error is NaN).
+        Whether the iteration settled at an interior maximum: False when it hit ``max_iter``, when
+        an inconsistency sits at its lower bound, or when the model could not be fitted (fewer
+        than two modelled raters, or groups of raters and stimuli sharing no rating); then every
+        standard error is NaN and ``warning`` says why.
     log_likelihood : float
         Log-likelihood of the modelled ratings at the estimate.
     warning : str
