@@ -269,9 +269,10 @@ def ratings_csv_frame(ratings: pd.DataFrame) -> pd.DataFrame:
 
     Returns ``rater, dataset, image, method, score`` plus ``created_at`` (ISO 8601, UTC) when the
     frame has it with any known value, and ``kind`` / ``expected_score`` when there are repeat or
-    gold rows, so that a written file round-trips.
+    gold rows, so that a written file round-trips. Rows without a score are left out.
     """
     require_columns(ratings, ("rater_id", "dataset", "image", "method", "score"))
+    ratings = ratings.loc[pd.to_numeric(ratings["score"]).notna()]  # a row without a score is no rating
     out = ratings[["rater_id", "dataset", "image", "method", "score"]].rename(columns={"rater_id": "rater"}).copy()
     out["score"] = pd.to_numeric(out["score"]).astype(int)
     if "created_at" in ratings.columns and ratings["created_at"].notna().any():

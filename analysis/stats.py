@@ -5,7 +5,8 @@ inputs are never modified.
 
 ``ratings`` columns: ``rater_id``, ``dataset``, ``image``, ``method``, ``score`` (integer 1..5), and
 optionally ``kind`` ("test", "repeat", "gold"). Only ``kind == "test"`` rows (every row when there is
-no ``kind`` column) count towards MOS; repeats and gold items feed :mod:`analysis.screening`.
+no ``kind`` column) count towards MOS; repeats and gold items feed :mod:`analysis.screening`. A row
+whose score is missing is no rating: every function of the package leaves it out (:mod:`analysis._frames`).
 
 References
 ----------

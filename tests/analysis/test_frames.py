@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis import io as aio
 from analysis import screening, stats
 
 FUNCTIONS = {
@@ -22,6 +23,8 @@ FUNCTIONS = {
     "mle_raters": lambda r: screening.mle_scores(r).raters,
     "krippendorff_alpha": lambda r: pd.DataFrame({"alpha": [screening.krippendorff_alpha(r)]}),
     "rater_report": screening.rater_report,
+    "ratings_csv_frame": lambda r: aio.ratings_csv_frame(r).reset_index(drop=True),
+    "sureal_dataset_text": lambda r: pd.DataFrame({"text": [aio.sureal_dataset_text(r)]}),
 }
 
 
