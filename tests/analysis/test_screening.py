@@ -102,6 +102,25 @@ def test_bt500_ratio_rules_on_a_hand_made_case():
     row = screening.bt500_screening(shifted).set_index("rater_id").loc["odd"]
     assert (row["bt500_P"], row["bt500_Q"], row["bt500_balance"]) == (4, 0, 1.0)
     assert not row["bt500_rejected"]
+    # Both limits are strict: a ratio or a balance exactly at its limit does not reject.
+    # (Catches ">=" for the ratio and "<=" for the balance.)
+    at_balance = screening.bt500_screening(frame, max_balance=1 / 7).set_index("rater_id")
+    assert not at_balance.loc["odd", "bt500_rejected"]
+    at_ratio = screening.bt500_screening(frame, max_outlier_ratio=7 / 40).set_index("rater_id")
+    assert not at_ratio.loc["odd", "bt500_rejected"]
+
+
+def test_bt500_limits_use_the_sd_with_n_minus_1():
+    # Six raters score 1, 1, 1, 1, 2, 4: beta_2 = 3.40 (normal, k = 2), mean 5/3. With S over N - 1
+    # (1.211) the upper limit is 4.09 and the 4 is inside it; with the SD over N (1.106) the limit
+    # would be 3.88 and the 4 would count as outlying. (Catches an SD without the n - 1.)
+    scores = [1, 1, 1, 1, 2, 4]
+    frame = pd.DataFrame({"rater_id": list("abcdef"), "dataset": "D", "image": "i", "method": "m", "score": scores})
+    u = np.array(scores, float)
+    assert 2 <= sps.kurtosis(u, fisher=False) <= 4  # premise: the normal case
+    assert u.mean() + 2 * u.std(ddof=0) < 4 < u.mean() + 2 * u.std(ddof=1)  # premise: the SDs disagree on the 4
+    table = screening.bt500_screening(frame).set_index("rater_id")
+    assert table["bt500_P"].sum() == 0 and table["bt500_Q"].sum() == 0
 
 
 # ---------------------------------------------------------------- correlations, gold, retest

@@ -24,6 +24,7 @@ def test_rgb_and_gray_load_as_chw_uint8(tmp_path, rgb_array):
     assert rgb.dtype == torch.uint8 and rgb.shape == (3, 12, 16)
     assert np.array_equal(rgb.permute(1, 2, 0).numpy(), rgb_array)
     assert gray.shape == (1, 12, 16)
+    assert np.array_equal(gray[0].numpy(), rgb_array[:, :, 0])  # the pixels, not only the shape
 
 
 def test_write_png_round_trips_and_leaves_no_temporary_file(tmp_path, rgb_array):

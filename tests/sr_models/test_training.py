@@ -53,7 +53,8 @@ def mse_init(tmp_path_factory):
 def test_each_variant_trains_with_finite_falling_losses(tmp_path, datasets_root, variant, mse_init):
     v = get_variant(variant)
     config = tiny_config(tmp_path, datasets_root, variant, init_weights=str(mse_init) if v.init_from else None)
-    result = Trainer(config, log=lambda msg: None).run(progress=False)
+    trainer = Trainer(config, log=lambda msg: None)
+    result = trainer.run(progress=False)
     assert result["step"] == 8
     rows = read_losses(tmp_path / variant)
     assert [int(r["step"]) for r in rows] == list(range(1, 9))
@@ -66,8 +67,13 @@ def test_each_variant_trains_with_finite_falling_losses(tmp_path, datasets_root,
         assert all(float(r["adversarial"]) > 0 for r in rows)
     else:
         assert all(float(r["d_loss"]) == 0 for r in rows)
-    # The finished run leaves a loadable generator, a curves plot and its config.
-    assert load_generator(tmp_path / variant / "generator.safetensors") is not None
+    # The finished run leaves the generator it trained (every weight and BN statistic), a curves plot
+    # and its config. (load_generator raises rather than return None: compare the tensors instead.)
+    loaded = load_generator(tmp_path / variant / "generator.safetensors").state_dict()
+    trained = trainer.generator.state_dict()
+    assert loaded.keys() == trained.keys()
+    for key, tensor in trained.items():
+        assert torch.equal(loaded[key], tensor.cpu()), key
     assert (tmp_path / variant / "curves.png").stat().st_size > 1000
     assert (tmp_path / variant / "config.json").exists()
 
@@ -126,6 +132,9 @@ def test_batches_depend_only_on_seed_and_step(datasets_root):
     assert lr1.shape == (4, 3, 12, 12) and hr1.shape == (4, 3, 48, 48)
     assert lr1.min() >= 0 and lr1.max() <= 1 and hr1.min() >= -1 and hr1.max() <= 1
     assert not torch.equal(a.batch(6, 4)[1], hr1)
+    # The seed decides the crops too: another seed, the same step, other crops. (Catches a sampler
+    # seeding its generator from the step alone.)
+    assert not torch.equal(CropSampler(paths, 48, 4, seed=8).batch(5, 4)[1], hr1)
 
 
 def test_lr_crops_are_matlab_bicubic_of_the_hr_crops(datasets_root):
