@@ -29,6 +29,8 @@ def test_a_worker_process_makes_every_stimulus(start_worker, small_config, media
     assert generation.enqueue_pending(study) == 28
     wait_for(lambda: Stimulus.objects.filter(study=study, state=Stimulus.State.DONE).count() == 28, 180,
              "all 28 stimuli to be made by the worker")
+    # Then the study opens, once the last worker has padded every version of an image to one length.
+    wait_for(lambda: Study.objects.filter(pk=study.pk, state=Study.State.READY).exists(), 60, "the study to open")
     workers = set(Stimulus.objects.filter(study=study).values_list("worker", flat=True))
     assert workers == {f"alpha@{os.uname().nodename}"}
     assert set(Stimulus.objects.filter(study=study).values_list("attempts", flat=True)) == {1}
@@ -66,7 +68,7 @@ calibration_images = 0
     wait_for(lambda: Stimulus.objects.filter(pk=stimulus.pk, state=Stimulus.State.RUNNING,
                                              worker__startswith="doomed@").exists(), 60, "the task to start")
     doomed.kill()
-    folder = Path(media_root) / "studies" / "kill"
+    folder = Path(media_root) / "studies" / f"{study.pk}-kill"
     assert not any(p.is_file() for p in folder.rglob("*")) if folder.exists() else True
 
     start_worker("rescuer")
@@ -100,7 +102,8 @@ calibration_images = 2
     assert stimuli.count() == (5 + 14) * 3 + 2 * 2
     assert set(stimuli.values_list("state", flat=True)) == {Stimulus.State.DONE}
     assert set(stimuli.values_list("attempts", flat=True)) == {1}  # nothing made twice
-    files = [p for p in (Path(media_root) / "studies" / "twice").rglob("*") if p.is_file()]
+    twice = Study.objects.get(name="twice")
+    files = [p for p in (Path(media_root) / "studies" / f"{twice.pk}-twice").rglob("*") if p.is_file()]
     assert len(files) == stimuli.count()
 
 
