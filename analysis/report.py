@@ -225,7 +225,7 @@ def write_report(
     confidence: float = 0.95,
     methods: Sequence[str] | None = None,
     datasets: Sequence[str] | None = None,
-    screening_options: Mapping | None = None,
+    flag_rules: screening.FlagRules = screening.DEFAULT_RULES,
     image_formats: Sequence[str] = ("png", "svg"),
 ) -> dict[str, Path]:
     """Analyse a study and write every result to ``out_dir``.
@@ -249,8 +249,9 @@ def write_report(
         Level of all intervals.
     methods, datasets : sequence of str, optional
         Display and test order; default the paper's (NN ... SRGAN, HR; Set5, Set14, BSD100).
-    screening_options : mapping, optional
-        Keyword arguments of :func:`analysis.screening.rater_report` (flagging thresholds).
+    flag_rules : analysis.screening.FlagRules
+        The rules that flag a rater (applied by :func:`analysis.screening.rater_report` and stated
+        in the page by their own :meth:`~analysis.screening.FlagRules.describe`).
     image_formats : sequence of str
         Figure formats; PNG is always written because the HTML embeds it.
 
@@ -267,7 +268,6 @@ def write_report(
     test = test_rows(ratings)
     order = list(methods) if methods is not None else tables.method_order(test["method"].unique())
     sets = ordered(test["dataset"].unique(), datasets or _DATASET_ORDER)
-    options = dict(screening_options or {})
 
     # ---- computations (all in the Django-free modules) ----
     mos = stats.mos_table(ratings, confidence=confidence)
@@ -278,7 +278,7 @@ def write_report(
     differences = stats.mos_differences(ratings, methods=order, n_boot=n_boot, confidence=confidence, seed=seed)
     pairwise = pairwise.merge(_twoway_columns(differences), on=["dataset", "method_a", "method_b"], how="left")
     mle = screening.mle_scores(ratings, confidence=confidence)
-    raters = screening.rater_report(ratings, mle=mle, **options)
+    raters = screening.rater_report(ratings, flag_rules, mle=mle)
     reliability = screening.reliability_summary(ratings, raters, confidence=confidence)
     flagged_ids = set(raters.loc[raters["flagged"], "rater_id"])
     kept = ratings.loc[~ratings["rater_id"].isin(flagged_ids)]
@@ -351,7 +351,7 @@ def write_report(
         study=study, seed=seed, n_boot=n_boot, confidence=confidence, ratings=ratings, test=test, stimuli=stimuli,
         order=order, sets=sets, mos_full=mos_full, mos_unflagged=mos_unflagged, pairwise=pairwise, raters=raters,
         reliability=reliability, mle=mle, correlations=correlations, t2_frame=t2_frame, t2_tex=t2_tex,
-        figures=figures, out=out, paths=paths, options=options,
+        figures=figures, out=out, paths=paths, flag_rules=flag_rules,
     )  # fmt: skip
     _write_text(paths["html"], page)
     return paths
@@ -537,22 +537,8 @@ def _render_html(**c) -> str:
 
     # Raters.
     parts.append('<h2 id="raters">Raters and reliability</h2>')
-    opts = c["options"]
-    rules = [
-        "rejected by the ITU-R BT.500-14 Annex 1 clause 2.3.1 screening ((P+Q)/J &gt; 0.05 and |P−Q|/(P+Q) &lt; 0.3)"
-        if opts.get("bt500", True) else None,
-        f"leave-one-out Pearson r with the other raters' mean below {opts.get('min_loo_pearson', 0.5)}"
-        if opts.get("min_loo_pearson", 0.5) is not None else None,
-        f"fewer than {opts.get('min_gold_within1', 0.8):.0%} of gold items within one point of the expected score"
-        if opts.get("min_gold_within1", 0.8) is not None else None,
-        f"test-retest mean absolute difference above {opts.get('max_retest_mad', 1.0)}"
-        if opts.get("max_retest_mad", 1.0) is not None else None,
-        f"maximum-likelihood bias (ITU-T P.910 Annex E) beyond ±{opts.get('max_abs_bias', 1.0)}"
-        if opts.get("max_abs_bias", 1.0) is not None else None,
-        f"maximum-likelihood inconsistency above {opts.get('max_inconsistency')}"
-        if opts.get("max_inconsistency") is not None else None,
-    ]  # fmt: skip
-    parts.append("<p class=\"note\">A rater is flagged when any rule holds: " + "; ".join(r for r in rules if r)
+    rules = c["flag_rules"].describe()
+    parts.append("<p class=\"note\">A rater is flagged when any rule holds: " + "; ".join(map(_esc, rules))
                  + ". Flagged raters are highlighted. The MOS tables without them are above; nothing is "
                  "removed silently.</p>")  # fmt: skip
     flagged = raters.loc[raters["flagged"]]

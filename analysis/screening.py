@@ -34,6 +34,8 @@ from scipy.sparse import csgraph
 from analysis._frames import STIMULUS_KEY, kind_rows, level_label, require_columns, test_rows
 
 __all__ = [
+    "DEFAULT_RULES",
+    "FlagRules",
     "MLEResult",
     "bt500_screening",
     "gold_agreement",
@@ -66,11 +68,16 @@ def _stimulus_codes(data: pd.DataFrame) -> tuple[np.ndarray, int]:
 # ITU-R BT.500-14 observer screening
 # --------------------------------------------------------------------------------------------
 
+#: The two ratio limits of BT.500-14 Annex 1 clause 2.3.1: a rater is rejected when more than 5% of
+#: their scores are outlying and those outliers are not mostly on one side (balance below 30%).
+BT500_MAX_OUTLIER_RATIO = 0.05
+BT500_MAX_BALANCE = 0.3
+
 
 def bt500_screening(
     ratings: pd.DataFrame,
-    max_outlier_ratio: float = 0.05,
-    max_balance: float = 0.3,
+    max_outlier_ratio: float = BT500_MAX_OUTLIER_RATIO,
+    max_balance: float = BT500_MAX_BALANCE,
 ) -> pd.DataFrame:
     """Observer screening of ITU-R BT.500-14, Annex 1, clause 2.3.1 (the beta_2 kurtosis test).
 
@@ -707,23 +714,16 @@ def krippendorff_alpha(ratings: pd.DataFrame, level: str = "interval") -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def rater_report(
-    ratings: pd.DataFrame,
-    *,
-    bt500: bool = True,
-    min_loo_pearson: float | None = 0.5,
-    min_gold_within1: float | None = 0.8,
-    max_retest_mad: float | None = 1.0,
-    max_abs_bias: float | None = 1.0,
-    max_inconsistency: float | None = None,
-    mle: MLEResult | None = None,
-) -> pd.DataFrame:
-    """One row per rater with every screening statistic, a ``flagged`` column and the reasons.
+@dataclass(frozen=True)
+class FlagRules:
+    """The rules that flag a rater, and their wording: one home for both.
 
-    Parameters
+    :func:`rater_report` applies them and the report states them with :meth:`describe`, so the
+    text a researcher reads is the rule that was applied. A threshold of None disables its rule; a
+    statistic that is NaN never triggers a rule.
+
+    Attributes
     ----------
-    ratings : pandas.DataFrame
-        Long ratings frame (test, repeat and gold rows).
     bt500 : bool
         Flag raters rejected by :func:`bt500_screening` (ITU-R BT.500-14 Annex 1 clause 2.3.1).
     min_loo_pearson : float or None
@@ -732,13 +732,67 @@ def rater_report(
         Flag when more of the rater's gold items than this share allows are scored more than one
         point from the expected score, always allowing one such miss: a single slip among a handful
         of gold items (4 of 5 = 80%... 3 of 4 = 75%) is what honest raters do, so with ``n`` gold
-        items the rater is flagged at ``max(1, floor((1 - min_gold_within1) n)) + 1`` misses.
+        items the rater is flagged at ``max(1, floor((1 - min_gold_within1) n)) + 1`` misses
+        (:meth:`gold_misses_allowed`).
     max_retest_mad : float or None
         Flag when the mean absolute test-retest difference exceeds this (only raters with repeats).
     max_abs_bias : float or None
         Flag when the MLE bias ``|Delta_i|`` (:func:`mle_scores`) exceeds this many scale points.
     max_inconsistency : float or None
         Flag when the MLE inconsistency ``upsilon_i`` exceeds this.
+    """
+
+    bt500: bool = True
+    min_loo_pearson: float | None = 0.5
+    min_gold_within1: float | None = 0.8
+    max_retest_mad: float | None = 1.0
+    max_abs_bias: float | None = 1.0
+    max_inconsistency: float | None = None
+
+    def gold_misses_allowed(self, n_gold):
+        """Gold items a rater may score more than one point off: ``max(1, floor((1 - share) n))``.
+
+        Works on a number or an array of gold counts; the 1e-9 keeps 0.2 * 5 from flooring to 0.
+        """
+        return np.maximum(1, np.floor((1.0 - self.min_gold_within1) * np.asarray(n_gold, float) + 1e-9)).astype(int)
+
+    def describe(self) -> list[str]:
+        """One plain-text sentence per active rule, in the order :func:`rater_report` applies them."""
+        rules = []
+        if self.bt500:
+            rules.append("rejected by the ITU-R BT.500-14 Annex 1 clause 2.3.1 screening "
+                         f"((P+Q)/J > {BT500_MAX_OUTLIER_RATIO:g} and |P−Q|/(P+Q) < {BT500_MAX_BALANCE:g})")
+        if self.min_loo_pearson is not None:
+            rules.append(f"leave-one-out Pearson r with the other raters' mean below {self.min_loo_pearson}")
+        if self.min_gold_within1 is not None:
+            rules.append(f"more than {1 - self.min_gold_within1:.0%} (rounded down) and more than one of the "
+                         "gold items scored more than one point from the expected score")
+        if self.max_retest_mad is not None:
+            rules.append(f"test-retest mean absolute difference above {self.max_retest_mad}")
+        if self.max_abs_bias is not None:
+            rules.append(f"maximum-likelihood bias (ITU-T P.910 Annex E) beyond ±{self.max_abs_bias}")
+        if self.max_inconsistency is not None:
+            rules.append(f"maximum-likelihood inconsistency above {self.max_inconsistency}")
+        return rules
+
+
+DEFAULT_RULES = FlagRules()
+
+
+def rater_report(
+    ratings: pd.DataFrame,
+    rules: FlagRules = DEFAULT_RULES,
+    *,
+    mle: MLEResult | None = None,
+) -> pd.DataFrame:
+    """One row per rater with every screening statistic, a ``flagged`` column and the reasons.
+
+    Parameters
+    ----------
+    ratings : pandas.DataFrame
+        Long ratings frame (test, repeat and gold rows).
+    rules : FlagRules
+        The flagging rules and their thresholds (default :data:`DEFAULT_RULES`).
     mle : MLEResult, optional
         A precomputed :func:`mle_scores` result (saves recomputing it).
 
@@ -752,7 +806,6 @@ def rater_report(
         :func:`mle_scores` model, and if not or if the fit is a boundary point, why),
         ``median_response_ms`` (when ``response_ms`` is present),
         ``flagged`` and ``flag_reasons`` (reasons joined by "; ", empty when not flagged).
-        A threshold of None disables its rule; a statistic that is NaN never triggers a rule.
     """
     data = test_rows(ratings)
     base = data.groupby("rater_id", sort=True)["score"].agg(n_ratings="size", mean_score="mean")
@@ -775,28 +828,29 @@ def rater_report(
         for k in np.flatnonzero(mask.fillna(False).to_numpy(dtype=bool)):
             reasons[k].append(text(out.iloc[k]))
 
-    if bt500:
+    if rules.bt500:
         rule(out["bt500_rejected"].astype("boolean"),
-             lambda r: f"BT.500 rejected ((P+Q)/J={r.bt500_ratio:.3f} > 0.05, |P-Q|/(P+Q)={r.bt500_balance:.2f} < 0.3)")
-    if min_loo_pearson is not None:
-        rule(out["loo_pearson"] < min_loo_pearson,
-             lambda r: f"leave-one-out r={r.loo_pearson:.2f} < {min_loo_pearson:g}")
-    if min_gold_within1 is not None:
+             lambda r: f"BT.500 rejected ((P+Q)/J={r.bt500_ratio:.3f} > {BT500_MAX_OUTLIER_RATIO:g}, "
+                       f"|P-Q|/(P+Q)={r.bt500_balance:.2f} < {BT500_MAX_BALANCE:g})")
+    if rules.min_loo_pearson is not None:
+        rule(out["loo_pearson"] < rules.min_loo_pearson,
+             lambda r: f"leave-one-out r={r.loo_pearson:.2f} < {rules.min_loo_pearson:g}")
+    if rules.min_gold_within1 is not None:
         n_gold = out["n_gold"].fillna(0)
         misses = (n_gold * (1.0 - out["gold_within1"])).round()
-        allowed = np.maximum(1.0, np.floor((1.0 - min_gold_within1) * n_gold + 1e-9))
         out["gold_misses"] = misses
-        rule(misses > allowed,
+        rule(misses > rules.gold_misses_allowed(n_gold),
              lambda r: f"gold: {r.gold_misses:.0f} of {r.n_gold:.0f} off by more than 1 point "
-                       f"(at most {max(1, int((1 - min_gold_within1) * r.n_gold + 1e-9))} allowed)")
-    if max_retest_mad is not None:
-        rule(out["retest_mad"] > max_retest_mad,
-             lambda r: f"test-retest mean |diff| {r.retest_mad:.2f} > {max_retest_mad:g}")
-    if max_abs_bias is not None:
-        rule(out["mle_bias"].abs() > max_abs_bias, lambda r: f"MLE bias {r.mle_bias:+.2f} beyond ±{max_abs_bias:g}")
-    if max_inconsistency is not None:
-        rule(out["mle_inconsistency"] > max_inconsistency,
-             lambda r: f"MLE inconsistency {r.mle_inconsistency:.2f} > {max_inconsistency:g}")
+                       f"(at most {rules.gold_misses_allowed(r.n_gold)} allowed)")
+    if rules.max_retest_mad is not None:
+        rule(out["retest_mad"] > rules.max_retest_mad,
+             lambda r: f"test-retest mean |diff| {r.retest_mad:.2f} > {rules.max_retest_mad:g}")
+    if rules.max_abs_bias is not None:
+        rule(out["mle_bias"].abs() > rules.max_abs_bias,
+             lambda r: f"MLE bias {r.mle_bias:+.2f} beyond ±{rules.max_abs_bias:g}")
+    if rules.max_inconsistency is not None:
+        rule(out["mle_inconsistency"] > rules.max_inconsistency,
+             lambda r: f"MLE inconsistency {r.mle_inconsistency:.2f} > {rules.max_inconsistency:g}")
     out["flagged"] = [bool(r) for r in reasons]
     out["flag_reasons"] = ["; ".join(r) for r in reasons]
     return out.reset_index()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import xml.etree.ElementTree as ET
 
@@ -106,6 +107,17 @@ def test_html_is_standalone_and_shows_everything(written):
                     "Raters and reliability", "Reproducibility", "Krippendorff alpha (interval)"):  # fmt: skip
         assert heading in page
     assert "MOS (unflagged)" in page and "▲" in page
+
+
+def test_html_states_the_flag_rules_that_were_applied(written):
+    # The page reads its rule sentences from the FlagRules that flagged the raters; it used to state
+    # its own gold rule ("fewer than 80% of gold items within one point"), which contradicted the
+    # one applied (one miss always allowed).
+    _, paths, *_ = written
+    page = paths["html"].read_text(encoding="utf-8")
+    for sentence in screening.DEFAULT_RULES.describe():
+        assert html.escape(sentence) in page, sentence
+    assert "fewer than 80%" not in page
 
 
 def test_report_is_reproducible(written, tmp_path):

@@ -435,8 +435,9 @@ def test_rater_report_flags_the_planted_spammer_and_documents_why(small_study):
     row = report.set_index("rater_id").loc[spammer]
     assert row["flagged"] and "leave-one-out" in row["flag_reasons"]
     assert (report["flag_reasons"] != "").eq(report["flagged"]).all()
-    relaxed = screening.rater_report(ratings, bt500=False, min_loo_pearson=None, min_gold_within1=None,
-                                     max_retest_mad=None, max_abs_bias=None)  # fmt: skip
+    off = screening.FlagRules(bt500=False, min_loo_pearson=None, min_gold_within1=None, max_retest_mad=None,
+                              max_abs_bias=None)  # fmt: skip
+    relaxed = screening.rater_report(ratings, off)
     assert not relaxed["flagged"].any()
 
 
@@ -468,10 +469,34 @@ def test_gold_rule_allows_one_slip_and_flags_two():
         for k in range(6):
             rows.append({"rater_id": rater, "dataset": "D", "image": f"i{k}", "method": "m",
                          "score": 1 + k % 5, "kind": "test", "expected_score": np.nan})
-    report = screening.rater_report(pd.DataFrame(rows), bt500=False, min_loo_pearson=None, max_retest_mad=None,
-                                    max_abs_bias=None).set_index("rater_id")
+    gold_only = screening.FlagRules(bt500=False, min_loo_pearson=None, max_retest_mad=None, max_abs_bias=None)
+    report = screening.rater_report(pd.DataFrame(rows), gold_only).set_index("rater_id")
     assert not report.loc["ok", "flagged"]
     assert report.loc["bad", "flagged"] and "2 of 4" in report.loc["bad", "flag_reasons"]
+    assert "(at most 1 allowed)" in report.loc["bad", "flag_reasons"]
+
+
+@pytest.mark.parametrize(("n_gold", "allowed"), [(1, 1), (4, 1), (5, 1), (9, 1), (10, 2), (14, 2), (15, 3)])
+def test_gold_misses_allowed_is_a_fifth_rounded_down_and_at_least_one(n_gold, allowed):
+    # 0.2 * 5 is 0.9999999999999998 in floating point: without the tolerance 5 gold items would allow 0.
+    assert screening.DEFAULT_RULES.gold_misses_allowed(n_gold) == allowed
+    np.testing.assert_array_equal(screening.DEFAULT_RULES.gold_misses_allowed([n_gold, 10]), [allowed, 2])
+
+
+def test_flag_rules_describe_the_rules_they_apply():
+    # One sentence per active rule, with the thresholds in force; the gold sentence states the rule
+    # rater_report applies (one miss always allowed), not "fewer than 80% within one point", which
+    # the report said before and which would flag the "ok" rater of the test above (3 of 4 = 75%).
+    text = screening.DEFAULT_RULES.describe()
+    assert len(text) == 5 and "BT.500-14" in text[0] and "0.05" in text[0] and "0.3" in text[0]
+    gold = next(t for t in text if "gold" in t)
+    assert "more than 20% (rounded down) and more than one" in gold
+    custom = screening.FlagRules(bt500=False, min_loo_pearson=0.7, min_gold_within1=0.6, max_inconsistency=1.5)
+    text = custom.describe()
+    assert len(text) == 5 and not any("BT.500" in t for t in text)
+    assert "below 0.7" in text[0] and "more than 40% (rounded down)" in text[1] and "above 1.5" in text[-1]
+    assert screening.FlagRules(bt500=False, min_loo_pearson=None, min_gold_within1=None, max_retest_mad=None,
+                               max_abs_bias=None).describe() == []  # fmt: skip
 
 
 def test_reliability_summary(small_study):
