@@ -40,7 +40,7 @@ def test_run_study_makes_everything_prints_a_summary_and_resumes(study_file, med
     assert "stimuli: 17 done, 0 to do, 0 failed" in out
     links = re.findall(r"r00\d: http://127\.0\.0\.1:8000/r/[\w-]+/", out)
     assert len(links) == 2 and Rater.objects.count() == 2
-    assert "/join/" in out
+    assert "/join/" in out and "at most 6 raters join by it" in out  # 3 x raters = 2
     again = run("run_study", str(path))
     assert "resumed study cmd: 17 stimuli (0 new)" in again
     assert Stimulus.objects.count() == 17 and Rater.objects.count() == 2

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from ratings import generation, progress, studies
+from ratings import enrolment, generation, progress, studies
 from ratings.models import Stimulus, Study
 from ratings.study_file import StudyFileError, load_study_file
 
@@ -106,7 +106,12 @@ class Command(BaseCommand):
         base = f"http://{addrport}"
         self.stdout.write("")
         self.stdout.write(f"Raters join with their personal links (python manage.py invite_raters {study.name} --count N),")
-        self.stdout.write(f"or through the open-enrolment link: {base}/join/{study.open_enrolment_token}/?worker_id=WORKER_ID")
+        cap = enrolment.enrolment_cap(study)
+        if cap:
+            self.stdout.write(f"or through the open-enrolment link (at most {cap} raters join by it): "
+                              f"{base}/join/{study.open_enrolment_token}/?worker_id=WORKER_ID")
+        else:
+            self.stdout.write("(open enrolment is off: the study file sets no target, [rating] raters)")
         invited = list(study.raters.filter(source="invitation", session__started_at__isnull=True)[:5])
         for rater in invited:
             self.stdout.write(f"  {rater.label}: {base}/r/{rater.token}/")
