@@ -14,7 +14,12 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-RATING_COLUMNS = ("rater_id", "dataset", "image", "method", "score")
+#: The columns every ratings frame has (the ratings interface of :mod:`analysis.stats`).
+REQUIRED_RATING_COLUMNS = ("rater_id", "dataset", "image", "method", "score")
+#: Every column of a full ratings frame, in this order: the required ones, then those the analysis
+#: reads when present (``kind``, ``expected_score``, ``response_ms``, ``created_at``) and the
+#: item's place in its session. ``ratings.export.ratings_frame`` builds its frame with these.
+RATING_COLUMNS = (*REQUIRED_RATING_COLUMNS, "kind", "expected_score", "response_ms", "created_at", "position")
 STIMULUS_KEY = ("dataset", "image", "method")
 KINDS = ("test", "repeat", "gold")
 
@@ -32,7 +37,7 @@ def test_rows(ratings: pd.DataFrame) -> pd.DataFrame:
     Always returns a copy whose ``score`` column is float, so callers may add columns freely. Rows
     without a score are dropped (the module's rule for missing scores).
     """
-    require_columns(ratings, RATING_COLUMNS)
+    require_columns(ratings, REQUIRED_RATING_COLUMNS)
     if "kind" in ratings.columns:
         out = ratings.loc[ratings["kind"].astype(str) == "test"]
     else:

@@ -25,10 +25,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis._frames import KINDS, STIMULUS_KEY, kind_rows, require_columns, test_rows
+from analysis._frames import (
+    KINDS,
+    RATING_COLUMNS,
+    REQUIRED_RATING_COLUMNS,
+    STIMULUS_KEY,
+    kind_rows,
+    require_columns,
+    test_rows,
+)
 
 __all__ = [
     "MAX_RESPONSE_MS",
+    "RATING_COLUMNS",
     "RatingsFileError",
     "RatingsFileWarning",
     "ratings_csv_frame",
@@ -271,9 +280,9 @@ def ratings_csv_frame(ratings: pd.DataFrame) -> pd.DataFrame:
     frame has it with any known value, and ``kind`` / ``expected_score`` when there are repeat or
     gold rows, so that a written file round-trips. Rows without a score are left out.
     """
-    require_columns(ratings, ("rater_id", "dataset", "image", "method", "score"))
+    require_columns(ratings, REQUIRED_RATING_COLUMNS)
     ratings = ratings.loc[pd.to_numeric(ratings["score"]).notna()]  # a row without a score is no rating
-    out = ratings[["rater_id", "dataset", "image", "method", "score"]].rename(columns={"rater_id": "rater"}).copy()
+    out = ratings[list(REQUIRED_RATING_COLUMNS)].rename(columns={"rater_id": "rater"}).copy()
     out["score"] = pd.to_numeric(out["score"]).astype(int)
     if "created_at" in ratings.columns and ratings["created_at"].notna().any():
         stamps = pd.to_datetime(ratings["created_at"], utc=True)

@@ -20,9 +20,9 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 
-from analysis._frames import level_label, ordered, require_columns, test_rows
+from analysis._frames import level_label, require_columns, test_rows
 from analysis.stats import metric_means
-from analysis.tables import method_label, method_order
+from analysis.tables import dataset_order, method_label, method_order
 
 __all__ = ["plot_mos", "plot_perception_distortion", "plot_rating_distribution"]
 
@@ -144,7 +144,7 @@ def plot_mos(
     require_columns(mos, ["dataset", "method", "mos"], "mos")
     low, high = _interval_columns(mos, interval)
     order = list(methods) if methods is not None else method_order(mos["method"].unique())
-    sets = ordered(mos["dataset"].unique(), datasets or ["Set5", "Set14", "BSD100"])
+    sets = dataset_order(mos["dataset"].unique(), datasets)
     width = 0.8 / max(len(sets), 1)
     colours = colormaps["tab10"]
     for k, d in enumerate(sets):

@@ -24,34 +24,17 @@ from matplotlib.figure import Figure
 
 from analysis import io as aio
 from analysis import plots, screening, stats, tables
-from analysis._frames import level_label, ordered, test_rows
+from analysis._frames import level_label, test_rows
+from sr_models.files import write_bytes_atomic, write_text_atomic
 
 __all__ = ["write_report"]
-
-_DATASET_ORDER = ["Set5", "Set14", "BSD100"]
-
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "x"
 
 
-def _replace_bytes(path: Path, data: bytes) -> None:
-    # Write to a temporary name in the same folder, then rename: a reader never sees half a file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _write_text(path: Path, text: str) -> None:
-    _replace_bytes(path, text.encode("utf-8"))
-
-
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
-    _write_text(path, frame.to_csv(index=False, lineterminator="\n"))
+    write_text_atomic(path, frame.to_csv(index=False, lineterminator="\n"))
 
 
 def _save_figure(fig: Figure, stem: Path, formats: Sequence[str]) -> dict[str, Path]:
@@ -64,7 +47,7 @@ def _save_figure(fig: Figure, stem: Path, formats: Sequence[str]) -> dict[str, P
         meta = {"Date": None} if fmt == "svg" else {"Software": None}
         with matplotlib.rc_context({"svg.hashsalt": "mos-report"}):
             fig.savefig(buffer, format=fmt, dpi=110, bbox_inches="tight", metadata=meta)
-        _replace_bytes(path, buffer.getvalue())
+        write_bytes_atomic(path, buffer.getvalue())
         out[fmt] = path
     return out
 
@@ -267,7 +250,7 @@ def write_report(
     formats = list(dict.fromkeys(["png", *image_formats]))
     test = test_rows(ratings)
     order = list(methods) if methods is not None else tables.method_order(test["method"].unique())
-    sets = ordered(test["dataset"].unique(), datasets or _DATASET_ORDER)
+    sets = tables.dataset_order(test["dataset"].unique(), datasets)
 
     # ---- computations (all in the Django-free modules) ----
     mos = stats.mos_table(ratings, confidence=confidence)
@@ -307,9 +290,9 @@ def write_report(
     csv("reliability", reliability)
     csv("mle_quality", mle.quality)
     paths["table2"] = out / "table2.tex"
-    _write_text(paths["table2"], t2_tex)
+    write_text_atomic(paths["table2"], t2_tex)
     paths["sureal"] = out / "sureal_dataset.py"
-    _write_text(paths["sureal"], sureal_text)
+    write_text_atomic(paths["sureal"], sureal_text)
 
     figures: list[tuple[str, str, str]] = []  # (key, alt, caption)
 
@@ -353,7 +336,7 @@ def write_report(
         reliability=reliability, mle=mle, correlations=correlations, t2_frame=t2_frame, t2_tex=t2_tex,
         figures=figures, out=out, paths=paths, flag_rules=flag_rules,
     )  # fmt: skip
-    _write_text(paths["html"], page)
+    write_text_atomic(paths["html"], page)
     return paths
 
 

@@ -41,7 +41,8 @@ METHOD_LABELS = {
     "nearest": "NN", "bicubic": "Bicubic", "srresnet-mse": "SRResNet", "srresnet-vgg22": "SRResNet-VGG22",
     "srgan-mse": "SRGAN-MSE", "srgan-vgg22": "SRGAN-VGG22", "srgan-vgg54": "SRGAN", "hr": "HR",
 }  # fmt: skip
-DATASET_ORDER = ["Set5", "Set14", "BSD100"]
+#: The paper's dataset order (tables, figures and the report); other datasets follow by name.
+DATASET_ORDER = ("Set5", "Set14", "BSD100")
 
 _T2 = {
     # method: {dataset: (psnr, ssim, mos)}; Ledig et al. (2017) Table 2 (HR: PSNR '-', SSIM 1).
@@ -95,6 +96,11 @@ def method_order(methods, order: Sequence[str] | None = None, reference: str = "
     return known + unknown + tail
 
 
+def dataset_order(datasets, order: Sequence[str] | None = None) -> list:
+    """Distinct ``datasets`` in ``order`` (default :data:`DATASET_ORDER`), the others after them by name."""
+    return ordered(datasets, order or DATASET_ORDER)
+
+
 def method_label(method: str, labels: Mapping[str, str] | None = None) -> str:
     """Display name of a method (the paper's heading when known)."""
     return (labels or METHOD_LABELS).get(method, method)
@@ -141,7 +147,7 @@ def table2_frame(
     metrics = _metric_table(stimuli_metrics)
     all_methods = set(mos["method"]) | set(metrics["method"])
     cols = list(methods) if methods is not None else method_order(all_methods, reference=reference)
-    rows = ordered(set(mos["dataset"]) | set(metrics["dataset"]), datasets or DATASET_ORDER)
+    rows = dataset_order(set(mos["dataset"]) | set(metrics["dataset"]), datasets)
     index = pd.MultiIndex.from_product([rows, ["PSNR", "SSIM", "MOS"]], names=["dataset", "measure"])
     table = pd.DataFrame(np.nan, index=index, columns=pd.Index(cols, name="method"))
     for frame, column, measure in ((metrics, "psnr_y", "PSNR"), (metrics, "ssim_y", "SSIM"), (mos, "mos", "MOS")):

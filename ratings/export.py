@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from analysis.io import RATING_COLUMNS  # the one list of columns; values_list below follows its order
+
 from .models import Rating, SessionItem, Stimulus, Study, StudyDataset
 
 __all__ = ["ratings_frame", "stimuli_frame", "study_info", "RATING_COLUMNS"]
-
-RATING_COLUMNS = ["rater_id", "dataset", "image", "method", "score", "kind", "expected_score", "response_ms",
-                  "created_at", "position"]
 
 
 def ratings_frame(study: Study) -> pd.DataFrame:
@@ -22,7 +21,7 @@ def ratings_frame(study: Study) -> pd.DataFrame:
                      "stimulus__condition__name", "score", "item__kind", "item__expected_score", "response_ms",
                      "created_at", "item__position")
     )
-    frame = pd.DataFrame.from_records(list(rows), columns=RATING_COLUMNS)
+    frame = pd.DataFrame.from_records(list(rows), columns=list(RATING_COLUMNS))
     frame["score"] = frame["score"].astype(int)
     frame["expected_score"] = pd.to_numeric(frame["expected_score"]).astype(float)
     frame["response_ms"] = pd.to_numeric(frame["response_ms"]).astype(float)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from django.conf import settings
 from django.db.models import Count, Max
 
 from analysis.report import write_report
+from sr_models.files import atomic_write
 
 from .export import ratings_frame, stimuli_frame, study_info
 from .models import Rating, Stimulus, Study
@@ -56,14 +55,8 @@ def escape_csv_file(path: Path) -> None:
     """Rewrite a CSV file with every text cell escaped (:func:`escape_csv_cell`); atomically."""
     with path.open(newline="", encoding="utf-8") as handle:
         rows = [[escape_csv_cell(cell) for cell in row] for row in csv.reader(handle)]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            csv.writer(handle, lineterminator="\n").writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
 
 
 def _digest(rows) -> str:
@@ -96,14 +89,8 @@ def _read_stamp(stamp: Path) -> dict | None:
 
 def _write_stamp(stamp: Path, fingerprint: dict) -> None:
     """Temporary file and rename: a reader (another web process) never sees half a stamp."""
-    fd, tmp = tempfile.mkstemp(dir=stamp.parent, prefix=".fingerprint.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(fingerprint, handle)
-        os.replace(tmp, stamp)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(stamp, "w") as handle:
+        json.dump(fingerprint, handle)
 
 
 def dashboard_report(study: Study) -> Path:

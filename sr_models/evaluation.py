@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -15,7 +13,8 @@ import torch
 
 from .datasets import IMAGE_SUFFIXES, Dataset, image_name
 from .dists import dists
-from .images import FILE_MODE, read_image, write_png
+from .files import atomic_write
+from .images import read_image, write_png
 from .lpips import lpips
 from .metrics import psnr_ssim_y
 from .niqe import niqe
@@ -253,13 +252,9 @@ def write_scores_csv(scores: list[ImageScore], path: str | Path, *, columns: Ite
     """
     path = Path(path)
     columns = list(columns) if columns is not None else list(CSV_HEADER[1:]) + _columns(scores)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.fchmod(fd, FILE_MODE)
-    with os.fdopen(fd, "w", newline="") as fh:
+    with atomic_write(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["image", *columns])
         for s in scores:
             writer.writerow([s.image, *(repr(s.value(c)) for c in columns)])
-    os.replace(tmp, path)
     return path

@@ -8,7 +8,6 @@ numbers that differ from MATLAB's, so it is refused with a message that names th
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -16,9 +15,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["ImageError", "read_image", "write_png", "to_tensor", "to_numpy", "FILE_MODE"]
+from .files import atomic_write
 
-FILE_MODE = 0o644  # written files: readable by everyone who can reach the folder
+__all__ = ["ImageError", "read_image", "write_png", "to_tensor", "to_numpy"]
 
 # Pillow modes we accept and what they mean; everything else gets a specific refusal below.
 _ACCEPTED_MODES = {"L": 1, "RGB": 3}
@@ -104,26 +103,10 @@ def to_numpy(image: torch.Tensor) -> np.ndarray:
 def write_png(image: torch.Tensor, path: str | os.PathLike) -> Path:
     """Write a ``(C, H, W)`` uint8 image as PNG atomically.
 
-    The file appears under its final name only once complete (temporary file in the same folder,
-    fsync, then rename), so a reader, or a worker killed mid-write, never leaves a half-written
-    image under the real name.
+    The file appears under its final name only once complete (:func:`sr_models.files.atomic_write`),
+    so a reader, or a worker killed mid-write, never sees a half-written image under the real name.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp makes the file private (0600); a stimulus is read by the web server, often another
-        # user on another machine than the worker that wrote it.
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "wb") as fh:
-            Image.fromarray(to_numpy(image)).save(fh, format="PNG")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_write(path) as fh:
+        Image.fromarray(to_numpy(image)).save(fh, format="PNG")
     return path

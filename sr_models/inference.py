@@ -9,15 +9,16 @@ tiled result equals the untiled one (to float rounding) while memory stays bound
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
+from .files import write_bytes_atomic
 from .networks import SRResNet
 
 __all__ = [
@@ -59,10 +60,7 @@ def save_generator(model: SRResNet, path: str | Path, metadata: dict[str, str] |
     arch = {"arch": "srresnet", "n_blocks": str(len(model.blocks)), "channels": str(model.head[0].out_channels),
             "scale": str(model.scale)}
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(state, str(tmp), metadata={**arch, **(metadata or {})})
-    tmp.replace(path)
-    return path
+    return write_bytes_atomic(path, safetensors_bytes(state, metadata={**arch, **(metadata or {})}))
 
 
 def _load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -259,8 +257,3 @@ def upscale(
 
 def _squeeze(x: torch.Tensor, batched: bool) -> torch.Tensor:
     return x if batched else x[0]
-
-
-def read_model_card(path: str | Path) -> dict:
-    """The JSON model card next to a shipped weights file."""
-    return json.loads(Path(path).read_text())

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .files import atomic_write
+
 __all__ = ["plot_training_curves"]
 
 
@@ -48,8 +50,7 @@ def plot_training_curves(losses_csv: Path, validation_csv: Path, out_png: Path, 
         ax.set_xlabel("step")
         ax.set_title("discriminator outputs")
         ax.legend()
-    tmp = Path(out_png).with_name(f".{Path(out_png).name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_write(out_png) as fh:
+        fig.savefig(fh, format="png", dpi=100)
     plt.close(fig)
-    tmp.replace(out_png)
     return Path(out_png)

@@ -32,6 +32,7 @@ from typing import Callable
 import torch
 
 from .datasets import find_dataset, training_image_paths
+from .files import atomic_write
 from .images import read_image
 from .inference import _load_state, pick_device, save_generator, sha256_file, upscale
 from .losses import VGGContentLoss, adversarial_loss, discriminator_loss, low_frequency_loss, mse_loss, tv_loss
@@ -159,15 +160,6 @@ def resolve_loss_weights(variant: Variant, backbone: str, adversarial: float | N
     return variant.loss_weights(rescale, adversarial, low_frequency, vgg_rescale)
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-
-
 class Trainer:
     """One training run of one variant; ``run()`` trains until ``config.steps`` (resuming if possible)."""
 
@@ -230,7 +222,8 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> Path:
-        _atomic_torch_save(self.state(), self.checkpoint_path)
+        with atomic_write(self.checkpoint_path) as fh:
+            torch.save(self.state(), fh)
         return self.checkpoint_path
 
     def load_checkpoint(self, path: Path) -> None:

@@ -102,3 +102,10 @@ def test_paper_constants():
     assert len(tables.PAPER_TABLE2) == 27 and len(tables.paper_true_mos()) == 33
     assert tables.paper_true_mos().groupby("dataset").size().to_dict() == {"BSD100": 9, "Set14": 12, "Set5": 12}
     assert tables.method_order(["hr", "zeta", "bicubic", "alpha"]) == ["bicubic", "alpha", "zeta", "hr"]
+
+
+def test_dataset_order_is_the_papers_then_the_rest_by_name():
+    # The one home of the dataset order, read by table2, the figures and the report.
+    assert tables.dataset_order(["Urban100", "BSD100", "Set5", "DIV2K", "Set14", "Set5"]) == [
+        "Set5", "Set14", "BSD100", "DIV2K", "Urban100"]  # fmt: skip
+    assert tables.dataset_order(["BSD100", "Set5"], ["BSD100"]) == ["BSD100", "Set5"]
