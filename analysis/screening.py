@@ -64,6 +64,22 @@ def _stimulus_codes(data: pd.DataFrame) -> tuple[np.ndarray, int]:
     return codes, int(codes.max()) + 1 if codes.size else 0
 
 
+def _rater_index(frame: pd.DataFrame) -> pd.Index:
+    """Every rater of ``frame``, sorted by name: the rows of each per-rater table."""
+    return pd.Index(sorted(frame["rater_id"].unique(), key=str), name="rater_id")
+
+
+def _per_rater(table: pd.DataFrame, raters: pd.Index, count: str) -> pd.DataFrame:
+    """``table`` (indexed by rater) with one row per rater of ``raters``, as a ``rater_id`` column.
+
+    Raters absent from ``table`` (no shared stimulus, no gold item, no repeat) get ``count`` 0 and
+    NaN statistics, so every per-rater table lists every rater.
+    """
+    out = table.reindex(raters)
+    out[count] = out[count].fillna(0).astype(int)
+    return out.rename_axis("rater_id").reset_index()
+
+
 # --------------------------------------------------------------------------------------------
 # ITU-R BT.500-14 observer screening
 # --------------------------------------------------------------------------------------------
@@ -206,10 +222,7 @@ def loo_correlations(ratings: pd.DataFrame) -> pd.DataFrame:
     spearman = _pearson_by(frame["rater_id"], rx, ry).rename("loo_spearman")
     out = pd.concat([n_shared, pearson, spearman], axis=1)
     out.loc[out["n_shared"] < 3, ["loo_pearson", "loo_spearman"]] = np.nan
-    raters = pd.Index(sorted(data["rater_id"].unique(), key=str), name="rater_id")
-    out = out.reindex(raters)
-    out["n_shared"] = out["n_shared"].fillna(0).astype(int)
-    return out.rename_axis("rater_id").reset_index()
+    return _per_rater(out, _rater_index(data), "n_shared")
 
 
 def gold_agreement(ratings: pd.DataFrame) -> pd.DataFrame:
@@ -223,11 +236,10 @@ def gold_agreement(ratings: pd.DataFrame) -> pd.DataFrame:
         gold items have ``n_gold = 0`` and NaN shares. In the paper's calibration NN is expected
         as 1 and HR as 5.
     """
-    raters = pd.Index(sorted(ratings["rater_id"].unique(), key=str), name="rater_id")
     gold = kind_rows(ratings, "gold")
     cols = ["n_gold", "gold_exact", "gold_within1", "gold_mae"]
     if gold.empty:
-        out = pd.DataFrame(np.nan, index=raters, columns=cols)
+        out = pd.DataFrame(np.nan, index=pd.Index([], name="rater_id"), columns=cols)
     else:
         require_columns(gold, ["expected_score"])
         err = (gold["score"] - pd.to_numeric(gold["expected_score"], errors="coerce")).abs()
@@ -242,9 +254,7 @@ def gold_agreement(ratings: pd.DataFrame) -> pd.DataFrame:
             gold_within1=("within1", "mean"),
             gold_mae=("err", "mean"),
         )
-        out = out.reindex(raters)
-    out["n_gold"] = out["n_gold"].fillna(0).astype(int)
-    return out.rename_axis("rater_id").reset_index()
+    return _per_rater(out, _rater_index(ratings), "n_gold")
 
 
 def retest_pairs(ratings: pd.DataFrame) -> pd.DataFrame:
@@ -276,11 +286,10 @@ def test_retest(ratings: pd.DataFrame) -> pd.DataFrame:
         constant side), the mean absolute difference and the mean of ``second - first``.
     """
     pairs = retest_pairs(ratings)
-    raters = pd.Index(sorted(ratings["rater_id"].unique(), key=str), name="rater_id")
     if pairs.empty:
-        empty = {"n_repeat": 0, "retest_r": np.nan, "retest_mad": np.nan, "retest_shift": np.nan}
-        out = pd.DataFrame(empty, index=raters)
-        return out.rename_axis("rater_id").reset_index()
+        cols = ["n_repeat", "retest_r", "retest_mad", "retest_shift"]
+        return _per_rater(pd.DataFrame(np.nan, index=pd.Index([], name="rater_id"), columns=cols),
+                          _rater_index(ratings), "n_repeat")
     pairs = pairs.assign(diff=pairs["second"] - pairs["first"])
     grouped = pairs.groupby("rater_id", sort=True)
     out = pd.DataFrame(
@@ -292,9 +301,7 @@ def test_retest(ratings: pd.DataFrame) -> pd.DataFrame:
         }
     )
     out.loc[out["n_repeat"] < 3, "retest_r"] = np.nan
-    out = out.reindex(raters)
-    out["n_repeat"] = out["n_repeat"].fillna(0).astype(int)
-    return out.rename_axis("rater_id").reset_index()
+    return _per_rater(out, _rater_index(ratings), "n_repeat")
 
 
 def _icc_a1(x: np.ndarray, y: np.ndarray) -> float:
@@ -458,11 +465,19 @@ def _components(r_codes: np.ndarray, s_codes: np.ndarray, n_r: int, n_s: int) ->
     return int(csgraph.connected_components(graph, directed=False)[0])
 
 
+def _psi_update(u, s_codes, n_s, bias_of_rating=0.0, weight_of_rating=1.0) -> np.ndarray:
+    """The Annex E update of ``psi``: per stimulus, the mean of ``u - Delta_i`` weighted by
+    ``1 / upsilon_i^2`` (arrays per rating); with no bias and equal weights it is the raw MOS."""
+    weight = np.broadcast_to(weight_of_rating, u.shape)
+    total = np.bincount(s_codes, weights=weight * (u - bias_of_rating), minlength=n_s)
+    return total / np.bincount(s_codes, weights=weight, minlength=n_s)
+
+
 def _fit_rater_model(u, r_codes, s_codes, n_r, n_s, *, min_inconsistency, tol, max_iter, residual_df):
     """Alternating block updates of P.910 Annex E; see :func:`mle_scores`."""
     count_r = np.bincount(r_codes, minlength=n_r).astype(float)
     nij = _incidence(r_codes, s_codes, n_r, n_s) if residual_df else None
-    psi = np.bincount(s_codes, weights=u, minlength=n_s) / np.bincount(s_codes, minlength=n_s)
+    psi = _psi_update(u, s_codes, n_s)
     w = np.ones(n_r)
     converged, it = False, 0
 
@@ -480,8 +495,7 @@ def _fit_rater_model(u, r_codes, s_codes, n_r, n_s, *, min_inconsistency, tol, m
     for it in range(1, max_iter + 1):
         psi, bias, resid, ups, df = blocks(psi, w)
         w = 1.0 / ups**2
-        new_psi = np.bincount(s_codes, weights=w[r_codes] * (u - bias[r_codes]), minlength=n_s)
-        new_psi /= np.bincount(s_codes, weights=w[r_codes], minlength=n_s)
+        new_psi = _psi_update(u, s_codes, n_s, bias[r_codes], w[r_codes])
         change = np.max(np.abs(new_psi - psi))
         psi = new_psi
         if change < tol:
@@ -572,7 +586,7 @@ def mle_scores(
         raise ValueError("min_inconsistency must be positive")
     data = test_rows(ratings)
     keys = list(STIMULUS_KEY)
-    all_raters = pd.Index(sorted(data["rater_id"].unique(), key=str), name="rater_id")
+    all_raters = _rater_index(data)
     n_all = data.groupby("rater_id").size().reindex(all_raters).to_numpy()
     few = n_all < min_ratings
     data_all = data
@@ -600,7 +614,7 @@ def mle_scores(
         loglik = float(np.sum(-np.log(ups[r_codes]) - resid**2 * w[r_codes] / 2.0 - 0.5 * np.log(2 * np.pi)))
         at_bound = ups <= min_inconsistency * (1.0 + 1e-9)
     else:  # fewer than two modelled raters, or no common scale: nothing to separate bias from quality
-        psi = np.bincount(s_codes, weights=u, minlength=n_s) / np.maximum(np.bincount(s_codes, minlength=n_s), 1)
+        psi = _psi_update(u, s_codes, n_s)
         bias = ups = psi_se = bias_se = ups_se = np.full(n_r, np.nan)
         psi_se = np.full(n_s, np.nan)
         it, converged, loglik, at_bound = 0, False, float("nan"), np.zeros(n_r, bool)
@@ -809,9 +823,7 @@ def rater_report(
     """
     data = test_rows(ratings)
     base = data.groupby("rater_id", sort=True)["score"].agg(n_ratings="size", mean_score="mean")
-    raters = pd.Index(sorted(ratings["rater_id"].unique(), key=str), name="rater_id")
-    out = base.reindex(raters)
-    out["n_ratings"] = out["n_ratings"].fillna(0).astype(int)
+    out = _per_rater(base, _rater_index(ratings), "n_ratings").set_index("rater_id")
     for part in (bt500_screening(ratings), loo_correlations(ratings), gold_agreement(ratings), test_retest(ratings)):
         out = out.join(part.set_index("rater_id"))
     mle = mle if mle is not None else mle_scores(ratings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import warnings
 
@@ -126,8 +127,15 @@ def test_bt500_limits_use_the_sd_with_n_minus_1():
 # ---------------------------------------------------------------- correlations, gold, retest
 
 
-def test_loo_correlations_match_explicit_loop(small_study):
+@pytest.mark.parametrize("design", ["crossed", "incomplete"])
+def test_loo_correlations_match_explicit_loop(small_study, design):
+    # The incomplete design matters: there the other raters' mean is over a varying number of raters,
+    # so a wrong divisor (n instead of n - 1) changes the correlation, which it cannot when every
+    # stimulus has the same raters.
     ratings, _ = small_study
+    if design == "incomplete":
+        ratings = planning.simulate_study({"D": {"a": 1.5, "b": 2.5, "c": 3.5, "d": 4.2}}, n_raters=9, n_images=6,
+                                          seed=12, rating_fraction=0.5, bias_sd=0.3, inconsistency=(0.4, 0.9))  # fmt: skip
     table = screening.loo_correlations(ratings).set_index("rater_id")
     data = _tests(ratings)
     wide = data.pivot_table(index=KEY, columns="rater_id", values="score")
@@ -170,6 +178,9 @@ def test_test_retest_per_rater_and_summary_match_references(small_study):
     summary = screening.test_retest_summary(ratings)
     assert summary["n_pairs"] == len(pairs) == 72
     assert summary["pearson_r"] == pytest.approx(sps.pearsonr(pairs["a"], pairs["b"]).statistic)
+    # Fisher z interval, written out (catches a wrong quantile, e.g. 0.5 + confidence / 3).
+    z, half = np.arctanh(summary["pearson_r"]), sps.norm.ppf(0.975) / np.sqrt(len(pairs) - 3)
+    assert (summary["pearson_ci_low"], summary["pearson_ci_high"]) == pytest.approx((np.tanh(z - half), np.tanh(z + half)))
     ref = sps.wilcoxon(pairs["a"], pairs["b"])
     assert summary["wilcoxon_p"] == pytest.approx(ref.pvalue) and summary["wilcoxon_statistic"] == ref.statistic
     long = pd.concat([pairs.assign(occ="first", s=pairs["a"]), pairs.assign(occ="second", s=pairs["b"])])
@@ -178,6 +189,25 @@ def test_test_retest_per_rater_and_summary_match_references(small_study):
         warnings.simplefilter("ignore")
         icc = pingouin.intraclass_corr(long, targets="target", raters="occ", ratings="s").set_index("Type")
     assert summary["icc_a1"] == pytest.approx(icc.loc["ICC(A,1)", "ICC"], abs=1e-10)
+
+
+def test_duplicate_scores_without_a_kind_column_count_once_as_their_mean():
+    # A frame without "kind" may hold a rater's two scores of one stimulus: screening sees one cell.
+    frame = pd.DataFrame({"rater_id": ["a", "a", "a", "b", "b", "c", "c"], "dataset": "D",
+                          "image": ["1", "1", "2", "1", "2", "1", "2"], "method": "m",
+                          "score": [1, 3, 4, 2, 4, 2, 5]})  # fmt: skip
+    table = screening.bt500_screening(frame).set_index("rater_id")
+    assert table["bt500_J"].tolist() == [2, 2, 2]
+    mean_cells = frame.groupby(["rater_id", "image"], as_index=False)["score"].mean().assign(dataset="D", method="m")
+    assert screening.krippendorff_alpha(frame) == pytest.approx(screening.krippendorff_alpha(mean_cells))
+
+
+def test_test_retest_correlation_needs_three_pairs():
+    # Two pairs always correlate perfectly: no coefficient is given below three.
+    frame = pd.DataFrame({"rater_id": "a", "dataset": "D", "image": ["1", "2", "1", "2"], "method": "m",
+                          "score": [2, 4, 3, 5], "kind": ["test", "test", "repeat", "repeat"]})  # fmt: skip
+    summary = screening.test_retest_summary(frame)
+    assert summary["n_pairs"] == 2 and np.isnan(summary["pearson_r"]) and summary["mean_shift"] == 1.0
 
 
 def test_test_retest_without_repeats_and_with_identical_repeats(small_study):
@@ -212,6 +242,10 @@ def test_mle_recovers_planted_biases_and_inconsistencies():
                                              inconsistency=(0.3, 1.0), image_sd=0.4, return_truth=True)  # fmt: skip
     result = screening.mle_scores(ratings)
     assert result.converged and result.warning == ""
+    # The columns of mle_quality.csv and of the rater table, exactly (catches a stray index column).
+    assert list(result.quality.columns) == [*KEY, "n", "psi", "psi_se", "psi_ci_low", "psi_ci_high"]
+    assert list(result.raters.columns) == ["rater_id", "n", "modelled", "bias", "bias_se", "inconsistency",
+                                           "inconsistency_se", "at_bound", "mle_note"]  # fmt: skip
     est = result.raters.set_index("rater_id").loc[truth.raters["rater_id"]]
     planted = truth.raters["bias"].to_numpy() - truth.raters["bias"].mean()
     assert np.corrcoef(est["bias"], planted)[0, 1] > 0.9
@@ -283,6 +317,15 @@ def test_mle_raters_with_few_ratings_are_left_out_and_listed():
     pd.testing.assert_frame_equal(fit.quality.drop(columns="n"), alone.quality.drop(columns="n"))
     report = screening.rater_report(with_extra, mle=fit).set_index("rater_id")
     assert not report.loc["r999", "mle_modelled"] and "left out" in report.loc["r999", "mle_note"]
+
+
+def test_mle_stops_at_max_iter_and_says_it_did_not_converge():
+    # Catches an iteration loop one short of max_iter (or one that ignores it).
+    ratings = _issue_case()
+    assert screening.mle_scores(ratings).n_iter > 3  # premise: it needs more than three
+    fit = screening.mle_scores(ratings, max_iter=3)
+    assert fit.n_iter == 3 and not fit.converged
+    assert fit.quality["psi_se"].isna().all() and fit.quality["psi"].notna().all()
 
 
 def test_mle_bound_gives_nan_standard_errors_and_a_warning():
@@ -369,6 +412,9 @@ def test_mle_exact_properties_on_continuous_scores():
             df = screening._residual_df(nij, 1 / est_ups.to_numpy() ** 2, r_codes, s_codes, n_r)
             assert (df < n_s).all()  # the fitted psi takes degrees of freedom from every rater
         np.testing.assert_allclose((rss / df) ** 0.5, est_ups, rtol=1e-7)
+        # The log-likelihood is the normal model's at the estimate (catches a wrong constant).
+        loglik = sps.norm.logpdf(resid, scale=frame["rater_id"].map(est_ups)).sum()
+        assert a.log_likelihood == pytest.approx(loglik, rel=1e-10)
 
 
 def test_mle_matches_sureal_mle_co(small_study, tmp_path):
@@ -474,6 +520,17 @@ def test_gold_rule_allows_one_slip_and_flags_two():
     assert not report.loc["ok", "flagged"]
     assert report.loc["bad", "flagged"] and "2 of 4" in report.loc["bad", "flag_reasons"]
     assert "(at most 1 allowed)" in report.loc["bad", "flag_reasons"]
+    # With 10 gold items two misses are allowed and three flag: the misses are counted as
+    # n * (1 - within1), not read off another power of the share (catches n ** (1 - within1) = 2).
+    rows = []
+    for rater, misses in (("two", 2), ("three", 3)):
+        for k in range(10):
+            rows.append({"rater_id": rater, "dataset": "calibration", "image": f"g{k}", "method": "nearest",
+                         "score": 5 if k < misses else 1, "kind": "gold", "expected_score": 1})
+    report = screening.rater_report(pd.DataFrame(rows), gold_only).set_index("rater_id")
+    assert report["gold_misses"].tolist() == [3, 2]
+    assert not report.loc["two", "flagged"]
+    assert report.loc["three", "flag_reasons"] == "gold: 3 of 10 off by more than 1 point (at most 2 allowed)"
 
 
 @pytest.mark.parametrize(("n_gold", "allowed"), [(1, 1), (4, 1), (5, 1), (9, 1), (10, 2), (14, 2), (15, 3)])
@@ -497,6 +554,32 @@ def test_flag_rules_describe_the_rules_they_apply():
     assert "below 0.7" in text[0] and "more than 40% (rounded down)" in text[1] and "above 1.5" in text[-1]
     assert screening.FlagRules(bt500=False, min_loo_pearson=None, min_gold_within1=None, max_retest_mad=None,
                                max_abs_bias=None).describe() == []  # fmt: skip
+
+
+def test_mle_bias_and_inconsistency_rules_flag_with_their_thresholds():
+    # Eight raters on continuous scores; r3 scores 1.6 points high, r5 is three times as noisy.
+    # Catches a bias rule that is never applied at its default threshold, and either rule ignoring
+    # its threshold.
+    rng = np.random.default_rng(3)
+    n_r, n_s = 8, 20
+    psi = rng.uniform(1.5, 4.5, n_s)
+    noise = np.where(np.arange(n_r) == 5, 0.9, 0.3)[:, None]
+    u = psi[None] + noise * rng.standard_normal((n_r, n_s)) + np.where(np.arange(n_r) == 3, 1.6, 0.0)[:, None]
+    frame = pd.DataFrame({"rater_id": np.repeat([f"r{k}" for k in range(n_r)], n_s), "dataset": "D",
+                          "image": np.tile([f"i{k:02d}" for k in range(n_s)], n_r), "method": "m",
+                          "score": u.ravel()})  # fmt: skip
+    mle_only = screening.FlagRules(bt500=False, min_loo_pearson=None, min_gold_within1=None, max_retest_mad=None)
+    report = screening.rater_report(frame, mle_only).set_index("rater_id")
+    assert 1.2 < report.loc["r3", "mle_bias"] < 1.6  # premise: 1.6 * (1 - 1/8) = 1.4 from the others' mean
+    assert report.index[report["flagged"]].tolist() == ["r3"]
+    assert report.loc["r3", "flag_reasons"].startswith("MLE bias +1.")
+    assert report.loc["r3", "flag_reasons"].endswith("beyond ±1")
+    wider = screening.rater_report(frame, dataclasses.replace(mle_only, max_abs_bias=1.6))
+    assert not wider["flagged"].any()
+    noisy = dataclasses.replace(mle_only, max_abs_bias=None, max_inconsistency=0.6)
+    report = screening.rater_report(frame, noisy).set_index("rater_id")
+    assert report.index[report["flagged"]].tolist() == ["r5"] and report.loc["r5", "mle_inconsistency"] > 0.6
+    assert report.loc["r5", "flag_reasons"].startswith("MLE inconsistency") and "> 0.6" in report.loc["r5", "flag_reasons"]
 
 
 def test_reliability_summary(small_study):
