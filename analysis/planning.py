@@ -1,25 +1,15 @@
-"""Simulated MOS studies with known truth, and study planning by simulation.
+"""Planning a MOS study by simulation: how many raters for narrow intervals or enough power.
 
-The simulator draws every rating from the latent-score model of ITU-T P.910 (2022) Annex E /
-SUREAL's MLE_CO, rounded to the 1..5 scale::
-
-    z = mu_stimulus + eta_image + Delta_rater + upsilon_rater * eps,   eps ~ N(0, 1)
-    score = clip(round(z), 1, 5)
-
-``Delta_rater ~ N(0, bias_sd^2)`` is the rater's bias, ``upsilon_rater ~ U(lo, hi)`` their
-inconsistency and ``eta_image ~ N(0, image_sd^2)`` an image (content) effect shared by all methods of
-an image. Rounding and clipping move the expected score away from ``mu``; so the latent location of
-each (dataset, method) is solved for such that the expected *observed* score, averaged over the
-population of raters, images and noise, equals the requested true MOS. That expected score is the
-"true MOS" that intervals and tests are judged against.
+Every planner simulates crossed studies of the latent-score model of :mod:`analysis.simulation`
+over a :class:`~analysis.simulation.Population` (default :data:`PLANNING_POPULATION`: the
+simulator's, with an image effect of 0.3), with common random numbers across the numbers of raters
+so the curves are smooth.
 
 References
 ----------
 1. ITU-T P.910 (2022). Subjective video quality assessment methods for multimedia applications,
    Annex E (subject bias and inconsistency model).
-2. Li, Z., Bampis, C. G. (2017). Recover subjective quality scores from noisy measurements. Data
-   Compression Conference, 52-61.
-3. Ledig, C. et al. (2017). CVPR, section 3.3 (26 raters; 12/12/9 methods on Set5/Set14/BSD100).
+2. Ledig, C. et al. (2017). CVPR, section 3.3 (26 raters; 12/12/9 methods on Set5/Set14/BSD100).
 """
 
 from __future__ import annotations
@@ -29,43 +19,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import special
 from scipy import stats as sps
 
+from analysis.simulation import Population, crossed_scores, latent_location, targets_frame
+from analysis.simulation import simulate_study  # noqa: F401 - its old home: tests/ratings and benchmarks import it here
+
 __all__ = [
+    "PLANNING_POPULATION",
     "PlanResult",
-    "SimulationTruth",
-    "expected_score",
-    "latent_location",
     "power_for_difference",
     "raters_needed_for_ci_width",
     "raters_needed_for_power",
-    "simulate_study",
 ]
 
-SCALE_MIN, SCALE_MAX = 1, 5
-_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(24)
+#: The population the planners assume unless told otherwise.
+PLANNING_POPULATION = Population(image_sd=0.3)
 
 
-@dataclass(frozen=True)
-class SimulationTruth:
-    """What :func:`simulate_study` planted.
-
-    Attributes
-    ----------
-    mos : pandas.DataFrame
-        ``dataset, method, true_mos, latent``: the requested population MOS and its latent location.
-    stimuli : pandas.DataFrame
-        ``dataset, image, method, latent, true_mos``: per stimulus, the latent location including the
-        image effect and the expected score over the rater population.
-    raters : pandas.DataFrame
-        ``rater_id, bias, inconsistency, random``: planted bias and noise sd; ``random`` raters
-        ignore the stimulus and answer uniformly on 1..5.
-    """
-
-    mos: pd.DataFrame
-    stimuli: pd.DataFrame
-    raters: pd.DataFrame
+def _crossed(population: Population) -> Population:
+    """The planners simulate crossed studies without interactions: refuse a population that has them."""
+    if population.rater_method_sd or population.image_method_sd:
+        raise ValueError("the planners simulate no rater x method or image x method effects; use simulate_study")
+    return population
 
 
 @dataclass(frozen=True)
@@ -79,335 +54,6 @@ class PlanResult:
     curve: pd.DataFrame = field(repr=False)
 
 
-def _inconsistency_nodes(inconsistency: float | tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Quadrature nodes and weights of the uniform inconsistency distribution."""
-    lo, hi = _inconsistency_range(inconsistency)
-    if hi == lo:
-        return np.array([lo]), np.array([1.0])
-    nodes = lo + (hi - lo) * (_GL_NODES + 1.0) / 2.0
-    return nodes, _GL_WEIGHTS / 2.0
-
-
-def _inconsistency_range(inconsistency: float | tuple[float, float]) -> tuple[float, float]:
-    if np.isscalar(inconsistency):
-        lo = hi = float(inconsistency)
-    else:
-        lo, hi = (float(v) for v in inconsistency)
-    if not 0 < lo <= hi:
-        raise ValueError(f"inconsistency must be positive with low <= high, got {inconsistency}")
-    return lo, hi
-
-
-def expected_score(
-    latent: np.ndarray | float,
-    bias_sd: float = 0.3,
-    inconsistency: float | tuple[float, float] = (0.5, 1.0),
-    image_sd: float = 0.0,
-) -> np.ndarray:
-    """Expected observed score ``E[clip(round(z), 1, 5)]`` of a latent location over the populations.
-
-    Parameters
-    ----------
-    latent : array_like
-        Latent location ``mu`` (the stimulus' quality before rater and image effects).
-    bias_sd, inconsistency, image_sd
-        Population parameters as in :func:`simulate_study`. Use ``image_sd=0`` for the expected score
-        of one given image.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``1 + sum_{k=1}^{4} P(z > k + 1/2)``, where ``z | upsilon ~ N(mu, bias_sd^2 + image_sd^2 +
-        upsilon^2)`` and ``upsilon`` is integrated out by Gauss-Legendre quadrature.
-    """
-    mu = np.asarray(latent, dtype=float)
-    nodes, weights = _inconsistency_nodes(inconsistency)
-    sd = np.sqrt(bias_sd**2 + image_sd**2 + nodes**2)  # (Q,)
-    thresholds = np.arange(SCALE_MIN, SCALE_MAX) + 0.5  # 1.5 .. 4.5
-    z = (mu[..., None, None] - thresholds[:, None]) / sd  # (..., 4, Q)
-    return SCALE_MIN + (special.ndtr(z) * weights).sum(axis=(-1, -2))
-
-
-def latent_location(
-    true_mos: np.ndarray | float,
-    bias_sd: float = 0.3,
-    inconsistency: float | tuple[float, float] = (0.5, 1.0),
-    image_sd: float = 0.0,
-) -> np.ndarray:
-    """Inverse of :func:`expected_score`: the latent location whose expected score is ``true_mos``.
-
-    Targets are clipped into ``[1.001, 4.999]``: a population MOS of exactly 1 or 5 needs an
-    infinite latent location. Solved by bisection (the expected score is strictly increasing).
-    """
-    target = np.clip(np.asarray(true_mos, dtype=float), SCALE_MIN + 1e-3, SCALE_MAX - 1e-3)
-    lo = np.full(target.shape, -20.0)
-    hi = np.full(target.shape, 25.0)
-    for _ in range(80):
-        mid = (lo + hi) / 2.0
-        too_high = expected_score(mid, bias_sd, inconsistency, image_sd) > target
-        hi = np.where(too_high, mid, hi)
-        lo = np.where(too_high, lo, mid)
-    return (lo + hi) / 2.0
-
-
-def _targets_frame(true_mos: pd.DataFrame | Mapping) -> pd.DataFrame:
-    """``dataset, method, true_mos`` (and ``image`` when given per image) from the accepted forms."""
-    if isinstance(true_mos, pd.DataFrame):
-        frame = true_mos.copy()
-        value = "true_mos" if "true_mos" in frame.columns else "mos"
-        if value not in frame.columns or not {"dataset", "method"} <= set(frame.columns):
-            raise ValueError("true_mos frame needs columns dataset, method and mos (or true_mos)")
-        keep = ["dataset", "method", *(["image"] if "image" in frame.columns else []), value]
-        frame = frame[keep].rename(columns={value: "true_mos"})
-    elif isinstance(true_mos, Mapping):
-        rows = [(d, m, float(v)) for d, methods in true_mos.items() for m, v in methods.items()]
-        frame = pd.DataFrame(rows, columns=["dataset", "method", "true_mos"])
-    else:
-        raise TypeError("true_mos must be a DataFrame or a {dataset: {method: mos}} mapping")
-    if frame.duplicated([c for c in ("dataset", "image", "method") if c in frame.columns]).any():
-        raise ValueError("true_mos has duplicate rows")
-    return frame.reset_index(drop=True)
-
-
-def _image_names(n: int) -> list[str]:
-    return [f"img_{k:03d}" for k in range(1, n + 1)]
-
-
-def simulate_study(
-    true_mos: pd.DataFrame | Mapping,
-    n_raters: int = 26,
-    n_images: int | Mapping[str, int] = 10,
-    *,
-    bias_sd: float = 0.3,
-    inconsistency: float | tuple[float, float] = (0.5, 1.0),
-    image_sd: float = 0.0,
-    seed: int = 0,
-    n_repeats: int = 0,
-    n_gold: int = 0,
-    n_random_raters: int = 0,
-    rating_fraction: float = 1.0,
-    start: str = "2017-01-02T09:00:00Z",
-    return_truth: bool = False,
-    rater_method_sd: float = 0.0,
-    image_method_sd: float = 0.0,
-) -> pd.DataFrame | tuple[pd.DataFrame, SimulationTruth]:
-    """Simulate the ratings of a MOS study with known truth.
-
-    Parameters
-    ----------
-    true_mos : pandas.DataFrame or mapping
-        Population MOS per (dataset, method): a frame with ``dataset, method, mos`` (or
-        ``true_mos``) or ``{dataset: {method: mos}}``. A frame with an ``image`` column gives the
-        true MOS per stimulus; then ``n_images``, ``image_sd`` and ``image_method_sd`` are ignored.
-    n_raters : int
-        Raters; each rates every stimulus (the paper's fully crossed design) unless
-        ``rating_fraction < 1``.
-    n_images : int or mapping
-        Images per dataset (named ``img_001``...), or ``{dataset: n}``.
-    bias_sd : float
-        Standard deviation of the rater biases ``Delta`` on the latent scale.
-    inconsistency : float or (low, high)
-        Each rater's noise sd ``upsilon`` is drawn uniformly from this range.
-    image_sd : float
-        Standard deviation of the image effect shared by all methods of an image.
-    seed : int
-        Seed; the same arguments give the same frame.
-    n_repeats : int
-        Test items shown twice to each rater (the later presentation gets ``kind == "repeat"``).
-    n_gold : int
-        Gold items per rater, shown first as in the paper's calibration: dataset "calibration",
-        alternately ``nearest`` (``expected_score`` 1) and ``hr`` (5), latent location equal to
-        the expected score.
-    n_random_raters : int
-        The last this many raters answer uniformly at random on 1..5 (spammers).
-    rating_fraction : float
-        Share of the stimuli each rater rates (a random subset); 1 is the crossed design.
-    start : str
-        Timestamp of the first session; a rater's session starts one hour after the previous one.
-    return_truth : bool
-        Also return a :class:`SimulationTruth`.
-    rater_method_sd, image_method_sd : float
-        Standard deviations of a rater x method preference (one draw per rater and (dataset,
-        method)) and of an image x method effect (one per stimulus), both added on the latent
-        scale. They leave every method's population MOS as requested and make the methods'
-        differences vary between raters and between images, which tests of those differences must
-        allow for.
-
-    Returns
-    -------
-    pandas.DataFrame or (pandas.DataFrame, SimulationTruth)
-        Ratings with ``rater_id, dataset, image, method, score, kind, expected_score, response_ms,
-        created_at, position``, sorted by rater and position.
-    """
-    if n_raters < 1 or not 0 <= n_random_raters <= n_raters:
-        raise ValueError("need n_raters >= 1 and 0 <= n_random_raters <= n_raters")
-    if not 0 < rating_fraction <= 1:
-        raise ValueError("rating_fraction must be in (0, 1]")
-    lo, hi = _inconsistency_range(inconsistency)
-    rng = np.random.default_rng(seed)
-    targets = _targets_frame(true_mos)
-    # The interactions widen the populations the latent locations are calibrated over.
-    rater_sd = float(np.hypot(bias_sd, rater_method_sd))
-
-    # Stimuli and their latent locations.
-    if "image" in targets.columns:
-        stim = targets.copy()
-        stim["latent"] = latent_location(stim["true_mos"].to_numpy(), rater_sd, (lo, hi), 0.0)
-        method_truth = stim.groupby(["dataset", "method"], sort=False)["true_mos"].mean().reset_index()
-        method_truth["latent"] = np.nan
-    else:
-        method_truth = targets.copy()
-        method_truth["latent"] = latent_location(targets["true_mos"].to_numpy(), rater_sd, (lo, hi),
-                                                 float(np.hypot(image_sd, image_method_sd)))
-        parts = []
-        for dataset, group in method_truth.groupby("dataset", sort=False):
-            k = n_images[dataset] if isinstance(n_images, Mapping) else n_images
-            images = _image_names(int(k))
-            eta = rng.normal(0.0, image_sd, size=len(images)) if image_sd > 0 else np.zeros(len(images))
-            grid = pd.MultiIndex.from_product([images, group["method"]], names=["image", "method"])
-            grid = grid.to_frame(index=False)
-            grid["dataset"] = dataset
-            grid = grid.merge(group[["method", "latent"]], on="method")
-            grid["latent"] = grid["latent"] + np.repeat(eta, len(group))
-            parts.append(grid)
-        stim = pd.concat(parts, ignore_index=True)
-        # Drawn only when asked for, so that the other draws of a seed stay as they were.
-        if image_method_sd > 0:
-            stim["latent"] += rng.normal(0.0, image_method_sd, len(stim))
-        stim["true_mos"] = expected_score(stim["latent"].to_numpy(), rater_sd, (lo, hi), 0.0)
-    stim = stim[["dataset", "image", "method", "latent", "true_mos"]].reset_index(drop=True)
-
-    # Raters.
-    rater_ids = np.array([f"r{k:03d}" for k in range(1, n_raters + 1)], dtype=object)
-    bias = rng.normal(0.0, bias_sd, n_raters)
-    noise = rng.uniform(lo, hi, n_raters)
-    random_rater = np.zeros(n_raters, dtype=bool)
-    if n_random_raters:
-        random_rater[-n_random_raters:] = True
-    offset = None
-    if rater_method_sd > 0:
-        cell = stim.groupby(["dataset", "method"], sort=False).ngroup().to_numpy()
-        offset = rng.normal(0.0, rater_method_sd, (n_raters, cell.max() + 1))[:, cell]
-    ratings = _present(stim, rng, rater_ids, bias, noise, random_rater, n_repeats, n_gold, rating_fraction, start,
-                       offset)  # fmt: skip
-    if not return_truth:
-        return ratings
-    raters = pd.DataFrame({"rater_id": rater_ids, "bias": bias, "inconsistency": noise, "random": random_rater})
-    return ratings, SimulationTruth(mos=method_truth, stimuli=stim, raters=raters)
-
-
-def _present(
-    stim: pd.DataFrame,
-    rng: np.random.Generator,
-    rater_ids: np.ndarray,
-    bias: np.ndarray,
-    noise: np.ndarray,
-    random_rater: np.ndarray,
-    n_repeats: int,
-    n_gold: int,
-    rating_fraction: float,
-    start: str,
-    offset: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """Every rater's session (gold items first, then test and repeat items in random order), vectorised.
-
-    ``offset`` (raters, stimuli), when given, is added to each rating's latent score.
-    """
-    n_raters, n_stim = len(rater_ids), len(stim)
-    if rating_fraction < 1:
-        shown = rng.random((n_raters, n_stim)) < rating_fraction
-    else:
-        shown = np.ones((n_raters, n_stim), bool)
-    empty = ~shown.any(axis=1)
-    shown[empty, rng.integers(0, n_stim, int(empty.sum()))] = True
-    t_rater, t_stim = np.nonzero(shown)
-    # Repeats: the first n_repeats of a random ordering of each rater's shown stimuli.
-    keys = np.where(shown, rng.random((n_raters, n_stim)), np.inf)
-    picks = np.argsort(keys, axis=1)[:, : min(n_repeats, n_stim)]
-    valid = np.isfinite(np.take_along_axis(keys, picks, axis=1))
-    r_rater = np.repeat(np.arange(n_raters), picks.shape[1])[valid.ravel()]
-    r_stim = picks.ravel()[valid.ravel()]
-    rater = np.concatenate([t_rater, r_rater])
-    item = np.concatenate([t_stim, r_stim])
-    z = stim["latent"].to_numpy()[item] + bias[rater] + noise[rater] * rng.standard_normal(item.size)
-    if offset is not None:
-        z += offset[rater, item]
-    score = np.clip(np.rint(z), SCALE_MIN, SCALE_MAX).astype(int)
-    is_random = random_rater[rater]
-    score[is_random] = rng.integers(SCALE_MIN, SCALE_MAX + 1, int(is_random.sum()))
-    # Random presentation order within each rater; the later of two presentations is the repeat.
-    order = np.lexsort((rng.random(item.size), rater))
-    rater, item, score = rater[order], item[order], score[order]
-    repeat = pd.DataFrame({"r": rater, "i": item}).duplicated().to_numpy()
-    frame = pd.DataFrame(
-        {
-            "rater_id": rater_ids[rater],
-            "dataset": stim["dataset"].to_numpy()[item],
-            "image": stim["image"].to_numpy()[item],
-            "method": stim["method"].to_numpy()[item],
-            "score": score,
-            "kind": np.where(repeat, "repeat", "test"),
-            "expected_score": np.nan,
-            "_r": rater,
-        }
-    )
-    if n_gold:
-        g_rater = np.repeat(np.arange(n_raters), n_gold)
-        g_k = np.tile(np.arange(n_gold), n_raters)
-        expected = np.where(g_k % 2 == 0, 1, 5)
-        gz = expected + bias[g_rater] + noise[g_rater] * rng.standard_normal(g_rater.size)
-        g_score = np.clip(np.rint(gz), SCALE_MIN, SCALE_MAX).astype(int)
-        g_random = random_rater[g_rater]
-        g_score[g_random] = rng.integers(SCALE_MIN, SCALE_MAX + 1, int(g_random.sum()))
-        gold = pd.DataFrame(
-            {
-                "rater_id": rater_ids[g_rater],
-                "dataset": "calibration",
-                "image": np.array([f"gold_{k // 2 + 1:03d}" for k in range(n_gold)], dtype=object)[g_k],
-                "method": np.where(expected == 1, "nearest", "hr"),
-                "score": g_score,
-                "kind": "gold",
-                "expected_score": expected.astype(float),
-                "_r": g_rater,
-            }
-        )
-        frame = pd.concat([gold, frame], ignore_index=True)
-        frame = frame.iloc[np.argsort(frame["_r"].to_numpy(), kind="stable")].reset_index(drop=True)
-    r = frame.pop("_r").to_numpy()
-    frame["position"] = frame.groupby(r).cumcount().to_numpy() + 1
-    response = rng.lognormal(np.log(3500.0), 0.4, len(frame))
-    elapsed = pd.Series(response).groupby(r).cumsum().to_numpy()
-    frame["response_ms"] = response
-    frame["created_at"] = (
-        pd.Timestamp(start) + pd.to_timedelta(r, unit="h") + pd.to_timedelta(elapsed, unit="ms")
-    )
-    return frame[["rater_id", "dataset", "image", "method", "score", "kind", "expected_score",
-                  "response_ms", "created_at", "position"]]  # fmt: skip
-
-
-# --------------------------------------------------------------------------------------------
-# Planning
-# --------------------------------------------------------------------------------------------
-
-
-def _score_matrix(
-    rng: np.random.Generator,
-    latent: np.ndarray,
-    n_sims: int,
-    n_raters: int,
-    bias_sd: float,
-    inconsistency: tuple[float, float],
-    image_effect: np.ndarray,
-) -> np.ndarray:
-    """Scores of shape (n_sims, n_raters, n_stimuli) from the latent model (crossed design)."""
-    lo, hi = inconsistency
-    bias = rng.normal(0.0, bias_sd, (n_sims, n_raters, 1))
-    noise = rng.uniform(lo, hi, (n_sims, n_raters, 1))
-    eps = rng.standard_normal((n_sims, n_raters, latent.size))
-    z = latent[None, None, :] + image_effect[:, None, :] + bias + noise * eps
-    return np.clip(np.rint(z), SCALE_MIN, SCALE_MAX)
-
-
 def raters_needed_for_ci_width(
     true_mos: pd.DataFrame | Mapping,
     target_half_width: float,
@@ -418,9 +64,7 @@ def raters_needed_for_ci_width(
     assurance: float = 0.8,
     max_raters: int = 100,
     n_sims: int = 200,
-    bias_sd: float = 0.3,
-    inconsistency: float | tuple[float, float] = (0.5, 1.0),
-    image_sd: float = 0.3,
+    population: Population = PLANNING_POPULATION,
     seed: int = 0,
 ) -> PlanResult:
     """Smallest number of raters whose t confidence intervals are narrow enough, by simulation.
@@ -446,8 +90,8 @@ def raters_needed_for_ci_width(
     n_sims : int
         Simulated studies. The studies for ``n`` raters are the first ``n`` raters of the same
         ``max_raters``-rater studies (common random numbers), so the curve is smooth in ``n``.
-    bias_sd, inconsistency, image_sd, seed
-        Population and seed, as in :func:`simulate_study`.
+    population, seed
+        Population (:class:`~analysis.simulation.Population`) and seed.
 
     Returns
     -------
@@ -466,18 +110,19 @@ def raters_needed_for_ci_width(
         raise ValueError("level must be 'method' or 'stimulus'")
     if max_raters < 2:
         raise ValueError("max_raters must be at least 2")
+    pop = _crossed(population)
     rng = np.random.default_rng(seed)
-    rng_range = _inconsistency_range(inconsistency)
-    targets = _targets_frame(true_mos)
-    mu = latent_location(targets["true_mos"].to_numpy(), bias_sd, rng_range, image_sd)
+    targets = targets_frame(true_mos)
+    mu = latent_location(targets["true_mos"].to_numpy(), pop)
     n_cells = len(targets)
     dataset_codes = pd.factorize(targets["dataset"])[0]
     n_ds = dataset_codes.max() + 1
     # Stimuli: cell-major, n_images per cell; the image effect is shared within a dataset.
     latent = np.repeat(mu, n_images)
-    eta = rng.normal(0.0, image_sd, (n_sims, n_ds, n_images)) if image_sd > 0 else np.zeros((n_sims, n_ds, n_images))
+    shape = (n_sims, n_ds, n_images)
+    eta = rng.normal(0.0, pop.image_sd, shape) if pop.image_sd > 0 else np.zeros(shape)
     image_effect = eta[:, dataset_codes, :].reshape(n_sims, -1)
-    scores = _score_matrix(rng, latent, n_sims, max_raters, bias_sd, rng_range, image_effect)
+    scores = crossed_scores(rng, latent, n_sims, max_raters, pop, image_effect)
     n_range = np.arange(2, max_raters + 1)
     if level == "method":
         per_cell = scores.reshape(n_sims, max_raters, n_cells, n_images)
@@ -520,9 +165,7 @@ def power_for_difference(
     *,
     alpha: float = 0.05,
     n_sims: int = 200,
-    bias_sd: float = 0.3,
-    inconsistency: float | tuple[float, float] = (0.5, 1.0),
-    image_sd: float = 0.3,
+    population: Population = PLANNING_POPULATION,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Power of the paper's paired two-sided Wilcoxon test to tell two methods apart, by simulation.
@@ -530,7 +173,7 @@ def power_for_difference(
     Parameters
     ----------
     mos_a, mos_b : float
-        Population MOS of the two methods (as :func:`simulate_study` defines it).
+        Population MOS of the two methods (as :func:`analysis.simulation.simulate_study` defines it).
     n_raters : int or sequence of int
         Numbers of raters to evaluate; each rates ``n_images`` images under both methods.
     n_images : int
@@ -539,8 +182,8 @@ def power_for_difference(
         Level of the test.
     n_sims : int
         Simulated studies per number of raters (common random numbers across the numbers).
-    bias_sd, inconsistency, image_sd, seed
-        Population and seed, as in :func:`simulate_study`.
+    population, seed
+        Population (:class:`~analysis.simulation.Population`) and seed.
 
     Returns
     -------
@@ -558,12 +201,12 @@ def power_for_difference(
     counts = np.atleast_1d(np.asarray(n_raters, dtype=int))
     if counts.min() < 1:
         raise ValueError("n_raters must be positive")
+    pop = _crossed(population)
     rng = np.random.default_rng(seed)
-    rng_range = _inconsistency_range(inconsistency)
-    mu = latent_location(np.array([mos_a, mos_b]), bias_sd, rng_range, image_sd)
+    mu = latent_location(np.array([mos_a, mos_b]), pop)
     latent = np.concatenate([np.full(n_images, mu[0]), np.full(n_images, mu[1])])
-    eta = rng.normal(0.0, image_sd, (n_sims, n_images)) if image_sd > 0 else np.zeros((n_sims, n_images))
-    scores = _score_matrix(rng, latent, n_sims, int(counts.max()), bias_sd, rng_range, np.tile(eta, 2))
+    eta = rng.normal(0.0, pop.image_sd, (n_sims, n_images)) if pop.image_sd > 0 else np.zeros((n_sims, n_images))
+    scores = crossed_scores(rng, latent, n_sims, int(counts.max()), pop, np.tile(eta, 2))
     rows = []
     for n in counts:
         x = scores[:, :n, :n_images].reshape(n_sims, -1)
@@ -616,9 +259,7 @@ def raters_needed_for_power(
     max_raters: int = 60,
     alpha: float = 0.05,
     n_sims: int = 200,
-    bias_sd: float = 0.3,
-    inconsistency: float | tuple[float, float] = (0.5, 1.0),
-    image_sd: float = 0.3,
+    population: Population = PLANNING_POPULATION,
     seed: int = 0,
 ) -> PlanResult:
     """Smallest number of raters for which :func:`power_for_difference` reaches ``power``.
@@ -628,7 +269,7 @@ def raters_needed_for_power(
     """
     curve = power_for_difference(
         mos_a, mos_b, np.arange(2, max_raters + 1), n_images, alpha=alpha, n_sims=n_sims,
-        bias_sd=bias_sd, inconsistency=inconsistency, image_sd=image_sd, seed=seed,
+        population=population, seed=seed,
     )  # fmt: skip
     ok = curve.loc[curve["power"] >= power, "n_raters"]
     return PlanResult(int(ok.iloc[0]) if len(ok) else None, curve)
