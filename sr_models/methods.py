@@ -18,7 +18,7 @@ from .inference import WeightsError, load_generator, pick_device, upscale
 from .resize import imresize
 from .variants import VARIANTS
 
-__all__ = ["INTERPOLATION_METHODS", "NETWORK_METHODS", "Upscaler", "get_upscaler", "shipped_weights", "is_known_method"]
+__all__ = ["INTERPOLATION_METHODS", "NETWORK_METHODS", "Upscaler", "get_upscaler", "shipped_weights"]
 
 INTERPOLATION_METHODS = ("nearest", "bicubic")
 NETWORK_METHODS = tuple(VARIANTS)
@@ -35,10 +35,6 @@ class Upscaler:
 
     def __call__(self, lr: torch.Tensor) -> torch.Tensor:
         return self.fn(lr)
-
-
-def is_known_method(name: str) -> bool:
-    return name in INTERPOLATION_METHODS or name in NETWORK_METHODS
 
 
 def shipped_weights(variant: str, weights_dir: str | Path) -> tuple[Path, dict]:
