@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 from .datasets import DatasetError
 from .inference import WeightsError
 from .training import TrainConfig, train
-from .variants import VARIANTS
+from .variants import VARIANTS, get_variant
 from .vgg import VGGWeightsError
 
 
@@ -51,36 +52,46 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+#: Where ``python -m sr_models.train`` looks for a variant's starting generator (``manage.py train_sr``
+#: passes ``SR_WEIGHTS_DIR``): the shipped weights.
+SHIPPED_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
 def config_from_args(args: argparse.Namespace, datasets_root: str, out_root: str, backbone: str) -> TrainConfig:
-    return TrainConfig(
-        variant=args.variant,
-        out_dir=args.out or str(Path(out_root) / args.variant),
-        datasets_root=args.datasets_root or datasets_root,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        crop_size=args.crop_size,
-        lr=args.lr,
-        lr_decay_at=args.lr_decay_at,
-        seed=args.seed,
-        backbone=args.backbone or backbone,
-        vgg_weights=args.vgg_weights,
-        init_weights=args.init_weights,
-        adversarial_weight=args.adversarial_weight,
-        low_frequency_weight=args.low_frequency_weight,
-        vgg_rescale=args.vgg_rescale,
-        checkpoint_every=args.checkpoint_every,
-        validate_every=args.validate_every,
-        max_train_images=args.max_train_images,
-        device=args.device,
-        threads=args.threads,
-        precision=args.precision,
-    )
+    """The run's TrainConfig from the parsed options: every option named like a TrainConfig field is
+    taken as it is; ``--out``, ``--datasets-root`` and ``--backbone`` fall back to the given defaults."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {name: value for name, value in vars(args).items() if name in fields}
+    values.update(out_dir=args.out or str(Path(out_root) / args.variant),
+                  datasets_root=args.datasets_root or datasets_root, backbone=args.backbone or backbone)
+    return TrainConfig(**values)
+
+
+def default_init(config: TrainConfig, weights_dir: str | Path) -> str:
+    """Start ``config`` from the shipped generator its variant names (``Variant.init_from``) unless
+    ``--init`` chose one; returns what was decided, in words ("" when there is nothing to say).
+
+    The paper initialises SRGAN from SRResNet-MSE; both commands (``python -m sr_models.train`` and
+    ``manage.py train_sr``) go through here, so they start a run the same way.
+    """
+    source = get_variant(config.variant).init_from
+    if config.init_weights is not None or source is None:
+        return ""
+    shipped = Path(weights_dir) / f"{source}.safetensors"
+    if shipped.is_file():
+        config.init_weights = str(shipped)
+        return f"initialising from the shipped {source} ({shipped})"
+    return (f"warning: no {source} weights at {shipped} to start from (the paper initialises SRGAN from "
+            "SRResNet-MSE): training from random weights; pass --init FILE to choose one")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     default_root = str(Path(__file__).resolve().parent.parent.parent / "shared" / "datasets")
     config = config_from_args(args, default_root, "runs", "vgg16")
+    note = default_init(config, SHIPPED_WEIGHTS_DIR)
+    if note:
+        print(note, file=sys.stderr if note.startswith("warning") else sys.stdout)
     try:
         result = train(config, progress=not args.no_progress)
     except (DatasetError, VGGWeightsError, WeightsError, ValueError) as exc:

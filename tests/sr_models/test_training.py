@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -203,6 +204,55 @@ def test_train_cli_reports_a_mismatched_resume_without_a_traceback(tmp_path, dat
     assert train_cli.main([*common, "--steps", "2"]) == 0
     assert train_cli.main([*common, "--steps", "3", "--lr", "0.01"]) == 2
     assert "other settings (lr:" in capsys.readouterr().err
+
+
+def test_every_option_named_like_a_config_field_reaches_the_config():
+    # Each option's parsed value, changed from its default, lands in the TrainConfig field of its
+    # name; out/datasets-root/backbone fall back to the given defaults. (Catches an option dropped
+    # from a hand-written copy, as config_from_args was.)
+    import dataclasses
+
+    parser = train_cli.build_parser()
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    argv = ["srgan-vgg54", "--out", "o", "--datasets-root", "d", "--steps", "7", "--batch-size", "3", "--crop-size",
+            "64", "--lr", "0.002", "--lr-decay-at", "0.4", "--seed", "5", "--backbone", "vgg19", "--vgg-weights",
+            "v.pth", "--init", "g.safetensors", "--adversarial-weight", "0.01", "--low-frequency-weight", "0.5",
+            "--vgg-rescale", "0.2", "--checkpoint-every", "9", "--validate-every", "11", "--max-train-images", "4",
+            "--device", "cpu", "--threads", "2", "--precision", "fp32"]  # fmt: skip
+    args = parser.parse_args(argv)
+    config = train_cli.config_from_args(args, "root", "runs", "vgg16")
+    dests = {a.dest for a in parser._actions} & fields
+    assert len(dests) == 20  # premise: every option but --out, --no-progress and the help
+    for dest in dests:
+        assert getattr(config, dest) == getattr(args, dest) != parser.get_default(dest), dest
+    assert (config.out_dir, config.datasets_root, config.backbone) == ("o", "d", "vgg19")
+    defaults = train_cli.config_from_args(parser.parse_args(["srresnet-mse"]), "root", "runs", "vgg16")
+    assert (defaults.out_dir, defaults.datasets_root, defaults.backbone) == (str(Path("runs") / "srresnet-mse"),
+                                                                          "root", "vgg16")  # fmt: skip
+
+
+def test_both_commands_start_a_variant_from_the_generator_it_names(tmp_path, monkeypatch, capsys):
+    # Variant.init_from decides the start, for python -m sr_models.train as for manage.py train_sr
+    # (which used to be the only one to do it, with "srresnet-mse" written out).
+    parser = train_cli.build_parser()
+    (tmp_path / "srresnet-mse.safetensors").write_bytes(b"weights")
+    config = train_cli.config_from_args(parser.parse_args(["srgan-vgg22"]), "root", "runs", "vgg16")
+    assert "shipped srresnet-mse" in train_cli.default_init(config, tmp_path)
+    assert config.init_weights == str(tmp_path / "srresnet-mse.safetensors")
+    mse = train_cli.config_from_args(parser.parse_args(["srresnet-mse"]), "root", "runs", "vgg16")
+    assert train_cli.default_init(mse, tmp_path) == "" and mse.init_weights is None  # init_from is None
+    chosen = train_cli.config_from_args(parser.parse_args(["srgan-mse", "--init", "x.pt"]), "root", "runs", "vgg16")
+    assert train_cli.default_init(chosen, tmp_path) == "" and chosen.init_weights == "x.pt"
+    missing = train_cli.config_from_args(parser.parse_args(["srgan-mse"]), "root", "runs", "vgg16")
+    assert train_cli.default_init(missing, tmp_path / "none").startswith("warning: no srresnet-mse")
+    assert missing.init_weights is None
+    # The Django-free command applies it too.
+    seen = []
+    monkeypatch.setattr(train_cli, "SHIPPED_WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(train_cli, "train", lambda config, progress: seen.append(config) or {"step": 0, "validation": {}})
+    assert train_cli.main(["srgan-vgg54", "--out", str(tmp_path / "run")]) == 0
+    assert seen[0].init_weights == str(tmp_path / "srresnet-mse.safetensors")
+    assert "initialising from the shipped srresnet-mse" in capsys.readouterr().out
 
 
 def test_precision_setting_decides_bf16_autocast():

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from sr_models.datasets import DatasetError
-from sr_models.train import add_arguments, config_from_args
+from sr_models.train import add_arguments, config_from_args, default_init
 from sr_models.training import train
 from sr_models.vgg import VGGWeightsError
 
@@ -21,15 +21,12 @@ class Command(BaseCommand):
         add_arguments(parser)
 
     def handle(self, *args, **opts):
-        config = config_from_args(argparse.Namespace(**opts), str(settings.SR_DATASETS_ROOT), str(settings.SR_RUNS_DIR), settings.SR_VGG_BACKBONE)
-        if config.init_weights is None and config.variant != "srresnet-mse":
-            shipped = settings.SR_WEIGHTS_DIR / "srresnet-mse.safetensors"
-            if shipped.is_file():
-                config.init_weights = str(shipped)
-                self.stdout.write(f"initialising from the shipped SRResNet-MSE ({shipped})")
-            else:
-                self.stderr.write("no SRResNet-MSE to start from (the paper initialises SRGAN with it): "
-                                  "training from random weights; pass --init FILE to choose one")
+        # The settings fill the defaults; everything else is sr_models.train's, as for python -m sr_models.train.
+        config = config_from_args(argparse.Namespace(**opts), str(settings.SR_DATASETS_ROOT), str(settings.SR_RUNS_DIR),
+                                  settings.SR_VGG_BACKBONE)  # fmt: skip
+        note = default_init(config, settings.SR_WEIGHTS_DIR)
+        if note:
+            (self.stderr if note.startswith("warning") else self.stdout).write(note)
         try:
             result = train(config, progress=not opts["no_progress"], log=self.stdout.write)
         except (DatasetError, VGGWeightsError, ValueError) as exc:
