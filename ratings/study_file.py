@@ -34,15 +34,14 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sr_models.datasets import DatasetError, find_dataset
-from sr_models.images import ImageError
+from sr_models.images import MAX_IMAGE_SIDE, ImageError, image_size  # one size rule, checked on the header
 from sr_models.methods import INTERPOLATION_METHODS, NETWORK_METHODS
 
-__all__ = ["LIMITS", "StudyFileError", "ExternalMethod", "StudyConfig", "RatingDesign", "parse_study_file", "load_study_file"]
+__all__ = ["LIMITS", "MAX_IMAGE_SIDE", "image_size", "StudyFileError", "ExternalMethod", "StudyConfig", "RatingDesign", "parse_study_file", "load_study_file"]
 
 REFERENCE_METHOD = "hr"
 BUILTIN_METHODS = (*INTERPOLATION_METHODS, *NETWORK_METHODS, REFERENCE_METHOD)
@@ -128,37 +127,6 @@ LIMITS = {
     "items_per_rater": 10_000,
     "repeats.images": 1_000,
 }
-
-# A stimulus is shown pixel for pixel, so no study image may be larger than a screen shows whole. The
-# bound is checked on the file's header, so a decompression bomb is refused before it is decoded.
-MAX_IMAGE_SIDE = 4096
-
-
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) of an image file from its header.
-
-    Raises
-    ------
-    ImageError
-        Naming the file: not a readable image, a decompression bomb, or larger than
-        ``MAX_IMAGE_SIDE`` on a side.
-    """
-    from PIL import Image
-
-    limit = f"at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels, since stimuli are shown pixel for pixel"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(path, f"is far too large to be a stimulus ({exc}); {limit}") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(path, f"is not a readable image ({exc})") from None
-    if max(width, height) > MAX_IMAGE_SIDE:
-        raise ImageError(path, f"is {width}x{height} pixels, too large to be a stimulus: {limit}")
-    return width, height
-
 
 _TOP_KEYS = {"name", "title", "seed", "scale", "datasets", "methods", "methods_per_dataset", "rating"}
 _RATING_KEYS = {

@@ -17,7 +17,12 @@ from PIL import Image, UnidentifiedImageError
 
 from .files import atomic_write
 
-__all__ = ["ImageError", "read_image", "write_png", "to_tensor", "to_numpy"]
+__all__ = ["MAX_IMAGE_SIDE", "ImageError", "image_size", "read_image", "write_png", "to_tensor", "to_numpy"]
+
+# A stimulus is shown pixel for pixel, so no image of a study may be larger than a screen shows whole
+# (a 4x upscaling of a 1024-pixel LR image). The bound is checked on the file's header, so a
+# decompression bomb is refused before it is decoded. The study file's check reads it from here.
+MAX_IMAGE_SIDE = 4096
 
 # Pillow modes we accept and what they mean; everything else gets a specific refusal below.
 _ACCEPTED_MODES = {"L": 1, "RGB": 3}
@@ -46,8 +51,39 @@ class ImageError(ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
-def read_image(path: str | os.PathLike) -> torch.Tensor:
-    """Read an 8-bit grayscale or RGB image file.
+def image_size(path: str | os.PathLike, max_side: int | None = MAX_IMAGE_SIDE) -> tuple[int, int]:
+    """(width, height) of an image file from its header; nothing is decoded.
+
+    Raises
+    ------
+    ImageError
+        Naming the file: not a readable image, a decompression bomb (more pixels than Pillow's
+        ``Image.MAX_IMAGE_PIXELS``: ``DecompressionBombWarning``, twice as many:
+        ``DecompressionBombError``), or larger than ``max_side`` on a side.
+    """
+    limit = f"at most {max_side}x{max_side} pixels, since stimuli are shown pixel for pixel"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        bound = f"; {limit}" if max_side else ""
+        raise ImageError(path, f"is a decompression bomb, far too large to decode ({exc}){bound}") from None
+    except UnidentifiedImageError:
+        raise ImageError(path, "is not an image file Pillow can read (corrupt, or not an image)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(path, f"is not a readable image ({exc})") from None
+    if max_side is not None and max(width, height) > max_side:
+        raise ImageError(path, f"is {width}x{height} pixels, too large: {limit}")
+    return width, height
+
+
+def read_image(path: str | os.PathLike, max_side: int | None = MAX_IMAGE_SIDE) -> torch.Tensor:
+    """Read an 8-bit grayscale or RGB image file of at most ``max_side`` pixels a side.
+
+    The size is checked on the header first (:func:`image_size`), so a decompression bomb or an
+    oversized image is refused by name before anything is decoded.
 
     Returns
     -------
@@ -56,14 +92,16 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
     Raises
     ------
     ImageError
-        For a missing, empty, truncated, corrupt or non-image file, and for palette, alpha, 16-bit and
-        other non-8-bit-RGB/gray images; the message names the file and what to do.
+        For a missing, empty, truncated, corrupt or non-image file, a decompression bomb, an image
+        larger than ``max_side`` on a side, and for palette, alpha, 16-bit and other
+        non-8-bit-RGB/gray images; the message names the file and what to do.
     """
     path = Path(path)
     if not path.is_file():
         raise ImageError(path, "no such file")
     if path.stat().st_size == 0:
         raise ImageError(path, "file is empty")
+    image_size(path, max_side)
     try:
         with warnings.catch_warnings():
             # Pillow warns (not raises) on some damaged files; we want to refuse those.

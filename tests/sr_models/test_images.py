@@ -93,3 +93,33 @@ def test_written_png_is_readable_by_other_users(tmp_path, rgb_array):
     # Regression: mkstemp made stimuli 0600, unreadable by a web server running as another user.
     path = write_png(torch.from_numpy(rgb_array).permute(2, 0, 1).contiguous(), tmp_path / "x.png")
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def _png_header_only(path, width, height):
+    """A PNG whose header declares ``width`` x ``height`` (8-bit gray) and whose data is empty: a
+    decompression bomb's shape without its gigabytes."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("side, fragment", [
+    (20000, "decompression bomb"),  # over twice Pillow's MAX_IMAGE_PIXELS: DecompressionBombError
+    (12000, "decompression bomb"),  # over MAX_IMAGE_PIXELS: DecompressionBombWarning
+    (5000, "5000x5000 pixels, too large"),  # within Pillow's limit, over the study's side bound
+])
+def test_huge_images_are_refused_as_too_large_not_as_damaged(tmp_path, side, fragment):
+    """Catches the old message ('damaged or truncated') for a bomb, and a read_image that decodes an
+    image over MAX_IMAGE_SIDE (here its empty data would be reported as damaged instead)."""
+    from sr_models.images import MAX_IMAGE_SIDE
+
+    _png_header_only(tmp_path / "big.png", side, side)
+    _assert_refused(tmp_path / "big.png", fragment)
+    with pytest.raises(ImageError) as info:
+        read_image(tmp_path / "big.png")
+    assert "damaged" not in str(info.value) and f"at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}" in str(info.value)
