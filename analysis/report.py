@@ -13,7 +13,10 @@ import io
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from string import Template
+from typing import NamedTuple
 
 import matplotlib
 import numpy as np
@@ -27,7 +30,12 @@ from analysis import plots, screening, stats, tables
 from analysis._frames import level_label, test_rows
 from sr_models.files import write_bytes_atomic, write_text_atomic
 
-__all__ = ["write_report"]
+__all__ = ["ReportData", "write_report"]
+
+# The page's skeleton. string.Template, not Django's engine (this module runs without Django) nor
+# Jinja2 (not a dependency of ours: only torch's): every value put in is an HTML fragment this
+# module built and escaped, so the template needs no logic of its own.
+_PAGE = Template((Path(__file__).with_name("report_page.html")).read_text(encoding="utf-8"))
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "x"
@@ -294,13 +302,13 @@ def write_report(
     paths["sureal"] = out / "sureal_dataset.py"
     write_text_atomic(paths["sureal"], sureal_text)
 
-    figures: list[tuple[str, str, str]] = []  # (key, alt, caption)
+    figures: list[FigureEntry] = []
 
     def save(fig: Figure, name: str, alt: str, caption: str) -> None:
         saved = _save_figure(fig, out / name, formats)
         for fmt, path in saved.items():
             paths[f"figure_{name}_{fmt}"] = path
-        figures.append((name, alt, caption))
+        figures.append(FigureEntry(name, alt, caption))
 
     for d in sets:
         n_methods = test.loc[test["dataset"] == d, "method"].nunique()
@@ -330,12 +338,12 @@ def write_report(
              f"correlations with {level} two-way bootstrap intervals (HR excluded).")  # fmt: skip
 
     paths["html"] = out / "report.html"
-    page = _render_html(
-        study=study, seed=seed, n_boot=n_boot, confidence=confidence, ratings=ratings, test=test, stimuli=stimuli,
-        order=order, sets=sets, mos_full=mos_full, mos_unflagged=mos_unflagged, pairwise=pairwise, raters=raters,
+    page = _render_html(ReportData(
+        study=study, seed=seed, n_boot=n_boot, confidence=confidence, test=test, stimuli=stimuli, order=order,
+        sets=sets, mos_full=mos_full, mos_unflagged=mos_unflagged, pairwise=pairwise, raters=raters,
         reliability=reliability, mle=mle, correlations=correlations, t2_frame=t2_frame, t2_tex=t2_tex,
         figures=figures, out=out, paths=paths, flag_rules=flag_rules,
-    )  # fmt: skip
+    ))  # fmt: skip
     write_text_atomic(paths["html"], page)
     return paths
 
@@ -373,44 +381,87 @@ def _rater_model_html(mle: screening.MLEResult, raters: pd.DataFrame) -> str:
     return "".join(out)
 
 
-def _render_html(**c) -> str:
-    study, out, paths = c["study"], c["out"], c["paths"]
-    test, raters, order, sets = c["test"], c["raters"], c["order"], c["sets"]
-    name = str(study.get("name", "MOS study"))
-    n_flagged = int(raters["flagged"].sum())
-    level = level_label(c["confidence"])
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_esc(name)}: MOS report</title><style>{_CSS}</style></head><body>",
-        f"<h1>{_esc(name)}: mean opinion score report</h1>",
-        '<p class="sub">Absolute category rating on a 1 (bad) to 5 (excellent) scale, as in Ledig et al., '
-        "CVPR 2017, section 3.3.</p>",
-        '<div class="cards">',
-        f"<div class=\"card\">raters<b>{test['rater_id'].nunique()}</b></div>",
-        f'<div class="card">test ratings<b>{len(test)}</b></div>',
-        f"<div class=\"card\">datasets<b>{len(sets)}</b></div>",
-        f'<div class="card">methods<b>{len(order)}</b></div>',
-        f'<div class="card">flagged raters<b>{n_flagged}</b></div>',
-        "</div>",
-        '<nav><a href="#mos">MOS</a><a href="#table2">Table 2</a><a href="#tests">Significance</a>'
-        '<a href="#figures">Figures</a><a href="#raters">Raters</a><a href="#repro">Reproducibility</a>'
-        '<a href="#files">Files</a></nav>',
-    ]
+class FigureEntry(NamedTuple):
+    """A figure of the page: ``paths`` holds ``figure_<key>_png`` (and ``_svg``)."""
 
+    key: str
+    alt: str
+    caption: str
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything ``report.html`` shows, computed once by :func:`write_report`.
+
+    Each frame is the one written to the CSV of the same name (``mos_full`` is mos.csv); ``test``
+    holds the test rows of the ratings, ``order`` and ``sets`` the method and dataset order.
+    """
+
+    study: Mapping
+    seed: int
+    n_boot: int
+    confidence: float
+    test: pd.DataFrame
+    stimuli: pd.DataFrame
+    order: list[str]
+    sets: list[str]
+    mos_full: pd.DataFrame
+    mos_unflagged: pd.DataFrame
+    pairwise: pd.DataFrame
+    raters: pd.DataFrame
+    reliability: pd.DataFrame
+    mle: screening.MLEResult
+    correlations: pd.DataFrame
+    t2_frame: pd.DataFrame
+    t2_tex: str
+    figures: list[FigureEntry]
+    out: Path
+    paths: Mapping[str, Path]
+    flag_rules: screening.FlagRules
+
+    @property
+    def name(self) -> str:
+        return str(self.study.get("name", "MOS study"))
+
+    @property
+    def n_flagged(self) -> int:
+        return int(self.raters["flagged"].sum())
+
+    @property
+    def level(self) -> str:
+        return level_label(self.confidence)
+
+
+def _render_html(data: ReportData) -> str:
+    """The standalone page: the template filled with the escaped sections."""
+    return _PAGE.substitute(
+        title=_esc(data.name), css=_CSS, n_raters=data.test["rater_id"].nunique(), n_ratings=len(data.test),
+        n_datasets=len(data.sets), n_methods=len(data.order), n_flagged=data.n_flagged,
+        mos=_mos_section(data), table2=_table2_section(data), tests=_tests_section(data),
+        figures=_figures_section(data), raters=_raters_section(data), repro=_repro_section(data),
+        files=_files_section(data),
+    )  # fmt: skip
+
+
+def _mos_section(data: ReportData) -> str:
+    """MOS per dataset, with and without the flagged raters."""
+    level = data.level
+    n_flagged = data.n_flagged
+    order = data.order
+    sets = data.sets
+    parts = []
     # MOS tables with and without flagged raters.
     parts.append('<h2 id="mos">Mean opinion scores</h2>')
     parts.append(
         f'<p class="note">MOS over the test ratings; <i>{level} t</i>: mean ± t·SD/√n, treating ratings as '
-        f"independent (ITU-R BT.500 style); <i>{level} bootstrap</i>: percentile interval of {c['n_boot']} "
+        f"independent (ITU-R BT.500 style); <i>{level} bootstrap</i>: percentile interval of {data.n_boot} "
         "two-way bootstrap replicates that resample raters and images (Owen 2007), the interval to quote "
         "when generalising to other raters and images. The last columns repeat the MOS without the "
         f"{n_flagged} flagged rater(s) (see <a href=\"#raters\">Raters</a>).</p>"
     )
-    unflagged = c["mos_unflagged"].set_index(["dataset", "method"])
+    unflagged = data.mos_unflagged.set_index(["dataset", "method"])
     for d in sets:
-        part = c["mos_full"].loc[c["mos_full"]["dataset"] == d].set_index("method")
+        part = data.mos_full.loc[data.mos_full["dataset"] == d].set_index("method")
         part = part.reindex([m for m in order if m in part.index])
         rows = []
         for method, r in part.iterrows():
@@ -432,16 +483,29 @@ def _render_html(**c) -> str:
         frame = pd.DataFrame(rows)
         frame["n (unflagged)"] = frame["n (unflagged)"].astype("Int64")
         parts.append('<div class="wide">' + _html_table(frame, left=["method"]) + "</div>")
+    return "\n".join(parts)
 
+
+def _table2_section(data: ReportData) -> str:
+    """The paper's Table 2 layout and its LaTeX."""
+    parts = []
     parts.append('<h2 id="table2">Table 2 layout</h2>')
     parts.append(
         '<p class="note">Mean PSNR [dB] and SSIM on the Y channel from the stimulus table, and the MOS above, in '
         "the paper's Table 2 layout; best value per row in bold (HR excluded). The LaTeX is in "
         '<a href="table2.tex">table2.tex</a>.</p>'
     )
-    parts.append('<div class="wide">' + _table2_html(c["t2_frame"]) + "</div>")
-    parts.append(f"<details><summary>LaTeX source</summary><pre>{_esc(c['t2_tex'])}</pre></details>")
+    parts.append('<div class="wide">' + _table2_html(data.t2_frame) + "</div>")
+    parts.append(f"<details><summary>LaTeX source</summary><pre>{_esc(data.t2_tex)}</pre></details>")
+    return "\n".join(parts)
 
+
+def _tests_section(data: ReportData) -> str:
+    """The two pairwise tests per dataset: matrices and tables."""
+    level = data.level
+    order = data.order
+    sets = data.sets
+    parts = []
     # Significance.
     parts.append('<h2 id="tests">Pairwise significance</h2>')
     parts.append(
@@ -464,7 +528,7 @@ def _render_html(**c) -> str:
         'rank-biserial effect size, is <a href="pairwise.csv">pairwise.csv</a> (the two-way test in its '
         f"<code>{_TWOWAY}</code> columns, with the two-way bootstrap standard error beside its own).</p>"
     )
-    pairwise = c["pairwise"]
+    pairwise = data.pairwise
     differences = _differences(pairwise)
     for d in sets:
         parts.append(f"<h3>{_esc(d)}</h3>")
@@ -504,23 +568,37 @@ def _render_html(**c) -> str:
                           left=["method_a", "method_b", "test"])  # fmt: skip
             + "</details>"
         )
+    return "\n".join(parts)
 
+
+def _figures_section(data: ReportData) -> str:
+    """Every figure (PNG embedded, SVG linked) and the metric-MOS rank correlations."""
+    level = data.level
+    paths = data.paths
+    parts = []
     # Figures.
     parts.append('<h2 id="figures">Figures</h2>')
-    for key, alt, caption in c["figures"]:
+    for key, alt, caption in data.figures:
         png = paths[f"figure_{key}_png"]
         svg = paths.get(f"figure_{key}_svg")
         parts.append(_img(png, alt, caption, svg))
-    if not c["correlations"].empty:
+    if not data.correlations.empty:
         parts.append("<h3>Rank correlation of objective metrics with MOS</h3>")
         parts.append(f'<p class="note">Which metric agrees with your raters: across methods (HR excluded), with '
                      f'{level} two-way bootstrap intervals. LPIPS, DISTS and NIQE are lower-is-better, so they agree '
                      f'with the raters when their coefficients are negative.</p>')
-        parts.append(_html_table(c["correlations"], left=["dataset", "metric"]))
+        parts.append(_html_table(data.correlations, left=["dataset", "metric"]))
+    return "\n".join(parts)
 
+
+def _raters_section(data: ReportData) -> str:
+    """The flagging rules, the flagged raters, the rater model and every rater's statistics."""
+    level = data.level
+    raters = data.raters
+    parts = []
     # Raters.
     parts.append('<h2 id="raters">Raters and reliability</h2>')
-    rules = c["flag_rules"].describe()
+    rules = data.flag_rules.describe()
     parts.append("<p class=\"note\">A rater is flagged when any rule holds: " + "; ".join(map(_esc, rules))
                  + ". Flagged raters are highlighted. The MOS tables without them are above; nothing is "
                  "removed silently.</p>")  # fmt: skip
@@ -530,9 +608,9 @@ def _render_html(**c) -> str:
         parts.append(f'<h3>Flagged raters ({len(flagged)} of {len(raters)})</h3><ul class="flags">{items}</ul>')
     else:
         parts.append("<h3>Flagged raters</h3><p>None.</p>")
-    parts.append(_rater_model_html(c["mle"], raters))
+    parts.append(_rater_model_html(data.mle, raters))
     parts.append("<h3>Study-level reliability</h3>")
-    rel = c["reliability"].copy()
+    rel = data.reliability.copy()
     rel["value"] = [_fmt(v, 4) for v in rel["value"]]
     parts.append(_html_table(rel, left=["measure", "value"]))
     shown = raters[[
@@ -550,31 +628,45 @@ def _render_html(**c) -> str:
     )
     parts.append(
         f'<p class="note">Rater-model quality scores ψ per stimulus with {level} intervals '
-        f"({c['mle'].n_iter} iterations, {'converged' if c['mle'].converged else 'NOT converged'}): "
+        f"({data.mle.n_iter} iterations, {'converged' if data.mle.converged else 'NOT converged'}): "
         '<a href="mle_quality.csv">mle_quality.csv</a>; SUREAL dataset file: '
         '<a href="sureal_dataset.py">sureal_dataset.py</a>.</p>'
     )
+    return "\n".join(parts)
 
+
+def _repro_section(data: ReportData) -> str:
+    """Seeds, software, the study file and the hash of every stimulus."""
+    name = data.name
+    study = data.study
+    parts = []
     # Reproducibility.
     parts.append('<h2 id="repro">Reproducibility</h2>')
-    meta = [("name", name), ("seed (bootstrap)", c["seed"]), ("bootstrap replicates", c["n_boot"]),
-            ("confidence level", c["confidence"])]  # fmt: skip
+    meta = [("name", name), ("seed (bootstrap)", data.seed), ("bootstrap replicates", data.n_boot),
+            ("confidence level", data.confidence)]  # fmt: skip
     meta += [(k, v) for k, v in study.items() if k not in ("name", "seed", "config_text")]
     meta += [("study seed", study.get("seed", "")),
              ("software", f"numpy {np.__version__}, scipy {scipy.__version__}, pandas {pd.__version__}, "
                           f"matplotlib {matplotlib.__version__}")]  # fmt: skip
     parts.append(_html_table(pd.DataFrame(meta, columns=["key", "value"]).astype(str), left=["key", "value"]))
     parts.append(f"<h3>Study file</h3><pre>{_esc(study.get('config_text', '') or '(none given)')}</pre>")
-    stim_cols = [col for col in ("dataset", "image", "method", "file", "sha256") if col in c["stimuli"].columns]
-    stim = c["stimuli"][stim_cols].sort_values([col for col in ("dataset", "image", "method") if col in stim_cols])
+    stim_cols = [col for col in ("dataset", "image", "method", "file", "sha256") if col in data.stimuli.columns]
+    stim = data.stimuli[stim_cols].sort_values([col for col in ("dataset", "image", "method") if col in stim_cols])
     parts.append(
         f"<h3>Stimuli ({len(stim)})</h3><details><summary>SHA-256 of every stimulus file</summary>"
         '<div class="scroll">' + _html_table(stim, left=stim_cols) + "</div></details>"
     )
+    return "\n".join(parts)
 
+
+def _files_section(data: ReportData) -> str:
+    """Links to every file written."""
+    out = data.out
+    paths = data.paths
+    parts = []
     parts.append('<h2 id="files">Files</h2><ul>')
     for key, path in sorted(paths.items()):
         if key != "html":
             parts.append(f'<li><a href="{_esc(path.relative_to(out).as_posix())}">{_esc(path.name)}</a></li>')
-    parts.append("</ul></body></html>\n")
+    parts.append("</ul>")
     return "\n".join(parts)

@@ -18,7 +18,7 @@ STUDY = {
     "name": "Pilot <SR> study",
     "seed": 1234,
     "config_text": '[study]\nname = "Pilot"\nseed = 1234\nraters = 12\n',
-    "operator": "lab-7",
+    "operator": "lab-7 ${mos} $$",  # template syntax in user text must reach the page as text
 }
 
 
@@ -97,6 +97,8 @@ def test_html_is_standalone_and_shows_everything(written):
             assert f'href="{path.name}"' in page, path.name
     assert "Pilot &lt;SR&gt; study" in page and "<SR>" not in page  # escaped
     assert "raters = 12" in page and "1234" in page and "lab-7" in page  # study file, seed, extra keys
+    assert "lab-7 ${mos} $$" in page  # not substituted by the page template (string.Template)
+    assert "${" not in page.replace("lab-7 ${mos} $$", "")  # every placeholder filled
     for digest in stimuli["sha256"]:
         assert digest in page
     for label in ("NN", "Bicubic", "SRGAN", "HR"):
