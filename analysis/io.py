@@ -20,6 +20,7 @@ import io as _io
 import os
 import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,9 +41,11 @@ __all__ = [
     "RATING_COLUMNS",
     "RatingsFileError",
     "RatingsFileWarning",
+    "RatingsScan",
     "ratings_csv_frame",
     "read_ratings_csv",
     "sureal_dataset_text",
+    "validated_chunks",
 ]
 
 REQUIRED = ("rater", "dataset", "image", "method", "score")
@@ -83,11 +86,15 @@ class RatingsFileError(ValueError):
         super().__init__(f"{source}: {len(self.errors)} problem(s)\n{lines}")
 
 
+def _source_name(source) -> str:
+    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "<ratings>")
+
+
 def _open_text(source) -> tuple[_io.TextIOBase, str, bool]:
     if isinstance(source, (str, os.PathLike)):
         # utf-8-sig: a byte-order mark written by spreadsheet programs is not part of the header.
-        return open(source, newline="", encoding="utf-8-sig"), os.fspath(source), True
-    return source, getattr(source, "name", "<ratings>"), False
+        return open(source, newline="", encoding="utf-8-sig"), _source_name(source), True
+    return source, _source_name(source), False
 
 
 def read_ratings_csv(source) -> pd.DataFrame:
@@ -131,33 +138,138 @@ def read_ratings_csv(source) -> pd.DataFrame:
     * Duplicates: a rater may have at most one record of each kind per (dataset, image, method).
       A second presentation of a test item must be marked ``kind = repeat`` and needs the
       corresponding test record; anything else is reported as a duplicate of the earlier line.
+
+    The file is read through :func:`validated_chunks` (the one validator), whole here since the
+    frame is the result; :mod:`ratings.importing` streams it instead.
     """
-    handle, name, close = _open_text(source)
+    scan = RatingsScan(source)
+    frames = list(validated_chunks(scan))
+    scan.check()
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+    frame.attrs["response_ms_dropped"] = scan.response_ms_dropped
+    return frame
+
+
+# Records validated and typed per frame: bounds what the streaming reader holds beside the compact
+# codes of the cross-row checks, whatever the file's length.
+CHUNK_ROWS = 20_000
+
+
+class RatingsScan:
+    """One reading of a ratings file, and what its cross-row checks need, held compactly.
+
+    :func:`validated_chunks` fills it; :meth:`check` then runs the checks that span records
+    (duplicates, repeats without their test record) and raises one :class:`RatingsFileError` with
+    every problem of the file. Per record only integer codes are kept (rater, stimulus, kind and
+    line: 20 bytes), never its strings; the strings are held once per rater and per
+    (dataset, image, method).
+
+    Attributes
+    ----------
+    name : str
+        The file's name, for messages.
+    raters, stimuli : dict
+        Rater label -> code and (dataset, image, method) -> code, in order of first appearance.
+    records : int
+        Valid records yielded so far.
+    response_ms_dropped : int
+        Response times above ``MAX_RESPONSE_MS`` set to missing.
+    """
+
+    def __init__(self, source):
+        self.source = source
+        self.name = _source_name(source)
+        self.errors: list[LineError] = []
+        self.raters: dict[str, int] = {}
+        self.stimuli: dict[tuple[str, str, str], int] = {}
+        self.kinds: dict[str, int] = {k: i for i, k in enumerate(KINDS)}
+        self.records = 0
+        self.response_ms_dropped = 0
+        self._too_long_shown: list[int] = []
+        self._codes: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # per chunk
+        self._checked = False
+
+    def _add_codes(self, raters: list[int], stimuli: list[int], kinds: list[int], lines: list[int]) -> None:
+        if lines:
+            self._codes.append((np.asarray(raters, np.int32), np.asarray(stimuli, np.int32),
+                                np.asarray(kinds, np.int32), np.asarray(lines, np.int64)))
+
+    def _cross_row_errors(self) -> tuple[list[LineError], list[LineError]]:
+        """(duplicates, repeats without a test record), each a list of line errors."""
+        if not self._codes:
+            return [], []
+        rater, stim, kind, line = (np.concatenate(part) for part in zip(*self._codes))
+        # Lines only grow through the file, so within one (rater, stimulus, kind) the first in this
+        # order is the first in the file: the original, every later one a duplicate of it.
+        order = np.lexsort((line, kind, stim, rater))
+        r, s, k, ln = rater[order], stim[order], kind[order], line[order]
+        first = np.ones(len(order), bool)
+        first[1:] = (r[1:] != r[:-1]) | (s[1:] != s[:-1]) | (k[1:] != k[:-1])
+        original = ln[np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))]
+        labels, keys, kinds = list(self.raters), list(self.stimuli), list(self.kinds)
+        errors = []
+        for i in np.flatnonzero(~first):
+            d, im, m = keys[s[i]]
+            errors.append(LineError(int(ln[i]), (
+                f"duplicate {kinds[k[i]]} rating of rater {labels[r[i]]!r} for {d}/{im}/{m} "
+                f"(first on line {int(original[i])}); mark a second presentation kind=repeat")))
+        # A repeat needs a test record of the same rater and stimulus (anywhere in the file).
+        pair = (r.astype(np.int64) << 32) | s.astype(np.int64)
+        tests = pair[first & (k == self.kinds["test"])]
+        lonely = np.flatnonzero(first & (k == self.kinds["repeat"]) & ~np.isin(pair, tests))
+        repeats = [LineError(int(ln[i]), "repeat of {}/{}/{} by rater {!r} has no test record".format(
+            *keys[s[i]], labels[r[i]])) for i in lonely]
+        return errors, repeats
+
+    def check(self, stacklevel: int = 2) -> None:
+        """Run the cross-row checks; raise every problem of the file, or warn of dropped times.
+
+        Call once, after :func:`validated_chunks` has been read to its end.
+        """
+        if not self._checked:
+            self._checked = True
+            duplicates, repeats = self._cross_row_errors()
+            # A duplicate is one more problem of its line, written after the line's others.
+            index = {e.line: i for i, e in enumerate(self.errors)} if duplicates else {}
+            for dup in duplicates:
+                if dup.line in index:
+                    i = index[dup.line]
+                    self.errors[i] = LineError(dup.line, f"{self.errors[i].reason}; {dup.reason}")
+                else:
+                    self.errors.append(dup)
+            self.errors.extend(repeats)
+            self._codes = []
+        if self.errors:
+            raise RatingsFileError(self.name, self.errors)
+        if self.response_ms_dropped:
+            shown = ", ".join(map(str, self._too_long_shown)) + (", ..." if self.response_ms_dropped > 10 else "")
+            warnings.warn(
+                f"{self.name}: {self.response_ms_dropped} response_ms value(s) above {MAX_RESPONSE_MS} ms (one hour) "
+                f"treated as missing (line(s) {shown})",
+                RatingsFileWarning,
+                stacklevel=stacklevel + 1,
+            )
+
+
+def validated_chunks(scan: RatingsScan, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """Read ``scan.source`` record by record; yield its valid records, typed, at most ``chunk_rows`` a frame.
+
+    The rules are those of :func:`read_ratings_csv`. A problem of the header raises
+    :class:`RatingsFileError` at once (no record can be checked without it); a problem of a record is
+    kept in ``scan.errors`` and the record is not yielded; the checks across records run in
+    ``scan.check()``, which must follow before anything read here is trusted. Every frame, even
+    the first of a file without records, has the columns of :func:`read_ratings_csv`.
+    """
+    handle, name, close = _open_text(scan.source)
     try:
         reader = csv.reader(handle)
-        errors: list[LineError] = []
         try:
             header = next(reader)
         except StopIteration:
             raise RatingsFileError(name, [LineError(1, "empty file: no header")]) from None
         header = [h.strip() for h in header]
-        allowed = set(REQUIRED) | set(OPTIONAL)
-        missing = [c for c in REQUIRED if c not in header]
-        unknown = [c for c in header if c not in allowed]
-        repeated = sorted({c for c in header if header.count(c) > 1})
-        if missing:
-            errors.append(LineError(1, f"header lacks required column(s) {', '.join(missing)}"))
-        if unknown:
-            errors.append(
-                LineError(
-                    1, f"unknown column(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(REQUIRED + OPTIONAL)}"
-                )
-            )
-        if repeated:
-            errors.append(LineError(1, f"repeated column(s) {', '.join(repeated)}"))
-        if errors:
-            raise RatingsFileError(name, errors)
-
+        _check_header(name, header)
+        yielded = False
         records, lines = [], []
         line_after = reader.line_num  # last physical line consumed so far
         for fields in reader:
@@ -166,19 +278,45 @@ def read_ratings_csv(source) -> pd.DataFrame:
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue  # blank line
             if len(fields) != len(header):
-                errors.append(LineError(start, f"expected {len(header)} fields, found {len(fields)}"))
+                scan.errors.append(LineError(start, f"expected {len(header)} fields, found {len(fields)}"))
                 continue
             records.append(dict(zip(header, (f.strip() for f in fields))))
             lines.append(start)
+            if len(records) == chunk_rows:
+                yield _validated_frame(scan, records, lines, header)
+                yielded = True
+                records, lines = [], []
+        if records or not yielded:
+            yield _validated_frame(scan, records, lines, header)
     finally:
         if close:
             handle.close()
 
+
+def _check_header(name: str, header: list[str]) -> None:
+    errors = []
+    allowed = set(REQUIRED) | set(OPTIONAL)
+    missing = [c for c in REQUIRED if c not in header]
+    unknown = [c for c in header if c not in allowed]
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if missing:
+        errors.append(LineError(1, f"header lacks required column(s) {', '.join(missing)}"))
+    if unknown:
+        errors.append(
+            LineError(
+                1, f"unknown column(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(REQUIRED + OPTIONAL)}"
+            )
+        )
+    if repeated:
+        errors.append(LineError(1, f"repeated column(s) {', '.join(repeated)}"))
+    if errors:
+        raise RatingsFileError(name, errors)
+
+
+def _validated_frame(scan: RatingsScan, records: list[dict], lines: list[int], header: list[str]) -> pd.DataFrame:
+    """The per-record rules on one chunk: problems to ``scan.errors``, codes for the cross-row checks."""
     rows = []
-    too_long: list[int] = []
-    seen: dict[tuple, int] = {}
-    test_keys: set[tuple] = set()
-    repeats: list[tuple[tuple, int]] = []
+    codes: tuple[list[int], list[int], list[int], list[int]] = ([], [], [], [])
     for rec, line in zip(records, lines):
         problems = []
         empty = [c for c in REQUIRED if rec[c] == ""]
@@ -214,44 +352,25 @@ def read_ratings_csv(source) -> pd.DataFrame:
                 problems.append(f"response_ms {response!r} is not a non-negative number")
             elif float(response) > MAX_RESPONSE_MS:
                 rec["response_ms"] = ""
-                too_long.append(line)
+                scan.response_ms_dropped += 1
+                if len(scan._too_long_shown) < 10:
+                    scan._too_long_shown.append(line)
         position = rec.get("position", "")
         if position and (not _INT.match(position) or int(position) < 1):
             problems.append(f"position {position!r} is not a positive integer")
         if not empty:
-            key = (rec["rater"], rec["dataset"], rec["image"], rec["method"])
-            if (key, kind) in seen:
-                problems.append(
-                    f"duplicate {kind} rating of rater {key[0]!r} for {key[1]}/{key[2]}/{key[3]} "
-                    f"(first on line {seen[(key, kind)]}); mark a second presentation kind=repeat"
-                )
-            else:
-                seen[(key, kind)] = line
-                if kind == "test":
-                    test_keys.add(key)
-                elif kind == "repeat":
-                    repeats.append((key, line))
+            # Duplicates are found across the whole file in scan.check(), from these codes.
+            codes[0].append(scan.raters.setdefault(rec["rater"], len(scan.raters)))
+            codes[1].append(scan.stimuli.setdefault((rec["dataset"], rec["image"], rec["method"]), len(scan.stimuli)))
+            codes[2].append(scan.kinds.setdefault(kind, len(scan.kinds)))
+            codes[3].append(line)
         if problems:
-            errors.append(LineError(line, "; ".join(problems)))
+            scan.errors.append(LineError(line, "; ".join(problems)))
         else:
             rows.append({**rec, "line": line})
-    for key, line in repeats:
-        if key not in test_keys:
-            reason = f"repeat of {key[1]}/{key[2]}/{key[3]} by rater {key[0]!r} has no test record"
-            errors.append(LineError(line, reason))
-    if errors:
-        raise RatingsFileError(name, errors)
-    frame = _typed_frame(rows, header)
-    frame.attrs["response_ms_dropped"] = len(too_long)
-    if too_long:
-        shown = ", ".join(map(str, too_long[:10])) + (", ..." if len(too_long) > 10 else "")
-        warnings.warn(
-            f"{name}: {len(too_long)} response_ms value(s) above {MAX_RESPONSE_MS} ms (one hour) treated as "
-            f"missing (line(s) {shown})",
-            RatingsFileWarning,
-            stacklevel=2,
-        )
-    return frame
+    scan._add_codes(*codes)
+    scan.records += len(rows)
+    return _typed_frame(rows, header)
 
 
 def _typed_frame(rows: list[dict], header: list[str]) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """Importing ratings gathered elsewhere (a lab, MTurk, Prolific) into a study: all or nothing.
 
 The file is the tidy CSV ``rater,dataset,image,method,score[,created_at,kind,expected_score,...]``
-validated by :func:`analysis.io.read_ratings_csv`. A study that does not exist is created from the
+validated by the rules of :func:`analysis.io.read_ratings_csv`, streamed in chunks
+(:func:`analysis.io.validated_chunks`). A study that does not exist is created from the
 datasets, images and methods the file names; images of known datasets (Set5, Set14, BSD100, or a
 folder) are linked to their HR files so their stimuli can be made and measured later
 (``run_study``-like generation with :func:`ratings.generation.enqueue_pending`).
@@ -12,15 +13,17 @@ from __future__ import annotations
 import codecs
 import hashlib
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from analysis.io import LineError, RatingsFileError, read_ratings_csv
+from analysis.io import LineError, RatingsFileError, RatingsFileWarning, RatingsScan, validated_chunks
 from sr_models.datasets import DatasetError, find_dataset
 from sr_models.inference import sha256_file
 from sr_models.methods import INTERPOLATION_METHODS, NETWORK_METHODS
@@ -77,9 +80,9 @@ def _item_kind(kind) -> str:
     return "test" if kind is None or (isinstance(kind, float) and pd.isna(kind)) or kind == "" else str(kind)
 
 
-def _new_study(name: str, source: str, digest: str, frame: pd.DataFrame) -> Study:
-    datasets = list(dict.fromkeys(frame["dataset"]))
-    methods = list(dict.fromkeys(frame["method"]))
+def _new_study(name: str, source: str, digest: str, plan: _ImportPlan) -> Study:
+    datasets = list(plan.datasets)
+    methods = list(dict.fromkeys(m for _, _, m in plan.stimuli))
     text = (f'# Created by import_ratings from {Path(source).name} (sha256 {digest}).\n'
             f'name = "{name}"\nseed = 0\ndatasets = {datasets!r}\nmethods = {methods!r}\n').replace("'", '"')
     config = {"name": name, "seed": 0, "title": f"imported from {Path(source).name}", "scale": 4,
@@ -90,7 +93,49 @@ def _new_study(name: str, source: str, digest: str, frame: pd.DataFrame) -> Stud
                                 calibration_images=0)
 
 
-def _stimuli_for(study: Study, frame: pd.DataFrame, create: bool) -> tuple[dict, list[LineError]]:
+class _ImportPlan:
+    """What the writing pass needs of a validated file, gathered chunk by chunk in the first pass:
+    per stimulus, dataset and rater a few values; per record only the rater's code and position."""
+
+    def __init__(self, has_position: bool):
+        self.stimuli: dict[tuple[str, str, str], int] = {}  # (dataset, image, method) -> first line
+        self.datasets: dict[str, bool] = {}  # name -> rated only through gold items so far
+        self.raters: dict[str, list[int]] = {}  # label -> [code, first line, records]
+        self.has_position = has_position
+        self._positions: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        gold = chunk["kind"].eq("gold") if "kind" in chunk else pd.Series(False, index=chunk.index)
+        for dataset, image, method, line, is_gold in zip(chunk["dataset"], chunk["image"], chunk["method"],
+                                                          chunk["line"], gold):
+            self.stimuli.setdefault((dataset, image, method), int(line))
+            self.datasets[dataset] = self.datasets.get(dataset, True) and bool(is_gold)
+        codes = []
+        for label, line in zip(chunk["rater_id"], chunk["line"]):
+            entry = self.raters.get(label)
+            if entry is None:
+                entry = self.raters[label] = [len(self.raters), int(line), 0]
+            entry[2] += 1
+            codes.append(entry[0])
+        if self.has_position:
+            # A missing position sorts after every given one, as pandas' sort_values puts NaN last.
+            position = chunk["position"].astype("float64").fillna(np.inf).to_numpy()
+            self._positions.append((np.asarray(codes, np.int32), position))
+
+    def item_positions(self) -> np.ndarray | None:
+        """Per record in file order, its place in its rater's session: by ``position``, then file order."""
+        if not self.has_position or not self._positions:
+            return None
+        rater, position = (np.concatenate(part) for part in zip(*self._positions))
+        self._positions = []
+        order = np.lexsort((np.arange(len(rater)), position, rater))
+        first = np.searchsorted(rater[order], rater[order], side="left")
+        ranks = np.empty(len(rater), np.int64)
+        ranks[order] = np.arange(len(rater)) - first
+        return ranks
+
+
+def _stimuli_for(study: Study, plan: _ImportPlan, create: bool) -> tuple[dict, list[LineError]]:
     """(dataset, image, method) -> Stimulus, creating rows in a new study; errors for unknown ones."""
     errors: list[LineError] = []
     existing = {
@@ -98,34 +143,35 @@ def _stimuli_for(study: Study, frame: pd.DataFrame, create: bool) -> tuple[dict,
         for s in Stimulus.objects.filter(study=study).select_related("image__dataset", "condition")
     }
     if not create:
-        for row in frame.itertuples():
-            if (row.dataset, row.image, row.method) not in existing:
-                errors.append(LineError(row.line, f"study {study.name!r} has no stimulus {row.dataset}/{row.image} [{row.method}]"))
+        for (dataset, image, method), line in plan.stimuli.items():
+            if (dataset, image, method) not in existing:
+                errors.append(LineError(line, f"study {study.name!r} has no stimulus {dataset}/{image} [{method}]"))
         return existing, errors
     conditions = {}
-    for position, method in enumerate(dict.fromkeys(frame["method"])):
+    for position, method in enumerate(dict.fromkeys(m for _, _, m in plan.stimuli)):
         conditions[method] = Condition.objects.create(study=study, name=method, kind=_kind_of(method), position=position,
                                                       provenance={"source": "imported ratings"})
-    for position, name in enumerate(dict.fromkeys(frame["dataset"])):
+    # Per dataset, its images in order of first appearance, each with its first line and its methods.
+    images: dict[str, dict[str, list]] = {name: {} for name in plan.datasets}
+    for (name, image_name, method), line in plan.stimuli.items():
+        entry = images[name].setdefault(image_name, [line, []])
+        entry[0] = min(entry[0], line)
+        entry[1].append(method)
+    for position, (name, only_gold) in enumerate(plan.datasets.items()):
         try:
             found = find_dataset(name, settings.SR_DATASETS_ROOT, study.scale)
             pairs = {p.name: p for p in found}
             folder = str(found.folder)
         except DatasetError:
             pairs, folder = {}, ""
-        part = frame[frame["dataset"] == name]
         # A dataset rated only through gold items is the calibration set, not part of the results.
-        only_gold = "kind" in part and (part["kind"] == "gold").all()
         role = StudyDataset.Role.CALIBRATION if only_gold else StudyDataset.Role.TEST
         dataset = StudyDataset.objects.create(study=study, name=name, folder=folder, position=position, role=role)
-        dataset.conditions.add(*[conditions[m] for m in dict.fromkeys(part["method"])])
-        # One pass over the rows (a lookup per image was quadratic: minutes for 10^5 ratings).
-        by_image = part.groupby("image", sort=False)
-        first_lines, methods_of = by_image["line"].first(), by_image["method"].unique()
-        for image_name in dict.fromkeys(part["image"]):
+        rated = dict.fromkeys(m for _, methods in images[name].values() for m in methods)
+        dataset.conditions.add(*[conditions[m] for m in rated])
+        for image_name, (line, methods) in images[name].items():
             pair = pairs.get(image_name)
             if pairs and pair is None:
-                line = int(first_lines[image_name])
                 errors.append(LineError(line, f"dataset {name} has no image {image_name!r}"))
                 continue
             image = SourceImage.objects.create(
@@ -133,7 +179,7 @@ def _stimuli_for(study: Study, frame: pd.DataFrame, create: bool) -> tuple[dict,
                 lr_path=str(pair.lr_path) if pair else "", hr_sha256=sha256_file(pair.hr_path) if pair else "",
                 width=0, height=0,
             )
-            for method in methods_of[image_name]:
+            for method in methods:
                 # Stimuli of known images can be made (and measured) later; others stay as records.
                 state = Stimulus.State.PENDING if pair and conditions[method].kind != Condition.Kind.EXTERNAL else Stimulus.State.DONE
                 existing[(name, image_name, method)] = Stimulus.objects.create(
@@ -163,37 +209,43 @@ def check_utf8(path: str | Path) -> None:
             raise RatingsFileError(str(path), [LineError(line, "the file ends in the middle of a UTF-8 character")]) from None
 
 
-# Rows written per bulk insert: the model objects of one batch are all that is held beside the
-# validated frame, however many ratings a rater has.
+# Records written per bulk insert, and read per chunk: one chunk's frame and model objects are all
+# that is held beside the compact per-record codes, however long the file.
 IMPORT_BATCH = 5000
 
 
-def _write_rater(study: Study, stimuli: dict, label: str, rows: pd.DataFrame, now) -> int:
-    """One imported rater, their completed session and their ratings, in batches; returns the count."""
-    rater = Rater.objects.create(study=study, label=label, source=Rater.Source.IMPORTED)
-    session = Session.objects.create(rater=rater, state=Session.State.COMPLETE, position=len(rows),
-                                     rated_items=len(rows))
-    if "position" in rows:
-        rows = rows.sort_values("position", kind="stable")
-    for start in range(0, len(rows), IMPORT_BATCH):
-        batch = list(rows.iloc[start:start + IMPORT_BATCH].itertuples())
-        items = SessionItem.objects.bulk_create([
-            SessionItem(session=session, position=k, stimulus=stimuli[(r.dataset, r.image, r.method)],
-                        kind=_item_kind(getattr(r, "kind", "test")),
-                        expected_score=None if pd.isna(getattr(r, "expected_score", float("nan"))) else int(r.expected_score))
-            for k, r in enumerate(batch, start)
-        ])
-        Rating.objects.bulk_create([
-            Rating(item=item, rater=rater, stimulus=item.stimulus, score=int(r.score),
-                   response_ms=None if pd.isna(getattr(r, "response_ms", float("nan"))) else int(r.response_ms),
-                   created_at=now if pd.isna(getattr(r, "created_at", pd.NaT)) else r.created_at.to_pydatetime())
-            for item, r in zip(items, batch)
-        ])
-    return len(rows)
+def _write_chunk(chunk: pd.DataFrame, sessions: dict, stimuli: dict, placed: dict, ranks, now) -> None:
+    """One chunk's session items and ratings; ``placed`` counts each rater's items written so far."""
+    items, ratings = [], []
+    for r in chunk.itertuples():
+        session, rater = sessions[r.rater_id]
+        if ranks is None:
+            position = placed[r.rater_id]
+            placed[r.rater_id] += 1
+        else:
+            position = int(ranks[r.ordinal])
+        items.append(SessionItem(session=session, position=position, stimulus=stimuli[(r.dataset, r.image, r.method)],
+                                 kind=_item_kind(getattr(r, "kind", "test")),
+                                 expected_score=None if pd.isna(getattr(r, "expected_score", float("nan")))
+                                 else int(r.expected_score)))
+        response_ms, created_at = getattr(r, "response_ms", float("nan")), getattr(r, "created_at", pd.NaT)
+        ratings.append(Rating(rater=rater, score=int(r.score),
+                              response_ms=None if pd.isna(response_ms) else int(response_ms),
+                              created_at=now if pd.isna(created_at) else created_at.to_pydatetime()))
+    items = SessionItem.objects.bulk_create(items)
+    for item, rating in zip(items, ratings):
+        rating.item, rating.stimulus = item, item.stimulus
+    Rating.objects.bulk_create(ratings)
 
 
 def import_ratings(path: str | Path, study_name: str) -> ImportResult:
-    """Validate the whole file, then store every rating in one transaction (or none).
+    """Validate the whole file, then store every rating in one transaction (or none), streaming both.
+
+    The file is read twice, in chunks of ``IMPORT_BATCH`` records: a first pass validates every
+    line (no transaction is open: a bad file never takes the database's write lock) and gathers
+    what the study's stimuli and raters need; the second writes the records in that one
+    transaction, checking each again as it goes, and rolls back if the file changed in between.
+    Memory is one chunk plus a few integers per record and a few strings per stimulus and rater.
 
     Raises
     ------
@@ -204,24 +256,44 @@ def import_ratings(path: str | Path, study_name: str) -> ImportResult:
     """
     check_study_name(study_name)
     check_utf8(path)
-    frame = read_ratings_csv(path)
     digest = sha256_file(path)
+    scan = RatingsScan(path)
+    plan = None
+    for chunk in validated_chunks(scan, IMPORT_BATCH):
+        plan = plan or _ImportPlan("position" in chunk)
+        plan.add(chunk)
+    scan.check()
+    ranks = plan.item_positions()
     with transaction.atomic():
         study = Study.objects.select_for_update().filter(name=study_name).first()
         created = study is None
         if created:
-            study = _new_study(study_name, str(path), digest, frame)
-        stimuli, errors = _stimuli_for(study, frame, create=created)
-        taken = set(Rater.objects.filter(study=study, label__in=set(frame["rater_id"])).values_list("label", flat=True))
+            study = _new_study(study_name, str(path), digest, plan)
+        stimuli, errors = _stimuli_for(study, plan, create=created)
+        taken = set(Rater.objects.filter(study=study, label__in=set(plan.raters)).values_list("label", flat=True))
         for label in sorted(taken):
-            line = int(frame.loc[frame["rater_id"] == label, "line"].iloc[0])
-            errors.append(LineError(line, f"rater {label!r} already has ratings in study {study.name!r}; "
-                                          f"give the imported raters other names"))
+            errors.append(LineError(plan.raters[label][1], f"rater {label!r} already has ratings in study "
+                                                           f"{study.name!r}; give the imported raters other names"))
         if errors:
             transaction.set_rollback(True)
             raise RatingsFileError(str(path), errors)
         now = timezone.now()
-        n_ratings = sum(_write_rater(study, stimuli, label, rows, now)
-                        for label, rows in frame.groupby("rater_id", sort=False))
-    return ImportResult(study, created, frame["rater_id"].nunique(), n_ratings,
-                        frame.attrs.get("response_ms_dropped", 0))
+        sessions = {}
+        for label, (_, _, count) in plan.raters.items():
+            rater = Rater.objects.create(study=study, label=label, source=Rater.Source.IMPORTED)
+            sessions[label] = (Session.objects.create(rater=rater, state=Session.State.COMPLETE, position=count,
+                                                      rated_items=count), rater)
+        again = RatingsScan(path)
+        placed = dict.fromkeys(plan.raters, 0)
+        ordinal = 0
+        for chunk in validated_chunks(again, IMPORT_BATCH):
+            chunk.insert(0, "ordinal", range(ordinal, ordinal + len(chunk)))
+            ordinal += len(chunk)
+            _write_chunk(chunk, sessions, stimuli, placed, ranks, now)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RatingsFileWarning)  # warned once, by the first pass
+            again.check()
+        if sha256_file(path) != digest or again.records != scan.records:
+            raise RatingsFileError(str(path), [LineError(1, "the file changed while it was imported; nothing was "
+                                                            "imported: import it again")])
+    return ImportResult(study, created, len(plan.raters), scan.records, scan.response_ms_dropped)

@@ -206,3 +206,59 @@ def test_plausible_response_times_give_no_warning():
         warnings.simplefilter("error")
         frame = _read("rater,dataset,image,method,score,response_ms\na,Set5,img_001,bicubic,3,900\n")
     assert frame.attrs["response_ms_dropped"] == 0
+
+
+class _CountedLines:
+    """A ratings file that counts the lines read from it (``n`` test records after the header)."""
+
+    name = "counted.csv"
+
+    def __init__(self, n: int):
+        self.n, self.read = n, 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        if self.read > self.n:
+            raise StopIteration
+        self.read += 1
+        if self.read == 1:
+            return "rater,dataset,image,method,score\n"
+        return f"r{self.read % 7},Set5,img_{self.read:06d},bicubic,{1 + self.read % 5}\n"
+
+
+def test_the_validator_streams_the_file_in_chunks():
+    """Catches a validator that reads every record before it yields any (the old read_ratings_csv held
+    them all, then a frame of them all), and chunks larger than asked for."""
+    source = _CountedLines(10_000)
+    scan = aio.RatingsScan(source)
+    chunks = aio.validated_chunks(scan, chunk_rows=100)
+    first = next(chunks)
+    assert len(first) == 100 and source.read <= 102  # the header, 100 records, at most one more
+    sizes = [len(first)] + [len(chunk) for chunk in chunks]
+    assert max(sizes) == 100 and sum(sizes) == 10_000 == scan.records
+    scan.check()  # valid: nothing raised
+    assert list(first.columns) == ["rater_id", "dataset", "image", "method", "score", "line"]
+
+
+def test_checks_across_records_span_chunks():
+    """Catches duplicate and repeat checks that only look within a chunk (state reset per chunk)."""
+    text = ("rater,dataset,image,method,score,kind\n"
+            "a,Set5,img_001,bicubic,3,\n"        # line 2
+            "a,Set5,img_002,bicubic,3,repeat\n"  # line 3: its test record comes later, on line 6
+            "b,Set5,img_001,bicubic,3,\n"
+            "a,Set5,img_001,bicubic,9,\n"        # line 5: duplicate of line 2, and a bad score
+            "a,Set5,img_002,bicubic,4,test\n"
+            "b,Set5,img_003,bicubic,4,repeat\n")  # line 7: no test record anywhere
+    scan = aio.RatingsScan(io.StringIO(text))
+    assert [len(c) for c in aio.validated_chunks(scan, chunk_rows=2)] == [2, 1, 2]  # line 5 is left out
+    with pytest.raises(aio.RatingsFileError) as info:
+        scan.check()
+    errors = {e.line: e.reason for e in info.value.errors}
+    assert sorted(errors) == [5, 7]
+    assert errors[5].startswith("score '9' is not an integer from 1 to 5; duplicate test rating of rater 'a'")
+    assert "(first on line 2)" in errors[5]
+    assert errors[7] == "repeat of Set5/img_003/bicubic by rater 'b' has no test record"
+    # The whole-file reader gives the same problems from the same validator.
+    assert _errors(text) == errors

@@ -230,3 +230,59 @@ def test_imported_response_times_above_an_hour_are_stored_as_missing(tmp_path, m
     with pytest.raises(RatingsFileError, match=r"line 2: response_ms '-40' is not a non-negative number"):
         import_ratings(path, "Timed_study-1")
     assert Rating.objects.count() == 2
+
+
+def _interleaved_csv(path):
+    """Two raters interleaved, each rater's records given in reverse ``position`` order."""
+    lines = ["rater,dataset,image,method,score,position"]
+    for k in range(4):
+        for rater in ("a", "b"):
+            lines.append(f"{rater},Set5,img_00{k + 1},bicubic,{k + 1},{4 - k}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_import_streams_in_batches_and_keeps_each_raters_order(tmp_path, media_root, monkeypatch):
+    """Catches a writer that takes the file whole (chunks above the batch), and item positions counted
+    per chunk or in file order instead of by the file's position column across chunks."""
+    from ratings import importing
+    from ratings.models import SessionItem
+
+    monkeypatch.setattr(importing, "IMPORT_BATCH", 3)
+    sizes = []
+
+    def counted(scan, chunk_rows):
+        for chunk in real(scan, chunk_rows):
+            sizes.append(len(chunk))
+            yield chunk
+
+    real = importing.validated_chunks
+    monkeypatch.setattr(importing, "validated_chunks", counted)
+    path = tmp_path / "chunked.csv"
+    _interleaved_csv(path)
+    result = import_ratings(path, "chunked")
+    assert result.ratings == 8 and result.raters == 2
+    assert max(sizes) == 3 and sum(sizes) == 16  # two passes over 8 records, 3 at a time
+    for rater in ("a", "b"):
+        items = SessionItem.objects.filter(session__rater__label=rater).order_by("position")
+        assert [i.position for i in items] == [0, 1, 2, 3]
+        assert [i.stimulus.image.name for i in items] == ["img_004", "img_003", "img_002", "img_001"]
+        assert [i.rating.score for i in items] == [4, 3, 2, 1]
+
+
+def test_a_file_changed_between_the_passes_imports_nothing(tmp_path, media_root, monkeypatch):
+    """Catches a writing pass that trusts the validating pass: a line made bad after it is not stored."""
+    from ratings import importing
+
+    path = tmp_path / "changing.csv"
+    _interleaved_csv(path)
+    real = importing._ImportPlan.item_positions
+
+    def then_change_the_file(plan):
+        with open(path, "a") as fh:
+            fh.write("c,Set5,img_001,bicubic,9,1\n")
+        return real(plan)
+
+    monkeypatch.setattr(importing._ImportPlan, "item_positions", then_change_the_file)
+    with pytest.raises(RatingsFileError, match=r"line 10: score '9'"):
+        import_ratings(path, "changing")
+    assert not Study.objects.filter(name="changing").exists() and Rating.objects.count() == 0
