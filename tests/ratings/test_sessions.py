@@ -121,7 +121,7 @@ def test_a_whole_session(rating_study):
         session = result.session
         n += 1
     assert n == 19 and Rating.objects.filter(rater=rater).count() == 19
-    assert len(session.completion_code) == 10 and session.completion_code == sessions.completion_code(rater)
+    assert session.completion_code == _independent_completion_code(rater)  # computed here, not by sessions
     # The browser's times are kept (each within what the server could have seen).
     assert set(Rating.objects.filter(rater=rater).values_list("response_ms", flat=True)) == {234}
 
@@ -331,3 +331,107 @@ def test_the_item_token_names_no_database_id(rating_study):
     # A keyed hash of the rater's secret token, the position in the session, the opaque stimulus id.
     assert payload[1:] == [item.position, item.stimulus.public_id]
     assert isinstance(payload[0], str) and len(payload[0]) == 16 and rater.token not in token
+
+
+# -- pinned before the redesign (issue 16 item 0): each test names the mutant it kills ------------
+def test_no_break_is_offered_before_the_first_rating(rating_study):
+    """Catches ``rated >= 0`` (or no ``rated > 0``): a break offered during calibration or before any rating."""
+    Study.objects.filter(pk=rating_study.pk).update(break_every=1)  # every position is a multiple of 1
+    rater = started(rating_study)
+    session = Session.objects.get(rater=rater)
+    while session.state == Session.State.CALIBRATION:
+        assert not sessions.break_due(session)
+        session = sessions.advance_calibration(rater, session.position)
+    assert session.state == Session.State.RATING and not sessions.break_due(session)
+    assert sessions.break_due(rate_current(rater).session)  # after the first rating it is offered
+
+
+def test_a_repeat_is_never_shown_right_after_its_first_showing(rating_study):
+    """Catches slots ``p >= first + 1``: that mutant places a repeat right after its first showing with
+    probability 1/15 per repeat, so with 40 raters x 2 repeats with 1 - (14/15)^80 > 0.99; here, never."""
+    raters = studies.create_invitations(rating_study, 40)
+    for rater in raters:
+        sessions.build_items(Session.objects.get(rater=rater))
+    gaps = []
+    for rater in raters:
+        items = list(SessionItem.objects.filter(session__rater=rater).order_by("position"))
+        for item in items:
+            if item.kind == "repeat":
+                first = next(i for i in items if i.stimulus_id == item.stimulus_id and i.kind == "test")
+                gaps.append(item.position - first.position)
+    assert len(gaps) == 80 and min(gaps) >= 2
+
+
+def test_gold_items_alternate_nn_and_hr_on_images_not_used_for_calibration(rating_study):
+    """Catches every gold item NN (never HR), and gold images drawn from the calibration images."""
+    rater = started(rating_study)
+    items = list(SessionItem.objects.filter(session__rater=rater).select_related("stimulus__condition"))
+    gold = [i for i in items if i.kind == "gold"]
+    assert sorted((i.stimulus.condition.name, i.expected_score) for i in gold) == [("hr", 5), ("nearest", 1)]
+    calibration_images = {i.stimulus.image_id for i in items if i.kind == "calibration"}
+    gold_images = {i.stimulus.image_id for i in gold}
+    assert len(calibration_images) == 2 and len(gold_images) == 2
+    assert not calibration_images & gold_images
+
+
+def _independent_completion_code(rater) -> str:
+    """The completion code computed here, from its definition, not by calling ``sessions``."""
+    import hashlib
+    import hmac
+
+    from django.conf import settings
+
+    message = f"complete:{rater.study_id}:{rater.pk}".encode()
+    return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()[:10].upper()
+
+
+def test_the_completion_code_is_the_hmac_of_study_and_rater(rating_study, settings):
+    """Catches the rater left out of the HMAC (every rater of a study would share one code)."""
+    a, b = studies.create_invitations(rating_study, 2)
+    assert sessions.completion_code(a) == _independent_completion_code(a)
+    assert sessions.completion_code(b) == _independent_completion_code(b)
+    assert sessions.completion_code(a) != sessions.completion_code(b)
+    code = sessions.completion_code(a)
+    settings.SECRET_KEY = "another-secret-" + "x" * 40
+    assert sessions.completion_code(a) != code  # unguessable without the secret
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rating_waits_for_the_session_row_lock(rating_study):
+    """Catches ``_locked_session`` without ``select_for_update``: a rating read the session while another
+    request held it, stored the rating for an item the holder had moved past, and then moved on again.
+
+    Only PostgreSQL shows it: on SQLite every transaction takes the database's write lock at BEGIN
+    (IMMEDIATE), so the second request waits whether or not the row is locked.
+    """
+    from django.db import transaction
+    from django.db.models import F
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises whole transactions (BEGIN IMMEDIATE), hiding a dropped row lock: "
+                    "run with DATABASE_URL=postgres://...")
+    rater = started(rating_study)
+    skip_calibration(rater)
+    token = sessions.item_token(sessions.current_item(Session.objects.get(rater=rater)))
+    outcome = {}
+
+    def submit():
+        try:
+            outcome["result"] = sessions.record_rating(rater, token, 4)
+        except sessions.RatingRefused as exc:
+            outcome["refused"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=submit)
+    with transaction.atomic():
+        Session.objects.select_for_update().get(rater=rater)  # another request holds the session ...
+        thread.start()
+        thread.join(1.0)
+        assert thread.is_alive()  # ... so the rating waits for it
+        Session.objects.filter(rater=rater).update(position=F("position") + 1)  # ... which moves it on
+    thread.join(30)
+    assert not thread.is_alive()
+    assert "refused" in outcome and "out of date" in outcome["refused"].message
+    assert Rating.objects.filter(rater=rater).count() == 0
+    assert Session.objects.get(rater=rater).position == 5
