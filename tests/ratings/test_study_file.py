@@ -72,6 +72,14 @@ methods = ["nearest", "bicubic"]
         (GOOD + "\n[rating]\ncalibration_images = 201\n", "rating.calibration_images", 7, "at most 200"),
         (GOOD + '\n[rating.repeats]\ndataset = "Set5"\nmethod = "bicubic"\nimages = 5000\n', "rating.repeats.images", 9,
          "at most 1,000"),
+        # Pinned before the redesign (issue 16 item 0): each row kills a surviving mutant.
+        (GOOD.replace('datasets = ["Set5"]', 'datasets = ["Set5", "Set14", "Set5"]'), "datasets", 3,
+         "lists a dataset twice"),  # catches the duplicate-dataset check removed
+        (GOOD.replace("seed = 1", "seed = -1"), "seed", 2, "non-negative integer"),  # catches no ``0 <=``
+        (GOOD + '\n[rating.repeats]\ndataset = "Set5"\nmethod = "bicubic"\nimages = -1\n', "rating.repeats.images", 9,
+         "positive integer"),  # catches ``images == 0`` for ``images < 1``
+        (GOOD + '\n[rating.repeats]\ndataset = "Set5"\nmethod = "bicubic"\nimages = 0\n', "rating.repeats.images", 9,
+         "positive integer"),
     ],
 )
 def test_mistakes_name_key_and_line(datasets_root, text, key, line, fragment):
@@ -82,6 +90,21 @@ def test_mistakes_name_key_and_line(datasets_root, text, key, line, fragment):
     assert err.line == line
     assert fragment in str(err)
     assert str(err).startswith("s.toml" + (f", line {line}" if line else ""))
+
+
+def test_counts_at_their_bounds_are_accepted(datasets_root):
+    """Catches ``>=`` for ``>`` in the bounds (200 calibration images, the BSD200 set, is allowed), a
+    bound raised past its value (201 is refused above), and seed 0 refused."""
+    from ratings.study_file import LIMITS
+
+    text = GOOD.replace("seed = 1", "seed = 0") + (
+        f"\n[rating]\ncalibration_images = {LIMITS['calibration_images']}\nraters = {LIMITS['raters']}\n"
+        f"gold_items = {LIMITS['gold_items']}\n")
+    config = parse(text, datasets_root)
+    assert config.seed == 0
+    assert (config.rating.calibration_images, config.rating.raters, config.rating.gold_items) == (200, 10_000, 200)
+    with pytest.raises(StudyFileError, match="at most 200 .got 201"):
+        parse(text.replace("calibration_images = 200", "calibration_images = 201"), datasets_root)
 
 
 def test_toml_syntax_error_has_its_line(datasets_root):
