@@ -114,3 +114,15 @@ def test_a_study_without_a_target_or_closed_takes_no_open_enrolment(client, rati
     assert response.status_code == 410 and not Rater.objects.exists()
     Study.objects.filter(pk=rating_study.pk).update(raters_target=2, state=Study.State.CLOSED)
     assert b"closed" in join(client, rating_study, "W1").content
+
+
+def test_a_closed_study_refuses_enrolment_with_room_under_its_cap(study):
+    """Catches enrolment into a closed study (the check in ``enrolment.enrol``), with the cap far from
+    reached, so only the closed-study rule can refuse."""
+    assert enrolment.enrolment_cap(study) > 0
+    Study.objects.filter(pk=study.pk).update(state=Study.State.CLOSED)
+    study.refresh_from_db()
+    with pytest.raises(enrolment.EnrolmentRefused, match="closed") as info:
+        enrolment.enrol(study, "W-late")
+    assert info.value.status == 410
+    assert not Rater.objects.filter(study=study).exists()
