@@ -17,7 +17,7 @@ from sr_models.datasets import DatasetError
 from sr_models.images import read_image
 from sr_models.inference import sha256_file
 from sr_models.metrics import psnr_y, ssim_y
-from sr_models.resize import imresize
+from sr_models.resize import imresize, make_lr
 
 pytestmark = pytest.mark.django_db
 
@@ -91,6 +91,12 @@ def test_calibration_stimuli_are_made_from_bsd200_hr(small_config, media_root):
     img_nn = read_image(Path(media_root) / nn.file)
     assert img_hr.shape == img_nn.shape and img_hr.shape[1] % 4 == 0 and img_hr.shape[2] % 4 == 0
     assert "BSD200" in nn.image.hr_path
+    # The pixels, not only the shape: HR is the BSD200 file cropped to a multiple of 4, and NN is
+    # MATLAB's nearest 4x of the MATLAB-bicubic LR made from it (pixel replication).
+    hr_cropped, lr = make_lr(read_image(nn.image.hr_path), 4)
+    assert torch.equal(img_hr, hr_cropped)
+    assert torch.equal(img_nn, imresize(lr, 4, method="nearest"))
+    assert torch.equal(img_nn, lr.repeat_interleave(4, dim=1).repeat_interleave(4, dim=2))
 
 
 def test_running_twice_duplicates_nothing(small_config, media_root):
@@ -344,3 +350,43 @@ def test_dists_and_niqe_are_recorded_with_lpips(small_config, media_root, datase
 
     [row] = [m for m in study_status(study)["metrics"] if m["dataset"] == "Set5" and m["method"] == "bicubic"]
     assert row["dists"] == pytest.approx(s.dists) and row["niqe"] == pytest.approx(s.niqe)
+
+
+# -- pinned before the redesign (issue 16 item 0) --------------------------------------------------
+def test_a_stimulus_claimed_by_another_run_meanwhile_is_not_claimed_again(tiny_study, media_root, monkeypatch):
+    """Catches the claim update without its state/task-id guard: a stimulus another ``run_study``
+    claimed after this one listed it was claimed twice (its task id overwritten, a second task sent)."""
+    from ratings import tasks
+
+    sent = []
+    others = list(Stimulus.objects.filter(study=tiny_study).order_by("image__name").values_list("pk", flat=True))
+
+    def apply_async(args, task_id, queue):
+        sent.append((args[0], task_id))
+        if len(sent) == 1:  # another run claims the last stimulus while this one is sending
+            Stimulus.objects.filter(pk=others[-1]).update(state=Stimulus.State.QUEUED, task_id="other-run")
+
+    monkeypatch.setattr(tasks.generate_stimulus_task, "apply_async", apply_async)
+    assert generation.enqueue_pending(tiny_study) == 4
+    assert others[-1] not in [pk for pk, _ in sent]
+    assert Stimulus.objects.get(pk=others[-1]).task_id == "other-run"
+    for pk, task_id in sent:
+        assert Stimulus.objects.get(pk=pk).task_id == task_id and Stimulus.objects.get(pk=pk).state == "queued"
+
+
+def test_the_stale_temporary_age_is_at_least_the_visibility_timeout(tiny_study, media_root, settings):
+    """Catches the age ignoring the broker's visibility timeout: Redis redelivers a task after it, so a
+    temporary younger than it may be a live worker's, and removing it breaks that worker's rename."""
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3 * generation.STALE_TEMPORARY_SECONDS}
+    assert generation.stale_temporary_seconds() == 3 * generation.STALE_TEMPORARY_SECONDS
+    s = Stimulus.objects.select_related("study", "image__dataset", "condition").filter(study=tiny_study).first()
+    target = Path(media_root) / generation.stimulus_path(s)
+    target.parent.mkdir(parents=True)
+    writing = target.parent / f".{target.name}.slow1.tmp"  # older than the default age, younger than the timeout
+    writing.write_bytes(b"a slow worker's half png")
+    young = time.time() - 2 * generation.STALE_TEMPORARY_SECONDS
+    os.utime(writing, (young, young))
+    assert generation.generate_stimulus(s.pk) == Stimulus.State.DONE
+    assert writing.is_file()
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60}  # a short timeout: the default age
+    assert generation.stale_temporary_seconds() == generation.STALE_TEMPORARY_SECONDS
