@@ -43,6 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vgg-rescale", type=float, default=None,
                    help="factor on VGG feature maps (default: the variant's; the paper's is 1/12.75 = 0.0784)")
     p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--keep-every", type=int, default=0,
+                   help="also keep the generator every N steps in OUT/snapshots/ (to score a run against steps)")
     p.add_argument("--validate-every", type=int, default=1000)
     p.add_argument("--max-train-images", type=int, default=None)
     p.add_argument("--device", default="auto")

@@ -73,6 +73,9 @@ class TrainConfig:
     low_frequency_weight: float | None = None
     vgg_rescale: float | None = None
     checkpoint_every: int = 500
+    # Also keep the generator every N steps (snapshots/g_<step>.safetensors), so a run can be scored
+    # against steps (benchmarks/gan_checkpoints.py); last.pt alone is overwritten. 0: keep none.
+    keep_every: int = 0
     validate_every: int = 1000
     validation_set: str | None = "Set5"
     device: str = "auto"
@@ -226,6 +229,13 @@ class Trainer:
             torch.save(self.state(), fh)
         return self.checkpoint_path
 
+    def snapshot_path(self, step: int) -> Path:
+        return self.out / "snapshots" / f"g_{step:06d}.safetensors"
+
+    def save_snapshot(self) -> Path:
+        """The generator as it is now, beside the run (``keep_every``), loadable by ``load_generator``."""
+        return save_generator(self.generator, self.snapshot_path(self.step), self._generator_metadata())
+
     def load_checkpoint(self, path: Path) -> None:
         ckpt = torch.load(path, map_location=self.device, weights_only=True)
         saved = ckpt.get("config", {})
@@ -258,6 +268,11 @@ class Trainer:
         self.generator.load_state_dict(state)
         # The file at that path may be replaced later (a newly shipped SRResNet-MSE): keep its hash.
         self.init_sha256 = sha256_file(path)
+
+    def _generator_metadata(self) -> dict[str, str]:
+        c = self.config
+        return {"variant": c.variant, "steps": str(self.step),
+                "backbone": c.backbone if self.variant.uses_vgg else "none"}
 
     def _record_session(self) -> None:
         """Append what this process trains on to ``sessions.jsonl``: a run resumed on another machine
@@ -436,6 +451,8 @@ class Trainer:
                     last_val = self.validate()
                     validation.writerow(last_val)
                     self.log(f"step {self.step}: {c.validation_set} PSNR-Y {last_val['psnr_y']:.3f} dB, SSIM-Y {last_val['ssim_y']:.4f}")
+                if c.keep_every and self.step % c.keep_every == 0:
+                    self.save_snapshot()
                 if self.step % c.checkpoint_every == 0 or self.step in (c.steps, until):
                     for fh in self._log_files:
                         fh.flush()
@@ -447,9 +464,7 @@ class Trainer:
             for fh in self._log_files:
                 fh.close()
         if self.step == c.steps:
-            save_generator(self.generator, self.out / "generator.safetensors",
-                           {"variant": c.variant, "steps": str(self.step),
-                            "backbone": c.backbone if self.variant.uses_vgg else "none"})
+            save_generator(self.generator, self.out / "generator.safetensors", self._generator_metadata())
         return {"step": self.step, "validation": last_val, "out_dir": str(self.out)}
 
 
@@ -457,7 +472,7 @@ class Trainer:
 # device, threads and arithmetic precision (a run may move between a CPU and a GPU), and the init file
 # (used only before step 1). Steps may grow (a longer run).
 _RESUMABLE_CHANGES = {"out_dir", "datasets_root", "vgg_weights", "init_weights", "checkpoint_every",
-                      "validate_every", "validation_set", "device", "threads", "steps", "precision"}
+                      "keep_every", "validate_every", "validation_set", "device", "threads", "steps", "precision"}
 
 
 def _changed_settings(saved: dict, current: dict) -> list[str]:

@@ -217,12 +217,12 @@ def test_every_option_named_like_a_config_field_reaches_the_config():
     argv = ["srgan-vgg54", "--out", "o", "--datasets-root", "d", "--steps", "7", "--batch-size", "3", "--crop-size",
             "64", "--lr", "0.002", "--lr-decay-at", "0.4", "--seed", "5", "--backbone", "vgg19", "--vgg-weights",
             "v.pth", "--init", "g.safetensors", "--adversarial-weight", "0.01", "--low-frequency-weight", "0.5",
-            "--vgg-rescale", "0.2", "--checkpoint-every", "9", "--validate-every", "11", "--max-train-images", "4",
+            "--vgg-rescale", "0.2", "--checkpoint-every", "9", "--keep-every", "3", "--validate-every", "11", "--max-train-images", "4",
             "--device", "cpu", "--threads", "2", "--precision", "fp32"]  # fmt: skip
     args = parser.parse_args(argv)
     config = train_cli.config_from_args(args, "root", "runs", "vgg16")
     dests = {a.dest for a in parser._actions} & fields
-    assert len(dests) == 20  # premise: every option but --out, --no-progress and the help
+    assert len(dests) == 21  # premise: every option but --out, --no-progress and the help
     for dest in dests:
         assert getattr(config, dest) == getattr(args, dest) != parser.get_default(dest), dest
     assert (config.out_dir, config.datasets_root, config.backbone) == ("o", "d", "vgg19")
@@ -347,3 +347,23 @@ def test_validation_runs_every_n_steps_and_at_the_last(tmp_path, datasets_root):
         rows = list(csv.DictReader(fh))
     assert [int(r["step"]) for r in rows] == [3, 5]
     assert result["validation"]["step"] == 5 and 10 < result["validation"]["psnr_y"] < 40
+
+
+def test_snapshots_keep_the_generator_of_every_nth_step_across_a_resume(tmp_path, datasets_root):
+    # Catches: snapshots taken from another step's weights (e.g. before the step's update or at the
+    # checkpoint only), a resume that drops keep_every or refuses it as a changed setting, and an old
+    # run (saved without keep_every) that could not be resumed with it.
+    config = tiny_config(tmp_path, datasets_root, "srresnet-mse", steps=4, checkpoint_every=1)
+    Trainer(config, log=lambda m: None).run(progress=False, until=2)
+    at_step = {}
+    for step in (3, 4):
+        probe = tiny_config(tmp_path / f"probe{step}", datasets_root, "srresnet-mse", steps=4, checkpoint_every=1)
+        Trainer(probe, log=lambda m: None).run(progress=False, until=step)
+        at_step[step] = load_generator(Path(probe.out_dir) / "last.pt").state_dict()
+    resumed = tiny_config(tmp_path, datasets_root, "srresnet-mse", steps=4, checkpoint_every=1, keep_every=1)
+    Trainer(resumed, log=lambda m: None).run(progress=False)
+    snapshots = sorted(p.name for p in (Path(resumed.out_dir) / "snapshots").iterdir())
+    assert snapshots == ["g_000003.safetensors", "g_000004.safetensors"]  # none before the resume asked
+    for step, state in at_step.items():
+        kept = load_generator(Path(resumed.out_dir) / "snapshots" / f"g_{step:06d}.safetensors").state_dict()
+        assert all(torch.equal(kept[k], state[k]) for k in state), step
