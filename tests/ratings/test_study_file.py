@@ -107,6 +107,48 @@ def test_counts_at_their_bounds_are_accepted(datasets_root):
         parse(text.replace("calibration_images = 200", "calibration_images = 201"), datasets_root)
 
 
+def test_gaps_the_mutmut_sample_found(datasets_root, tmp_path):
+    """Each case kills a survivor of the sampled mutmut run (docs/mutation_testing.md)."""
+    # seed 2**63 (tomllib reads any size) is refused: catches the bound 3**63 (the database's bigint overflows).
+    with pytest.raises(StudyFileError, match="non-negative integer"):
+        parse(GOOD.replace("seed = 1", f"seed = {2**63}"), datasets_root)
+    assert parse(GOOD.replace("seed = 1", f"seed = {2**63 - 1}"), datasets_root).seed == 2**63 - 1
+    # A key missing from its table points at the table's header line: catches the table's end instead.
+    with pytest.raises(StudyFileError) as info:
+        parse(GOOD + '\n[rating.repeats]\nmethod = "bicubic"\nimages = 2\n', datasets_root)
+    assert (info.value.key, info.value.line) == ("rating.repeats.dataset", 6)
+    # The whole message of a missing key: catches its text mutated.
+    with pytest.raises(StudyFileError) as info:
+        parse(GOOD.replace("seed = 1\n", ""), datasets_root)
+    assert str(info.value) == "s.toml, key 'seed': missing (required)"
+    # repeats that is not a table is named as such: catches the key mutated.
+    with pytest.raises(StudyFileError) as info:
+        parse(GOOD + "\n[rating]\nrepeats = 3\n", datasets_root)
+    assert (info.value.key, info.value.line) == ("rating.repeats", 7)
+    # One repeated image is allowed: catches ``images < 2``.
+    one = parse(GOOD + '\n[rating.repeats]\ndataset = "Set5"\nmethod = "bicubic"\nimages = 1\n', datasets_root)
+    assert one.rating.repeat_images == 1
+    # The repeats method's whole message: catches its text mutated.
+    with pytest.raises(StudyFileError) as info:
+        parse(GOOD + '\n[rating.repeats]\ndataset = "Set5"\nmethod = "hr"\nimages = 2\n', datasets_root)
+    assert info.value.problem == "'hr' is not rated on Set5 (nearest, bicubic)"
+    # The defaults: catches calibration_images defaulting to 21, ratings_per_stimulus or items_per_rater to 1.
+    rating = parse(GOOD, datasets_root).rating
+    assert (rating.calibration_images, rating.gold_items, rating.break_every, rating.raters) == (20, 0, 0, 0)
+    assert (rating.assignment, rating.ratings_per_stimulus, rating.items_per_rater) == ("all", 0, 0)
+
+
+def test_an_external_method_named_twice_needs_one_folder(tmp_path, datasets_root):
+    """Catches ``previous.dir == path`` for ``!=``: the same name with two folders, or one folder twice."""
+    _external_folder(tmp_path, datasets_root)
+    text = GOOD.replace('methods = ["nearest", "bicubic"]', 'methods = ["nearest", {name = "SRCNN", dir = "SRCNN"}]')
+    same = text + '\n[methods_per_dataset]\nSet5 = [{name = "SRCNN", dir = "SRCNN"}]\n'
+    assert parse(same, datasets_root, base_dir=tmp_path).methods["Set5"] == ("SRCNN",)
+    with pytest.raises(StudyFileError, match="given two different folders"):
+        parse(same.replace('Set5 = [{name = "SRCNN", dir = "SRCNN"}]', 'Set5 = [{name = "SRCNN", dir = "other"}]'),
+              datasets_root, base_dir=tmp_path)
+
+
 def test_toml_syntax_error_has_its_line(datasets_root):
     with pytest.raises(StudyFileError, match=r"s.toml, line 3: not valid TOML"):
         parse('name = "x"\nseed = 1\ndatasets = ["Set5"\n', datasets_root)
