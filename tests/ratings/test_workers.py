@@ -74,6 +74,8 @@ calibration_images = 0
     start_worker("rescuer")
     wait_for(lambda: Stimulus.objects.filter(pk=stimulus.pk, state=Stimulus.State.DONE).exists(), 120,
              "the redelivered task to finish on the other worker")
+    # The file is final once the study opens: the last worker pads every version of an image first.
+    wait_for(lambda: Study.objects.filter(pk=study.pk, state=Study.State.READY).exists(), 60, "the study to open")
     stimulus.refresh_from_db()
     assert stimulus.worker.startswith("rescuer@")
     assert stimulus.attempts == 2
