@@ -41,7 +41,26 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "x"
 
 
+# A spreadsheet runs a cell beginning with one of these as a formula (OWASP "CSV Injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_csv_cell(cell: object) -> object:
+    """``'`` before a text cell a spreadsheet would run as a formula (rater labels, image and dataset
+    names come from researchers' files); numbers, negative ones included, stay as they are."""
+    if not isinstance(cell, str) or not cell.startswith(_FORMULA_STARTS):
+        return cell
+    try:
+        float(cell)
+        return cell
+    except ValueError:
+        return "'" + cell
+
+
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
+    """Every CSV of the report, text cells escaped against formula injection (the one writer)."""
+    text = frame.columns[frame.dtypes.map(lambda d: not pd.api.types.is_numeric_dtype(d))]
+    frame = frame.assign(**{c: frame[c].map(escape_csv_cell) for c in text})
     write_text_atomic(path, frame.to_csv(index=False, lineterminator="\n"))
 
 

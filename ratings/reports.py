@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from pathlib import Path
@@ -20,43 +19,14 @@ __all__ = ["dashboard_report", "export_report"]
 
 
 def export_report(study: Study, out_dir: str | Path, *, n_boot: int = 2000) -> dict[str, Path]:
-    """All report files for ``study`` in ``out_dir`` (see :func:`analysis.report.write_report`).
-
-    The CSV files have their text cells escaped against formula injection (:func:`escape_csv_file`).
-    """
+    """All report files for ``study`` in ``out_dir`` (see :func:`analysis.report.write_report`, whose
+    CSV writer escapes text cells against formula injection)."""
     ratings = ratings_frame(study)
     if ratings.empty:
         raise ValueError(f"study {study.name!r} has no ratings yet: nothing to analyse")
     stimuli = stimuli_frame(study)
     info = study_info(study)
-    paths = write_report(out_dir, ratings, stimuli, info, n_boot=n_boot, seed=study.seed)
-    for path in Path(out_dir).glob("*.csv"):
-        escape_csv_file(path)
-    return paths
-
-
-# A spreadsheet runs a cell beginning with one of these as a formula (OWASP "CSV Injection").
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def escape_csv_cell(cell: str) -> str:
-    """``'`` before a text cell a spreadsheet would run as a formula (rater labels, image and dataset
-    names come from researchers' files); numbers, negative ones included, stay as they are."""
-    if not cell.startswith(_FORMULA_STARTS):
-        return cell
-    try:
-        float(cell)
-        return cell
-    except ValueError:
-        return "'" + cell
-
-
-def escape_csv_file(path: Path) -> None:
-    """Rewrite a CSV file with every text cell escaped (:func:`escape_csv_cell`); atomically."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = [[escape_csv_cell(cell) for cell in row] for row in csv.reader(handle)]
-    with atomic_write(path, "w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle, lineterminator="\n").writerows(rows)
+    return write_report(out_dir, ratings, stimuli, info, n_boot=n_boot, seed=study.seed)
 
 
 def _digest(rows) -> str:
