@@ -282,7 +282,7 @@ def import_ratings(path: str | Path, study_name: str) -> ImportResult:
         for label, (_, _, count) in plan.raters.items():
             rater = Rater.objects.create(study=study, label=label, source=Rater.Source.IMPORTED)
             sessions[label] = (Session.objects.create(rater=rater, state=Session.State.COMPLETE, position=count,
-                                                      rated_items=count), rater)
+                                                      planned_scored_items=count), rater)
         again = RatingsScan(path)
         placed = dict.fromkeys(plan.raters, 0)
         ordinal = 0

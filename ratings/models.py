@@ -224,7 +224,8 @@ class Session(models.Model):
     completion_code = models.CharField(max_length=20, blank=True)
     # Set when the items are drawn; calibration items come first, so progress needs no counting query.
     calibration_items = models.PositiveIntegerField(default=0)
-    rated_items = models.PositiveIntegerField(default=0, help_text="test, repeat and gold items")
+    planned_scored_items = models.PositiveIntegerField(
+        default=0, help_text="scored items planned for the session (test, repeat and gold), not ratings given")
 
     def __str__(self) -> str:
         return f"session of {self.rater}"

@@ -128,8 +128,8 @@ def build_items(session: Session) -> list[SessionItem]:
     created = SessionItem.objects.bulk_create(items)
     # Calibration items come first by construction, so these two counts give every progress figure.
     session.calibration_items = n_calibration
-    session.rated_items = len(body)
-    session.save(update_fields=["calibration_items", "rated_items"])
+    session.planned_scored_items = len(body)
+    session.save(update_fields=["calibration_items", "planned_scored_items"])
     return created
 
 
@@ -185,7 +185,7 @@ def _step(session: Session, item: SessionItem | None, following: SessionItem | N
     if item is not None and item.kind == SessionItem.Kind.CALIBRATION:
         return Step(session, item, following, p + 1, session.calibration_items, p)
     done = max(0, p - session.calibration_items)
-    return Step(session, item, following, done + 1, session.rated_items, done)
+    return Step(session, item, following, done + 1, session.planned_scored_items, done)
 
 
 def current_step(session: Session, *, mark_shown: bool = True) -> Step:

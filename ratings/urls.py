@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import researcher_views, views
 
 app_name = "ratings"
 
@@ -13,7 +13,7 @@ urlpatterns = [
     path("r/<str:token>/break/", views.take_break, name="break"),
     path("r/<str:token>/done/", views.done, name="done"),
     path("r/<str:token>/img/<str:public_id>", views.image, name="image"),
-    path("studies/", views.study_list, name="study_list"),
-    path("studies/<slug:name>/", views.study_dashboard, name="dashboard"),
-    path("studies/<slug:name>/report/<path:file>", views.report_file, name="report_file"),
+    path("studies/", researcher_views.study_list, name="study_list"),
+    path("studies/<slug:name>/", researcher_views.study_dashboard, name="dashboard"),
+    path("studies/<slug:name>/report/<path:file>", researcher_views.report_file, name="report_file"),
 ]

@@ -1,21 +1,17 @@
-"""Rater pages and the researcher dashboard. Each view reads the request, calls one service and
+"""Rater pages (the researcher dashboard is in :mod:`ratings.researcher_views`). Each view reads the request, calls one service and
 renders; everything that changes state is in :mod:`ratings.sessions`."""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from . import dashboard, enrolment, reports, sessions, stimulus_files
+from . import enrolment, sessions, stimulus_files
 from .forms import ConsentForm, EnrolmentForm
 from .models import Rater, Session, SessionItem, Study
-
-REPORT_CSP = ("default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; base-uri 'none'; "
-              "form-action 'none'; frame-ancestors 'none'")
 
 STEP_URLS = {
     Session.State.CONSENT: "ratings:consent",
@@ -195,35 +191,3 @@ def csrf_failure(request, reason=""):
     return render(request, "ratings/refused.html", {
         "message": "This page expired or was opened in a way that cannot be verified (missing security token). "
                    "Nothing was stored. Please reload the page and answer again."}, status=403)
-
-
-# -- researcher dashboard ---------------------------------------------------------------------------
-@staff_member_required
-def study_list(request):
-    return render(request, "ratings/dashboard_list.html", {"studies": Study.objects.all()})
-
-
-@staff_member_required
-def study_dashboard(request, name):
-    study = get_object_or_404(Study, name=name)
-    context = dashboard.summary(study, request)
-    if context["status"]["ratings"]:
-        context["report_url"] = reverse("ratings:report_file", kwargs={"name": name, "file": "report.html"})
-    return render(request, "ratings/dashboard.html", {"study": study, **context})
-
-
-@staff_member_required
-def report_file(request, name, file):
-    """The study's report (made or refreshed on demand) and the files it links to."""
-    study = get_object_or_404(Study, name=name)
-    try:
-        folder = reports.dashboard_report(study)
-    except ValueError as exc:
-        raise Http404(str(exc)) from None
-    path = (folder / file).resolve()
-    if folder.resolve() not in path.parents or not path.is_file():
-        raise Http404("no such report file")
-    response = FileResponse(path.open("rb"))
-    # The standalone report carries its CSS inline and its plots as data: URIs; it runs no script.
-    response["Content-Security-Policy"] = REPORT_CSP
-    return response

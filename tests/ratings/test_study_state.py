@@ -58,7 +58,7 @@ def test_accepting_failures_opens_the_study_and_sessions_leave_the_failed_stimul
     # One calibration pair of two, 12 of 15 test stimuli, both repeats (img_001, img_003), one gold item of two.
     assert kinds == {"calibration": 2, "test": 12, "repeat": 2, "gold": 1}
     session.refresh_from_db()
-    assert (session.calibration_items, session.rated_items) == (2, 15)
+    assert (session.calibration_items, session.planned_scored_items) == (2, 15)
     assert [i.kind for i in items[:2]] == ["calibration", "calibration"]
     assert [i.expected_score for i in items[:2]] == [1, 5]
 
