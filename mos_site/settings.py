@@ -102,6 +102,9 @@ if not SECRET_KEY:
     SECRET_KEY = local_secret_key(VAR_DIR / "secret_key")
 ALLOWED_HOSTS = [h.strip() for h in env_str("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+# The site's address as raters reach it: absolute links printed outside a request (invitations,
+# run_study's summary) start with it (ratings.models.absolute_url).
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Behind a proxy that ends HTTPS (nginx, a load balancer): trust its X-Forwarded-Proto header, so that
 # request.is_secure() and absolute URLs say https. Only set it when that proxy sets (and overwrites) the
 # header, or clients could claim HTTPS themselves.
