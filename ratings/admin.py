@@ -3,7 +3,7 @@
 from django.contrib import admin, messages
 
 from . import studies
-from .models import Condition, Rater, Rating, Session, SessionItem, SourceImage, Stimulus, Study, StudyDataset
+from .models import Condition, Rater, Rating, Session, SessionItem, SourceImage, Stimulus, Study, StudyDataset, absolute_url
 
 
 @admin.register(Study)
@@ -17,7 +17,8 @@ class StudyAdmin(admin.ModelAdmin):
     def invite_five_raters(self, request, queryset):
         for study in queryset:
             raters = studies.create_invitations(study, 5)
-            links = ", ".join(request.build_absolute_uri(f"/r/{r.token}/") for r in raters)
+            # SITE_URL, not this request's host: the links are for raters, who may reach the site elsewhere.
+            links = ", ".join(absolute_url(r.get_absolute_url()) for r in raters)
             self.message_user(request, f"{study.name}: {links}", messages.SUCCESS)
 
 

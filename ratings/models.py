@@ -9,14 +9,25 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.db import models
-from django.utils import timezone
 from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
 
 
 def new_token() -> str:
     """An unguessable URL-safe token (rater links, opaque stimulus ids)."""
     return secrets.token_urlsafe(18)
+
+
+def absolute_url(path: str, base_url: str | None = None) -> str:
+    """``path`` (a ``get_absolute_url()``) on the site as raters reach it: ``base_url`` or ``SITE_URL``.
+
+    Links are handed to raters (printed, e-mailed, pasted into a crowd platform), so they start with
+    the public address, not the host a researcher's request happened to use (a tunnel, an internal name).
+    """
+    return (base_url or settings.SITE_URL).rstrip("/") + path
 
 
 class Study(models.Model):
@@ -59,6 +70,10 @@ class Study(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_enrolment_url(self) -> str:
+        """The open-enrolment link's path (crowd platforms append ``?worker_id=...``)."""
+        return reverse("ratings:join", args=[self.open_enrolment_token])
 
 
 class StudyDataset(models.Model):
@@ -205,6 +220,10 @@ class Rater(models.Model):
 
     def __str__(self) -> str:
         return f"{self.study.name}:{self.label}"
+
+    def get_absolute_url(self) -> str:
+        """The rater's personal link (path): their session starts or resumes there."""
+        return reverse("ratings:home", args=[self.token])
 
 
 class Session(models.Model):

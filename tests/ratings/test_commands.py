@@ -76,6 +76,33 @@ def test_invite_raters_prints_one_link_per_line(study_file, media_root, weights_
         run("invite_raters", "cmd", "--count", "0")
 
 
+def test_invite_raters_links_start_with_site_url_and_open_the_raters_page(study_file, media_root, weights_dir,
+                                                                          settings, client):
+    """Without --base-url the links start with SITE_URL (catches the old hard-coded 127.0.0.1:8000
+    default) and their path is the rater's page (catches a link built by hand that the URLconf no
+    longer routes)."""
+    run("run_study", str(study_file(STUDY)))
+    settings.SITE_URL = "https://rate.example.org/mos"
+    line = run("invite_raters", "cmd", "--count", "1").strip()
+    rater = Rater.objects.get(label="r003")
+    assert line == f"https://rate.example.org/mos/r/{rater.token}/"
+    page = client.get(line.removeprefix("https://rate.example.org/mos"))
+    assert page.status_code == 302 and page.url == f"/r/{rater.token}/start/"  # the rater's consent page
+
+
+def test_admin_invitation_links_use_site_url_not_the_admins_host(rating_study, settings, admin_client):
+    """The admin action's links are for raters: catches request.build_absolute_uri (the admin's host,
+    here testserver) and a hand-built path."""
+    settings.SITE_URL = "https://rate.example.org"
+    response = admin_client.post("/admin/ratings/study/", {"action": "invite_five_raters",
+                                                          "_selected_action": [rating_study.pk]}, follow=True)
+    message = next(iter(response.context["messages"])).message
+    tokens = Rater.objects.filter(study=rating_study).order_by("label").values_list("token", flat=True)
+    assert len(tokens) == 5
+    assert message == f"{rating_study.name}: " + ", ".join(f"https://rate.example.org/r/{t}/" for t in tokens)
+    assert "testserver" not in message
+
+
 def external_study(tmp_path, datasets_root, truncate="img_004"):
     """A study file with an external method whose image ``truncate`` is damaged (its stimulus fails)."""
     folder = tmp_path / "SRCNN"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from ratings import studies
+from ratings.models import absolute_url
 from ratings.studies import StudyNotFound, get_study
 from ratings.study_file import LIMITS
 
@@ -15,7 +16,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("study")
         parser.add_argument("--count", type=int, required=True)
-        parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="the site's address as raters reach it")
+        parser.add_argument("--base-url", default=None, help="the site's address as raters reach it (default: SITE_URL)")
 
     def handle(self, *args, **opts):
         if not 1 <= opts["count"] <= LIMITS["raters"]:
@@ -24,6 +25,5 @@ class Command(BaseCommand):
             study = get_study(opts["study"])
         except StudyNotFound as exc:
             raise CommandError(str(exc)) from None
-        base = opts["base_url"].rstrip("/")
         for rater in studies.create_invitations(study, opts["count"]):
-            self.stdout.write(f"{base}/r/{rater.token}/")
+            self.stdout.write(absolute_url(rater.get_absolute_url(), opts["base_url"]))
