@@ -21,9 +21,7 @@ changed behind the database's back is logged as an error and never shown.
 from __future__ import annotations
 
 import logging
-import os
 import struct
-import tempfile
 import zlib
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +29,7 @@ from pathlib import Path
 from django.conf import settings
 from django.utils.text import slugify
 
+from sr_models.files import write_bytes_atomic
 from sr_models.inference import sha256_file
 
 from .models import SessionItem, Stimulus
@@ -100,19 +99,6 @@ def padded(data: bytes, length: int) -> bytes:
     return data[:iend] + chunk + data[iend:]
 
 
-def _replace(path: Path, data: bytes) -> None:
-    """Temporary file and rename: a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def equalise_lengths(study_id: int) -> int:
     """Pad every made version of each image of the study to one length; returns the files rewritten.
 
@@ -133,7 +119,7 @@ def equalise_lengths(study_id: int) -> int:
             path = media_file(file)
             if path.stat().st_size == length and sha256_file(path) == sha:
                 continue  # padded already (a rerun)
-            _replace(path, padded(contents[pk], length))
+            write_bytes_atomic(path, padded(contents[pk], length))  # a reader never sees half a file
             Stimulus.objects.filter(pk=pk).update(sha256=sha256_file(path))
             rewritten += 1
     return rewritten

@@ -341,7 +341,13 @@ def _parse_rating(table, datasets, methods, fail) -> RatingDesign:
     return RatingDesign(**design)
 
 
-def _image_files(folder: Path) -> dict[str, Path]:
+def image_files(folder: Path) -> dict[str, Path]:
+    """The images of ``folder`` by image name (``img_001_SRF_4_EDSR.png`` -> ``img_001``).
+
+    The one rule for finding an external method's image: the study file's check and the stimulus
+    that is made from it read the same file. Hidden files (a writer's temporaries) are skipped; when
+    two files give one name, the first in sorted order is taken.
+    """
     from sr_models.datasets import IMAGE_SUFFIXES, image_name
 
     files: dict[str, Path] = {}
@@ -375,7 +381,7 @@ def check_external_folder(ext: ExternalMethod, datasets: list[str], folders: dic
             folder = external_folder_for(ext, ds, n_datasets)
         except FileNotFoundError as exc:
             return str(exc)
-        files = _image_files(folder)
+        files = image_files(folder)
         dataset = find_dataset(folders[ds], None, scale)
         for pair in dataset:
             path = files.get(pair.name)

@@ -1,4 +1,8 @@
-"""Celery tasks: each takes ids, calls one service, and handles only being a task."""
+"""Celery tasks: each takes ids, calls one service, and handles only being a task.
+
+The service is the claim protocol (``ratings.generation``); callers that send tasks import them
+from here (``ratings.dispatch``), so nothing here imports a caller.
+"""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ratings import generation, studies
+from ratings import dispatch, generation, stimulus_files, stimulus_images, studies
 from ratings.models import Condition, SourceImage, Stimulus, Study, StudyDataset
 from ratings.study_file import parse_study_file
 from sr_models.datasets import DatasetError
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 
 def make_all(study):
-    generation.enqueue_pending(study)
+    dispatch.enqueue_pending(study)
     return Stimulus.objects.filter(study=study)
 
 
@@ -105,7 +105,7 @@ def test_running_twice_duplicates_nothing(small_config, media_root):
     files = {s.pk: (s.sha256, s.finished_at) for s in Stimulus.objects.all()}
     second = studies.create_or_resume_study(small_config)
     assert not second.created and second.new_stimuli == 0 and second.study.pk == first.study.pk
-    assert generation.enqueue_pending(second.study) == 0
+    assert dispatch.enqueue_pending(second.study) == 0
     assert {s.pk: (s.sha256, s.finished_at) for s in Stimulus.objects.all()} == files
     assert Study.objects.count() == 1 and Condition.objects.count() == 4
 
@@ -124,11 +124,11 @@ def test_generate_is_idempotent_and_ignores_superseded_tasks(small_config, media
 def test_stale_temporary_files_of_a_killed_worker_are_removed(small_config, media_root):
     study = studies.create_or_resume_study(small_config).study
     s = Stimulus.objects.select_related("study", "image__dataset", "condition").filter(study=study).first()
-    target = Path(media_root) / generation.stimulus_path(s)
+    target = Path(media_root) / stimulus_files.stimulus_path(s)
     target.parent.mkdir(parents=True)
     stale = target.parent / f".{target.name}.abc123.tmp"
     stale.write_bytes(b"half a png")
-    old = time.time() - generation.stale_temporary_seconds() - 60
+    old = time.time() - stimulus_images.stale_temporary_seconds() - 60
     os.utime(stale, (old, old))
     generation.generate_stimulus(s.pk)
     assert not stale.exists() and target.is_file()
@@ -137,7 +137,7 @@ def test_stale_temporary_files_of_a_killed_worker_are_removed(small_config, medi
 def test_a_temporary_file_another_worker_is_writing_is_left_alone(small_config, media_root):
     study = studies.create_or_resume_study(small_config).study
     s = Stimulus.objects.select_related("study", "image__dataset", "condition").filter(study=study).first()
-    target = Path(media_root) / generation.stimulus_path(s)
+    target = Path(media_root) / stimulus_files.stimulus_path(s)
     target.parent.mkdir(parents=True)
     writing = target.parent / f".{target.name}.live42.tmp"  # a concurrent worker's, seconds old
     writing.write_bytes(b"the first half of a png")
@@ -174,7 +174,7 @@ def test_a_stimulus_whose_worker_died_max_attempts_times_is_failed_not_claimed_a
     # A redelivery of the same message changes nothing more.
     assert generation.generate_stimulus(s.pk, task_id="t1") == Stimulus.State.FAILED
     # run_study --retry claims it afresh (attempts count per claim) and makes it.
-    assert generation.enqueue_pending(tiny_study, retry=True) == 5
+    assert dispatch.enqueue_pending(tiny_study, retry=True) == 5
     s.refresh_from_db()
     assert s.state == Stimulus.State.DONE and s.attempts == 1 and s.error == ""
 
@@ -193,14 +193,14 @@ def test_a_worker_that_lost_its_claim_does_not_overwrite_the_new_claim_with_fail
     s = Stimulus.objects.filter(study=tiny_study).first()
     SourceImage.objects.filter(pk=s.image_id).update(hr_path=str(tmp_path / "moved-away.png"), lr_path="")
     Stimulus.objects.filter(pk=s.pk).update(state=Stimulus.State.QUEUED, task_id="old")
-    real_make = generation._make
+    real_make = stimulus_images._make
 
     def make_while_run_study_retry_claims_it(stimulus):
         # run_study --retry, in another process, takes the stimulus over while this worker reads its input.
         Stimulus.objects.filter(pk=stimulus.pk).update(state=Stimulus.State.QUEUED, task_id="new", error="")
         return real_make(stimulus)  # the real read of a missing file: ImageError, bad input
 
-    monkeypatch.setattr(generation, "_make", make_while_run_study_retry_claims_it)
+    monkeypatch.setattr(stimulus_images, "_make", make_while_run_study_retry_claims_it)
     generation.generate_stimulus(s.pk, task_id="old")
     s.refresh_from_db()
     assert (s.state, s.task_id, s.error) == (Stimulus.State.QUEUED, "new", "")
@@ -238,7 +238,7 @@ calibration_images = 0
     (folder / "img_003_SRF_4_EDSR.png").unlink()  # after the study file was checked
     s = Stimulus.objects.select_related("study", "image__dataset", "condition").get(study=study, image__name="img_003")
     with pytest.raises(DatasetError, match=r"no image for img_003 in .*EDSR"):
-        generation._external_image(s, read_image(s.image.hr_path))
+        stimulus_images._external_image(s, read_image(s.image.hr_path))
     make_all(study)
     s.refresh_from_db()
     assert s.state == Stimulus.State.FAILED and "no image for img_003" in s.error and str(folder) in s.error
@@ -250,7 +250,7 @@ def test_adding_a_method_later_adds_only_its_stimuli(small_config, media_root, d
     bigger = parse_study_file(small_config.text.replace('"hr"]', '"hr", "srgan-vgg54"]'), "s.toml", datasets_root=datasets_root)
     result = studies.create_or_resume_study(bigger)
     assert result.new_stimuli == 5
-    assert generation.enqueue_pending(result.study) == 5
+    assert dispatch.enqueue_pending(result.study) == 5
 
 
 def test_removing_a_method_is_refused(small_config, media_root, datasets_root):
@@ -290,7 +290,7 @@ calibration_images = 0
     assert ok.ssim_y == pytest.approx(1.0)
     # Fixing the file and retrying makes it.
     shutil.copy(datasets_root / "Set5" / "x4" / "img_004_SRF_4_HR.png", bad)
-    assert generation.enqueue_pending(study, retry=True) == 1
+    assert dispatch.enqueue_pending(study, retry=True) == 1
     assert Stimulus.objects.get(pk=failed.pk).state == Stimulus.State.DONE
 
 
@@ -308,7 +308,7 @@ def test_interrupted_in_process_run_hands_back_its_claim(small_config, media_roo
     study = studies.create_or_resume_study(small_config).study
     s = Stimulus.objects.filter(study=study).first()
     Stimulus.objects.filter(pk=s.pk).update(state=Stimulus.State.RUNNING, task_id="t1")
-    assert generation.release_claims([(s.pk, "t1")]) == 1
+    assert dispatch.release_claims([(s.pk, "t1")]) == 1
     assert Stimulus.objects.get(pk=s.pk).state == Stimulus.State.PENDING
 
 
@@ -345,7 +345,7 @@ def test_dists_and_niqe_are_recorded_with_lpips(small_config, media_root, datase
     assert s.dists == pytest.approx(dists(sr, hr, 4).item(), abs=1e-9)
     assert s.niqe == pytest.approx(niqe(sr, 4), abs=1e-9)
     assert hr_stimulus.dists is None and hr_stimulus.niqe == pytest.approx(niqe(hr, 4), abs=1e-9)
-    assert generation.niqe_or_none(hr[:, :103, :], 4) is None  # no whole 96x96 block inside the border
+    assert stimulus_images.niqe_or_none(hr[:, :103, :], 4) is None  # no whole 96x96 block inside the border
     from ratings.progress import study_status
 
     [row] = [m for m in study_status(study)["metrics"] if m["dataset"] == "Set5" and m["method"] == "bicubic"]
@@ -367,7 +367,7 @@ def test_a_stimulus_claimed_by_another_run_meanwhile_is_not_claimed_again(tiny_s
             Stimulus.objects.filter(pk=others[-1]).update(state=Stimulus.State.QUEUED, task_id="other-run")
 
     monkeypatch.setattr(tasks.generate_stimulus_task, "apply_async", apply_async)
-    assert generation.enqueue_pending(tiny_study) == 4
+    assert dispatch.enqueue_pending(tiny_study) == 4
     assert others[-1] not in [pk for pk, _ in sent]
     assert Stimulus.objects.get(pk=others[-1]).task_id == "other-run"
     for pk, task_id in sent:
@@ -377,16 +377,16 @@ def test_a_stimulus_claimed_by_another_run_meanwhile_is_not_claimed_again(tiny_s
 def test_the_stale_temporary_age_is_at_least_the_visibility_timeout(tiny_study, media_root, settings):
     """Catches the age ignoring the broker's visibility timeout: Redis redelivers a task after it, so a
     temporary younger than it may be a live worker's, and removing it breaks that worker's rename."""
-    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3 * generation.STALE_TEMPORARY_SECONDS}
-    assert generation.stale_temporary_seconds() == 3 * generation.STALE_TEMPORARY_SECONDS
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3 * stimulus_images.STALE_TEMPORARY_SECONDS}
+    assert stimulus_images.stale_temporary_seconds() == 3 * stimulus_images.STALE_TEMPORARY_SECONDS
     s = Stimulus.objects.select_related("study", "image__dataset", "condition").filter(study=tiny_study).first()
-    target = Path(media_root) / generation.stimulus_path(s)
+    target = Path(media_root) / stimulus_files.stimulus_path(s)
     target.parent.mkdir(parents=True)
     writing = target.parent / f".{target.name}.slow1.tmp"  # older than the default age, younger than the timeout
     writing.write_bytes(b"a slow worker's half png")
-    young = time.time() - 2 * generation.STALE_TEMPORARY_SECONDS
+    young = time.time() - 2 * stimulus_images.STALE_TEMPORARY_SECONDS
     os.utime(writing, (young, young))
     assert generation.generate_stimulus(s.pk) == Stimulus.State.DONE
     assert writing.is_file()
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60}  # a short timeout: the default age
-    assert generation.stale_temporary_seconds() == generation.STALE_TEMPORARY_SECONDS
+    assert stimulus_images.stale_temporary_seconds() == stimulus_images.STALE_TEMPORARY_SECONDS

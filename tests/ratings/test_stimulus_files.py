@@ -11,7 +11,7 @@ import pytest
 import torch
 from django.test import Client
 
-from ratings import generation, stimulus_files, studies
+from ratings import dispatch, stimulus_files, studies
 from ratings.models import Session, Stimulus, Study
 from ratings.study_file import parse_study_file
 from sr_models.images import read_image, write_png
@@ -44,7 +44,7 @@ def test_two_studies_with_dotdot_datasets_and_same_named_external_methods_keep_t
     made = {}
     for name, flip in (("first", False), ("second", True)):
         study = studies.create_or_resume_study(_study_with_dotdot_dataset(tmp_path, datasets_root, name, flip)).study
-        generation.enqueue_pending(study)
+        dispatch.enqueue_pending(study)
         made[name] = list(Stimulus.objects.filter(study=study, condition__name="EXT").select_related("image"))
     files = set()
     root = Path(media_root).resolve()
@@ -128,7 +128,7 @@ def test_a_rater_fetches_only_the_stimuli_of_their_own_assignment(client, datase
     text = RATING_STUDY.replace('name = "rating"', 'name = "subset"').replace(
         "[rating]", '[rating]\nassignment = "balanced"\nratings_per_stimulus = 1\nitems_per_rater = 3')
     study = studies.create_or_resume_study(parse_study_file(text, "s.toml", datasets_root=datasets_root)).study
-    generation.enqueue_pending(study)
+    dispatch.enqueue_pending(study)
     assert Study.objects.get(pk=study.pk).state == Study.State.READY
     waiting = studies.create_invitations(study, 1)[0]
     some = Stimulus.objects.filter(study=study).first()

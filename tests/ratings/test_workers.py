@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ratings import generation, studies
+from ratings import dispatch, generation, studies
 from ratings.models import Stimulus, Study
 from ratings.study_file import parse_study_file
 from ratings.tasks import generate_stimulus_task
@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.servers, pytest.mark.django_db(transaction=True)]
 def test_a_worker_process_makes_every_stimulus(start_worker, small_config, media_root):
     study = studies.create_or_resume_study(small_config).study
     worker = start_worker("alpha")
-    assert generation.enqueue_pending(study) == 28
+    assert dispatch.enqueue_pending(study) == 28
     wait_for(lambda: Stimulus.objects.filter(study=study, state=Stimulus.State.DONE).count() == 28, 180,
              "all 28 stimuli to be made by the worker")
     # Then the study opens, once the last worker has padded every version of an image to one length.
@@ -64,7 +64,7 @@ calibration_images = 0
     study = studies.create_or_resume_study(parse_study_file(text, "k.toml", datasets_root=datasets_root)).study
     stimulus = Stimulus.objects.get(study=study)
     doomed = start_worker("doomed")
-    generation.enqueue_pending(study)
+    dispatch.enqueue_pending(study)
     wait_for(lambda: Stimulus.objects.filter(pk=stimulus.pk, state=Stimulus.State.RUNNING,
                                              worker__startswith="doomed@").exists(), 60, "the task to start")
     doomed.kill()
@@ -122,7 +122,7 @@ calibration_images = 0
     # Its task's workers were killed MAX_ATTEMPTS times (each start counted); Redis delivers the message again.
     Stimulus.objects.filter(pk=doomed.pk).update(state=Stimulus.State.RUNNING, task_id="doomed-task",
                                                  attempts=generation.MAX_ATTEMPTS, worker="gpu@killed-host")
-    assert generation.enqueue_pending(study) == 4
+    assert dispatch.enqueue_pending(study) == 4
     generate_stimulus_task.apply_async(args=[doomed.pk], task_id="doomed-task", queue="cpu")
     start_worker("alpha", queues="cpu")
     wait_for(lambda: Stimulus.objects.filter(study=study, state__in=[Stimulus.State.DONE, Stimulus.State.FAILED])

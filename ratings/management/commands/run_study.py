@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from ratings import enrolment, generation, progress, studies
+from ratings import dispatch, enrolment, generation, progress, studies
 from ratings.models import Stimulus, Study
 from ratings.study_file import StudyFileError, load_study_file
 
@@ -40,23 +40,21 @@ class Command(BaseCommand):
         if study.raters_target and study.raters.count() < study.raters_target:
             studies.create_invitations(study, study.raters_target - study.raters.count())
 
-        eager = generation.tasks_run_in_process()
+        eager = dispatch.tasks_run_in_process()
         total = study.stimuli.count()
         bar = tqdm(total=total, desc="stimuli", unit="img", disable=opts["verbosity"] == 0, file=self.stderr._out)
         finished = lambda: study.stimuli.filter(state__in=[Stimulus.State.DONE, Stimulus.State.FAILED]).count()
         bar.update(finished())
         claims: list[tuple[int, str]] = []
         try:
-            sent = generation.enqueue_pending(study, retry=opts["retry"], claims=claims,
-                                              on_sent=(lambda s: bar.update(1)) if eager else None)
+            sent = dispatch.enqueue_pending(study, retry=opts["retry"], claims=claims,
+                                            on_sent=(lambda s: bar.update(1)) if eager else None)
         except KeyboardInterrupt:
             if eager:  # hand back the stimulus being made, so the next run makes it
-                generation.release_claims(claims)
+                dispatch.release_claims(claims)
             raise
         if not eager:
-            from mos_site.celery import app
-
-            self.stdout.write(f"sent {sent} tasks to {app.conf.broker_url} (queues: cpu, gpu)")
+            self.stdout.write(f"sent {sent} tasks to {dispatch.broker_url()} (queues: cpu, gpu)")
             if not opts["no_wait"]:
                 self._wait(study, bar, finished, opts["timeout"])
         bar.close()
