@@ -55,7 +55,7 @@ MODELS = ("thurstone", "bt")
 
 __all__ = [
     "JOD_SIGMA", "JUDGMENT_COLUMNS", "MODELS", "Scale", "ScaleNotEstimable", "components", "fit_scale",
-    "pair_counts", "preference_matrix", "scale_per_dataset", "scale_per_image", "test_judgments",
+    "link_terms", "pair_counts", "preference_matrix", "scale_per_dataset", "scale_per_image", "test_judgments",
     "win_matrix",
 ]
 
@@ -164,8 +164,9 @@ def _check_estimable(wins: np.ndarray, label: np.ndarray) -> None:
                     "were preferred unanimously (never lost, or never won); use a prior > 0")
 
 
-def _link_terms(model: str, d: np.ndarray):
-    """log P, d log P / dd and -d2 log P / dd2 of one comparison at difference ``d`` (scale units)."""
+def link_terms(model: str, d: np.ndarray):
+    """log P, d log P / dd and -d2 log P / dd2 of one comparison won at score difference ``d`` (scale
+    units), the model's link in one place (the scales here, the posterior of :mod:`analysis.active_sampling`)."""
     if model == "thurstone":
         x = d / JOD_SIGMA
         log_p = special.log_ndtr(x)
@@ -192,13 +193,13 @@ def _newton(model: str, wins: np.ndarray, label: np.ndarray, start: np.ndarray |
 
     def loglik(q):
         d = q[:, :, None] - q[:, None, :]
-        log_p, _, _ = _link_terms(model, d)
+        log_p, _, _ = link_terms(model, d)
         return np.sum(wins * log_p, axis=(1, 2))
 
     current = loglik(q)
     for _ in range(max_iter):
         d = q[:, :, None] - q[:, None, :]
-        _, slope, curv = _link_terms(model, d)
+        _, slope, curv = link_terms(model, d)
         grad = np.sum(wins * slope, axis=2) - np.sum(wins * slope, axis=1)
         c = wins * curv
         c = c + np.swapaxes(c, 1, 2)  # the (i, j) edge's curvature counts both directions
@@ -224,7 +225,7 @@ def _fisher_covariance(model: str, wins: np.ndarray, q: np.ndarray, label: np.nd
     likelihood's curvature restricted to each component's sum-zero subspace (SUREAL bordered matrix)."""
     m = q.size
     d = q[:, None] - q[None, :]
-    _, _, curv = _link_terms(model, d)
+    _, _, curv = link_terms(model, d)
     c = wins * curv
     c = c + c.T
     info = np.diag(c.sum(axis=1)) - c
