@@ -21,6 +21,7 @@ from django.core import signing
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
+from .labels import next_label_number
 from .models import Rater, Session, Study
 
 __all__ = ["EnrolmentCookie", "EnrolmentRefused", "enrol", "enrolment_cap", "normalise_worker_id", "rate_limited"]
@@ -147,8 +148,6 @@ def enrol(study: Study, worker_id: str, *, address: str | None = None, returning
 
 
 def _create(study: Study, external_id: str) -> Rater:
-    from .studies import next_label_number
-
     with transaction.atomic():
         Study.objects.select_for_update().get(pk=study.pk)  # serialise label numbering and the cap
         if study.raters.filter(source=Rater.Source.OPEN).count() >= enrolment_cap(study):

@@ -126,3 +126,16 @@ def test_a_closed_study_refuses_enrolment_with_room_under_its_cap(study):
         enrolment.enrol(study, "W-late")
     assert info.value.status == 410
     assert not Rater.objects.filter(study=study).exists()
+
+
+def test_label_numbers_come_from_the_one_labels_module(study):
+    """Catches a second copy of the label rule in enrolment (the lazy import of ``studies`` it replaced)
+    and a rule that counts labels of another prefix or with trailing characters."""
+    from ratings import labels
+
+    assert enrolment.next_label_number is labels.next_label_number
+    for label in ("w0004", "w12x", "wx", "r0009"):
+        Rater.objects.create(study=study, label=label, source=Rater.Source.IMPORTED)
+    assert labels.next_label_number(study, "w") == 5
+    assert labels.next_label_number(study, "r") == 10
+    assert labels.next_label_number(study, "q") == 1
