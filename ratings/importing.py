@@ -11,8 +11,6 @@ folder) are linked to their HR files so their stimuli can be made and measured l
 from __future__ import annotations
 
 import codecs
-import hashlib
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -29,14 +28,9 @@ from sr_models.inference import sha256_file
 from sr_models.methods import INTERPOLATION_METHODS, NETWORK_METHODS
 
 from .models import Condition, Rater, Rating, Session, SessionItem, SourceImage, Stimulus, Study, StudyDataset
-from .study_file import REFERENCE_METHOD
+from .study_file import REFERENCE_METHOD, RatingDesign, validate_study_name
 
 __all__ = ["ImportResult", "StudyNameError", "check_study_name", "import_ratings"]
-
-# What a Study.name (a SlugField) holds: it becomes part of URLs (/studies/<name>/) and folder names.
-_STUDY_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
-_STUDY_NAME_MAX = Study._meta.get_field("name").max_length
-
 
 @dataclass(frozen=True)
 class ImportResult:
@@ -57,12 +51,12 @@ class StudyNameError(RatingsFileError):
 
 
 def check_study_name(name: str) -> str:
-    """``name`` if it can name a study; raises :class:`StudyNameError` before anything is read."""
-    if not _STUDY_NAME.match(name or ""):
-        raise StudyNameError(name, "is not valid: use only letters, digits, '-' and '_' (no spaces or "
-                                   "dots); it becomes part of URLs and folder names")
-    if len(name) > _STUDY_NAME_MAX:
-        raise StudyNameError(name, f"is too long ({len(name)} characters; at most {_STUDY_NAME_MAX})")
+    """``name`` if it can name a study (``Study.name``'s validator); raises :class:`StudyNameError`
+    before anything is read."""
+    try:
+        validate_study_name(name)
+    except ValidationError as exc:
+        raise StudyNameError(name, exc.messages[0]) from None
     return name
 
 
@@ -85,12 +79,12 @@ def _new_study(name: str, source: str, digest: str, plan: _ImportPlan) -> Study:
     methods = list(dict.fromkeys(m for _, _, m in plan.stimuli))
     text = (f'# Created by import_ratings from {Path(source).name} (sha256 {digest}).\n'
             f'name = "{name}"\nseed = 0\ndatasets = {datasets!r}\nmethods = {methods!r}\n').replace("'", '"')
+    # The sessions are the file's: no calibration, gold or repeats are drawn for an imported study.
     config = {"name": name, "seed": 0, "title": f"imported from {Path(source).name}", "scale": 4,
               "datasets": datasets, "methods": {d: methods for d in datasets}, "externals": {},
-              "rating": {"imported_from": Path(source).name}}
+              "rating": RatingDesign(calibration_images=0).__dict__.copy(), "imported_from": Path(source).name}
     return Study.objects.create(name=name, title=config["title"], seed=0, config_text=text, config=config,
-                                config_sha256=hashlib.sha256(text.encode()).hexdigest(), state=Study.State.READY,
-                                calibration_images=0)
+                                state=Study.State.READY)
 
 
 class _ImportPlan:

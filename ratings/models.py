@@ -7,6 +7,7 @@ condition, one rating per session item, scores in 1..5), so that concurrent work
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 
 from django.conf import settings
@@ -14,6 +15,8 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+
+from .study_file import STUDY_NAME_MAX, RatingDesign, validate_study_name
 
 
 def new_token() -> str:
@@ -30,8 +33,16 @@ def absolute_url(path: str, base_url: str | None = None) -> str:
     return (base_url or settings.SITE_URL).rstrip("/") + path
 
 
+def _design_property(key: str, doc: str) -> property:
+    return property(lambda study: getattr(study.design, key), doc=doc)
+
+
 class Study(models.Model):
-    """A MOS study: what is rated (datasets x conditions) and how (the rating design)."""
+    """A MOS study: what is rated (datasets x conditions) and how (the rating design).
+
+    The study file is stored as given (``config_text``) and parsed (``config``); everything else
+    about the design is read from ``config`` (``design``), never copied into columns of its own.
+    """
 
     class State(models.TextChoices):
         GENERATING = "generating", "generating stimuli"
@@ -42,25 +53,13 @@ class Study(models.Model):
         ALL = "all", "every rater rates every stimulus"
         BALANCED = "balanced", "balanced subsets reaching a target number of ratings per stimulus"
 
-    name = models.SlugField(max_length=100, unique=True)
+    name = models.SlugField(max_length=STUDY_NAME_MAX, unique=True, validators=[validate_study_name])
     title = models.CharField(max_length=200, blank=True)
     seed = models.BigIntegerField(help_text="seeds every random choice of the study (orders, subsets)")
     scale = models.PositiveSmallIntegerField(default=4)
     config_text = models.TextField(help_text="the study file as given (TOML)")
-    config = models.JSONField(help_text="the parsed study file")
-    config_sha256 = models.CharField(max_length=64)
+    config = models.JSONField(help_text="the parsed study file; config['rating'] is the rating design")
     state = models.CharField(max_length=20, choices=State.choices, default=State.GENERATING)
-    # Rating design (from the study file's [rating] table).
-    raters_target = models.PositiveIntegerField(default=0)
-    calibration_images = models.PositiveIntegerField(default=20)
-    gold_items = models.PositiveIntegerField(default=0)
-    break_every = models.PositiveIntegerField(default=0, help_text="offer a break every N items; 0: never")
-    assignment = models.CharField(max_length=10, choices=Assignment.choices, default=Assignment.ALL)
-    ratings_per_stimulus = models.PositiveIntegerField(default=0)
-    items_per_rater = models.PositiveIntegerField(default=0)
-    repeat_dataset = models.CharField(max_length=100, blank=True)
-    repeat_method = models.CharField(max_length=100, blank=True)
-    repeat_images = models.PositiveIntegerField(default=0)
     open_enrolment_token = models.CharField(max_length=40, unique=True, default=new_token)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -70,6 +69,35 @@ class Study(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def design(self) -> RatingDesign:
+        """The rating design, parsed from ``config['rating']`` once per instance (again if it changes).
+
+        Keys left out take the study file's defaults, as a study file without them does.
+        """
+        rating = (self.config or {}).get("rating", {})
+        cached = self.__dict__.get("_design")
+        if cached is None or cached[0] != rating:
+            cached = self.__dict__["_design"] = (dict(rating), RatingDesign(**rating))
+        return cached[1]
+
+    # The design under the names the rest of the code reads (sessions, enrolment, export, admin).
+    raters_target = _design_property("raters", "invitations run_study creates; the open-enrolment target")
+    calibration_images = _design_property("calibration_images", "BSD200 images shown first, score told")
+    gold_items = _design_property("gold_items", "unannounced NN/HR checks among the test items")
+    break_every = _design_property("break_every", "offer a break every N items; 0: never")
+    assignment = _design_property("assignment", "all or balanced (Study.Assignment)")
+    ratings_per_stimulus = _design_property("ratings_per_stimulus", "balanced: ratings each stimulus reaches")
+    items_per_rater = _design_property("items_per_rater", "balanced: test items per rater")
+    repeat_dataset = _design_property("repeat_dataset", "test-retest: the repeated stimuli's dataset")
+    repeat_method = _design_property("repeat_method", "test-retest: the repeated stimuli's method")
+    repeat_images = _design_property("repeat_images", "test-retest: how many images are shown twice")
+
+    @property
+    def config_sha256(self) -> str:
+        """SHA-256 of the study file as given: whether a rerun of run_study brings a new file."""
+        return hashlib.sha256(self.config_text.encode("utf-8")).hexdigest()
 
     def get_enrolment_url(self) -> str:
         """The open-enrolment link's path (crowd platforms append ``?worker_id=...``)."""

@@ -129,14 +129,9 @@ def create_or_resume_study(config: StudyConfig) -> SetupResult:
         If the study exists and the file would remove or change what has been rated.
     """
     design = config.rating
-    defaults = {
-        "title": config.title, "seed": config.seed, "scale": config.scale, "config_text": config.text,
-        "config": config.to_json(), "config_sha256": config.sha256,
-        "raters_target": design.raters, "calibration_images": design.calibration_images, "gold_items": design.gold_items,
-        "break_every": design.break_every, "assignment": design.assignment,
-        "ratings_per_stimulus": design.ratings_per_stimulus, "items_per_rater": design.items_per_rater,
-        "repeat_dataset": design.repeat_dataset, "repeat_method": design.repeat_method, "repeat_images": design.repeat_images,
-    }
+    # The rating design is stored once, in config["rating"] (Study.design reads it).
+    defaults = {"title": config.title, "seed": config.seed, "scale": config.scale, "config_text": config.text,
+                "config": config.to_json()}
     with transaction.atomic():
         study, created = Study.objects.get_or_create(name=config.name, defaults=defaults)
         study = Study.objects.select_for_update().get(pk=study.pk)  # one setup at a time per study

@@ -37,16 +37,32 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.core.exceptions import ValidationError
+
 from sr_models.datasets import DatasetError, find_dataset
 from sr_models.images import MAX_IMAGE_SIDE, ImageError, image_size  # one size rule, checked on the header
 from sr_models.methods import INTERPOLATION_METHODS, NETWORK_METHODS
 
-__all__ = ["LIMITS", "MAX_IMAGE_SIDE", "image_size", "StudyFileError", "ExternalMethod", "StudyConfig", "RatingDesign", "parse_study_file", "load_study_file"]
+__all__ = ["LIMITS", "MAX_IMAGE_SIDE", "image_size", "StudyFileError", "ExternalMethod", "StudyConfig", "RatingDesign", "parse_study_file", "load_study_file", "validate_study_name"]
 
 REFERENCE_METHOD = "hr"
 BUILTIN_METHODS = (*INTERPOLATION_METHODS, *NETWORK_METHODS, REFERENCE_METHOD)
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+STUDY_NAME_MAX = 100
+_STUDY_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _METHOD_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def validate_study_name(name) -> None:
+    """The one rule for a study's name: ``Study.name``'s validator, read by the study file and import_ratings.
+
+    Lowercase only: the name becomes part of URLs and of folder names, and on a case-insensitive
+    file system (macOS, Windows) ``Lab`` and ``lab`` would share a report folder.
+    """
+    if not isinstance(name, str) or not _STUDY_NAME_RE.fullmatch(name):
+        raise ValidationError("must be a short lowercase name of letters, digits, '-' and '_', starting with a "
+                              "letter or digit (it becomes part of URLs and paths)", code="invalid")
+    if len(name) > STUDY_NAME_MAX:
+        raise ValidationError(f"is too long ({len(name)} characters; at most {STUDY_NAME_MAX})", code="max_length")
 
 
 class StudyFileError(ValueError):
@@ -203,8 +219,10 @@ def parse_study_file(text: str, source: str = "<study file>", *, datasets_root: 
             raise StudyFileError(source, required, None, "missing (required)")
 
     name = data["name"]
-    if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > 100:
-        fail("name", "must be a short lowercase name of letters, digits, '-' and '_' (it becomes part of URLs and paths)")
+    try:
+        validate_study_name(name)
+    except ValidationError as exc:
+        fail("name", exc.messages[0])
     seed = data["seed"]
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
         fail("seed", "must be a non-negative integer")
