@@ -2,31 +2,69 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+from django.db import connection
 
-from analysis.io import RATING_COLUMNS  # the one list of columns; values_list below follows its order
+from analysis.io import RATING_COLUMNS  # the one list of columns; ratings_frame returns them in its order
 
 from .models import Rating, SessionItem, Stimulus, Study, StudyDataset
 
 __all__ = ["ratings_frame", "stimuli_frame", "study_info", "RATING_COLUMNS"]
 
 
-def ratings_frame(study: Study) -> pd.DataFrame:
-    """One row per rating: test items, repeats (kind 'repeat') and gold items (kind 'gold')."""
-    rows = (
-        Rating.objects.filter(rater__study=study)
-        .exclude(item__kind=SessionItem.Kind.CALIBRATION)
-        .order_by("rater__label", "item__position")
-        .values_list("rater__label", "stimulus__image__dataset__name", "stimulus__image__name",
-                     "stimulus__condition__name", "score", "item__kind", "item__expected_score", "response_ms",
-                     "created_at", "item__position")
-    )
-    frame = pd.DataFrame.from_records(list(rows), columns=list(RATING_COLUMNS))
-    frame["score"] = frame["score"].astype(int)
-    frame["expected_score"] = pd.to_numeric(frame["expected_score"]).astype(float)
-    frame["response_ms"] = pd.to_numeric(frame["response_ms"]).astype(float)
-    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
-    return frame
+_CHUNK_ROWS = 50_000
+
+
+def _lookup(codes: np.ndarray, table: dict[int, tuple]) -> list[np.ndarray]:
+    """Columns of ``table[code]`` for each code: object arrays that share the table's strings, so a
+    million ratings of a thousand raters hold a thousand label strings, not a million."""
+    keys = np.fromiter(table, dtype=np.int64, count=len(table))
+    values = list(zip(*table.values())) if table else []
+    at = pd.Index(keys).get_indexer(codes)
+    return [np.asarray(column, dtype=object)[at] for column in values]
+
+
+def ratings_frame(study: Study, *, max_rating_id: int | None = None) -> pd.DataFrame:
+    """One row per rating: test items, repeats (kind 'repeat') and gold items (kind 'gold'), in each
+    rater's order (label, then item position), ratings above ``max_rating_id`` left out.
+
+    Read in chunks of plain values from the database cursor (no model rows); raters and stimuli are
+    joined in from small tables, so memory grows with the numbers of a rating, not its strings."""
+    ratings = Rating.objects.filter(rater__study=study).exclude(item__kind=SessionItem.Kind.CALIBRATION)
+    if max_rating_id is not None:
+        ratings = ratings.filter(pk__lte=max_rating_id)
+    query = ratings.order_by("rater__label", "item__position").values_list(
+        "rater_id", "stimulus_id", "score", "item__kind", "item__expected_score", "response_ms", "created_at",
+        "item__position")
+    sql, params = query.query.sql_with_params()
+    chunks = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(_CHUNK_ROWS):
+            part = pd.DataFrame.from_records(rows, columns=["rater", "stimulus", "score", "kind", "expected_score",
+                                                            "response_ms", "created_at", "position"])
+            part["kind"] = part["kind"].astype("category")
+            part["created_at"] = pd.to_datetime(part["created_at"], utc=True, format="ISO8601")
+            for col in ("expected_score", "response_ms"):
+                part[col] = pd.to_numeric(part[col]).astype(float)
+            chunks.append(part)
+    if not chunks:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in RATING_COLUMNS})
+    raw = pd.concat(chunks, ignore_index=True)
+    del chunks
+    labels = dict(study.raters.values_list("pk", "label"))
+    stimuli = {pk: rest for pk, *rest in Stimulus.objects.filter(study=study).values_list(
+        "pk", "image__dataset__name", "image__name", "condition__name")}
+    [rater_id] = _lookup(raw["rater"].to_numpy(), {pk: (label,) for pk, label in labels.items()})
+    dataset, image, method = _lookup(raw["stimulus"].to_numpy(), stimuli)
+    frame = pd.DataFrame({
+        "rater_id": rater_id, "dataset": dataset, "image": image, "method": method,
+        "score": raw["score"].astype(int), "kind": raw["kind"].astype(str),
+        "expected_score": raw["expected_score"], "response_ms": raw["response_ms"],
+        "created_at": raw["created_at"], "position": raw["position"].astype(int),
+    })
+    return frame[list(RATING_COLUMNS)]
 
 
 def stimuli_frame(study: Study) -> pd.DataFrame:

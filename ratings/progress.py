@@ -6,13 +6,18 @@ from collections import defaultdict
 
 from django.db.models import Avg, Count
 
+from . import reports
 from .models import Rating, Stimulus, Study, StudyDataset
 
 __all__ = ["format_status", "study_status"]
 
 
-def study_status(study: Study) -> dict:
-    """A JSON-ready summary of generation and rating progress."""
+def study_status(study: Study, *, build: reports.Build | None = None) -> dict:
+    """A JSON-ready summary of generation and rating progress. ``raters.flagged`` is the number the
+    last report build's screening flagged (None: no analysis yet); ``analysis`` says when that build
+    was made and from how many ratings. ``build``: the last build, when the caller has read it."""
+    build = build or reports.last_build(study)
+    built = build is not None and build.folder is not None
     per_method: dict[str, dict[str, int]] = defaultdict(lambda: {s: 0 for s in Stimulus.State.values})
     for row in study.stimuli.values("condition__name", "state").annotate(n=Count("id")):
         per_method[row["condition__name"]][row["state"]] = row["n"]
@@ -46,9 +51,10 @@ def study_status(study: Study) -> dict:
             "total": raters.count(),
             "started": raters.filter(session__started_at__isnull=False).count(),
             "completed": raters.filter(session__completed_at__isnull=False).count(),
-            "flagged": 0,
+            "flagged": build.flagged if built else None,
         },
         "ratings": ratings.count(),
+        "analysis": {"built_at": build.record["built_at"], "ratings": build.ratings} if built else None,
     }
 
 
@@ -77,6 +83,10 @@ def format_status(status: dict) -> str:
                      f"or open the study without them with run_study --accept-failures")
     r = status["raters"]
     lines.append("")
-    lines.append(f"raters: {r['total']} invited or enrolled, {r['started']} started, {r['completed']} completed; "
-                 f"ratings: {status['ratings']}")
+    flagged = "no analysis yet" if r["flagged"] is None else f"{r['flagged']} flagged"
+    lines.append(f"raters: {r['total']} invited or enrolled, {r['started']} started, {r['completed']} completed, "
+                 f"{flagged}; ratings: {status['ratings']}")
+    if status.get("analysis"):
+        a = status["analysis"]
+        lines.append(f"last analysis: built {a['built_at']} from {a['ratings']} ratings")
     return "\n".join(lines)

@@ -15,5 +15,6 @@ urlpatterns = [
     path("r/<str:token>/img/<str:public_id>", views.image, name="image"),
     path("studies/", researcher_views.study_list, name="study_list"),
     path("studies/<slug:name>/", researcher_views.study_dashboard, name="dashboard"),
+    path("studies/<slug:name>/rebuild-report/", researcher_views.rebuild_report, name="rebuild_report"),
     path("studies/<slug:name>/report/<path:file>", researcher_views.report_file, name="report_file"),
 ]

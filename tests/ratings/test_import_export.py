@@ -176,6 +176,7 @@ def test_export_of_a_study_without_ratings(media_root, datasets_root):
 def test_dashboard_links_to_the_report(simulated_csv, admin_client, media_root):
     path, _ = simulated_csv
     run("import_ratings", str(path), "--study", "lab")
+    admin_client.post("/studies/lab/rebuild-report/")  # report files are served from the last build
     page = admin_client.get("/studies/lab/").content.decode()
     assert "/studies/lab/report/report.html" in page
     report = admin_client.get("/studies/lab/report/report.html")
@@ -184,28 +185,26 @@ def test_dashboard_links_to_the_report(simulated_csv, admin_client, media_root):
     assert admin_client.get("/studies/lab/report/../../etc/passwd").status_code == 404
 
 
-def test_dashboard_report_is_made_again_when_a_stimulus_changes(simulated_csv, media_root):
+def test_a_report_build_is_made_again_when_a_stimulus_changes(simulated_csv, media_root):
     path, _ = simulated_csv
     run("import_ratings", str(path), "--study", "lab")
     study = Study.objects.get(name="lab")
-    out = reports.dashboard_report(study)
-    html, stamp = out / "report.html", out / ".fingerprint.json"
+    out = reports.build(study).folder
+    html, stamp = out / "report.html", media_root / "reports" / "lab" / "build.json"
     made = html.stat().st_mtime_ns
-    assert reports.dashboard_report(study) == out and html.stat().st_mtime_ns == made  # nothing changed: reused
+    assert reports.build(study).folder == out and html.stat().st_mtime_ns == made  # nothing changed: reused
     assert "31.23" not in (out / "table2.tex").read_text()
     # The bicubic stimuli are made and measured (no rating changes): Table 2 must show their PSNR.
     Stimulus.objects.filter(study=study, condition__name="bicubic").update(state=Stimulus.State.DONE, psnr_y=31.234,
                                                                           ssim_y=0.9)
-    reports.dashboard_report(study)
-    assert html.stat().st_mtime_ns != made
+    out = reports.build(study).folder
     assert "31.23" in (out / "table2.tex").read_text()
-    assert json.loads(stamp.read_text()) == reports._fingerprint(study)
-    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]  # the stamp was renamed into place
-    # A damaged stamp (e.g. from an older version that wrote it in place) only means: make it again.
+    assert json.loads(stamp.read_text())["fingerprint"] == reports._fingerprint(study)
+    assert not [p.name for p in stamp.parent.iterdir() if p.name.endswith(".tmp")]  # the record was renamed into place
+    # A damaged record (e.g. from an older version that wrote it in place) only means: make it again.
     stamp.write_text('{"ratings": 3')
-    again = html.stat().st_mtime_ns
-    reports.dashboard_report(study)
-    assert html.stat().st_mtime_ns != again and json.loads(stamp.read_text()) == reports._fingerprint(study)
+    again = reports.build(study).folder
+    assert again != out and json.loads(stamp.read_text())["fingerprint"] == reports._fingerprint(study)
 
 
 @pytest.mark.parametrize("name", ["my study", "lab.v2", "../etc", "lab/x", "läb", "x" * 101])
