@@ -3,7 +3,8 @@
 A stream of judgments is simulated from a planted truth (:mod:`analysis.pairwise_simulation`'s
 model: image and rater effects, Thurstone noise), chosen by one of three designs:
 
-- "full": every (image, pair) cell once per round, rounds repeated, in random order within a round;
+- "balanced": every (image, pair) cell once per round, rounds repeated, in random order within a
+  round - what the study file's "full" and "balanced" designs give at equal numbers of judgments;
 - "random": cells drawn independently at random;
 - "active": the most informative cells given the judgments so far (:func:`analysis.active_sampling.choose_pairs`),
   asked in batches as raters would arrive.
@@ -24,7 +25,7 @@ from analysis.active_sampling import choose_pairs
 from analysis.pairwise import JOD_SIGMA, fit_scale
 from analysis.pairwise_simulation import PairedPopulation
 
-DESIGNS = ("full", "random", "active")
+DESIGNS = ("balanced", "random", "active")
 Z95 = 1.959964
 
 __all__ = ["DESIGNS", "PlanResult", "judgments_to_target"]
@@ -60,7 +61,7 @@ def judgments_to_target(design: str, *, population: PairedPopulation = PairedPop
     done = 0
     while done < budget:
         if not queue:
-            if design == "full":
+            if design == "balanced":
                 queue = [cells[k] for k in rng.permutation(len(cells))]
             elif design == "random":
                 queue = [cells[k] for k in rng.integers(0, len(cells), size=batch)]
