@@ -3,7 +3,18 @@
 from django.contrib import admin, messages
 
 from . import studies
-from .models import Condition, Rater, Rating, Session, SessionItem, SourceImage, Stimulus, Study, StudyDataset, absolute_url
+from .models import (
+    Condition,
+    Rater,
+    Rating,
+    Session,
+    SessionItem,
+    SourceImage,
+    Stimulus,
+    Study,
+    StudyDataset,
+    absolute_url,
+)
 
 
 @admin.register(Study)

@@ -8,7 +8,6 @@ so running ``run_study`` twice, or twice at once, creates each row exactly once.
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from sr_models.datasets import find_dataset, training_image_paths
 from sr_models.inference import sha256_file
 from sr_models.methods import INTERPOLATION_METHODS, shipped_weights
 
+from .labels import next_label_number
 from .models import Condition, Rater, Rating, Session, SourceImage, Stimulus, Study, StudyDataset
 from .study_file import LIMITS, REFERENCE_METHOD, StudyConfig, image_size
 
@@ -30,7 +30,6 @@ __all__ = [
     "create_invitations",
     "create_or_resume_study",
     "get_study",
-    "next_label_number",
 ]
 
 CALIBRATION_DATASET = "calibration"
@@ -225,18 +224,6 @@ def _ensure_stimuli(study: Study) -> None:
                 rows.append(Stimulus(study=study, image=image, condition=condition))
     # ignore_conflicts: a concurrent run_study may have inserted some of them already.
     Stimulus.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
-
-
-def next_label_number(study: Study, prefix: str) -> int:
-    """1 + the highest number of the study's labels ``<prefix><digits>`` (0 when none).
-
-    A count of raters would reuse a label after a deletion and hit the unique label constraint.
-    The caller holds the study's row lock, so two callers never get the same number.
-    """
-    pattern = re.compile(rf"{re.escape(prefix)}(\d+)")
-    numbers = [int(m.group(1)) for label in study.raters.filter(label__startswith=prefix).values_list("label", flat=True)
-               if (m := pattern.fullmatch(label))]
-    return max(numbers, default=0) + 1
 
 
 # Invitations are created this many per transaction: each batch holds the study's row lock (and, on

@@ -12,8 +12,9 @@ move to the top of ``config``. Backwards, the columns are filled from ``config["
 
 import hashlib
 
-import ratings.study_file
 from django.db import migrations, models
+
+import ratings.study_file
 
 # column -> design key (RatingDesign's fields), frozen here as migrations must be.
 DESIGN_COLUMNS = {

@@ -11,8 +11,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from ratings.importing import import_ratings
-from ratings.models import (Condition, Rater, Rating, Session, SessionItem, SourceImage, Stimulus, Study,
-                            StudyDataset)
+from ratings.models import Condition, Rater, Rating, Session, SessionItem, SourceImage, Stimulus, Study, StudyDataset
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +56,7 @@ def test_create_with_another_raters_or_stimulus_is_refused(rows):
 def test_bulk_create_with_one_wrong_row_stores_none(rows):
     """bulk_create (import_ratings' path) is one multi-row INSERT: catches a check done only in
     Python (save(), a signal), which bulk_create skips."""
-    (a, b), (s0, s1), items = rows
+    (a, b), (_, s1), items = rows
     good = [Rating(item=i, rater=a, stimulus=i.stimulus, score=4) for i in items["a"]]
     wrong = Rating(item=items["b"][0], rater=b, stimulus=s1, score=4)
     refused(lambda: Rating.objects.bulk_create([*good, wrong]))

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from ratings import generation, progress, sessions, studies
+from ratings import dispatch, generation, labels, progress, sessions, studies
 from ratings.models import Rater, SessionItem, SourceImage, Stimulus, Study, StudyDataset
 from ratings.study_file import RatingDesign, parse_study_file
 
@@ -25,7 +25,7 @@ def study_with_failures(datasets_root, media_root, tmp_path):
             SourceImage.objects.get(dataset__study=study, dataset__name="Set5", name="img_002")]
     for image in gone:
         SourceImage.objects.filter(pk=image.pk).update(hr_path=str(tmp_path / f"moved-{image.name}.png"))
-    generation.enqueue_pending(study)
+    dispatch.enqueue_pending(study)
     study.refresh_from_db()
     return study
 
@@ -74,7 +74,7 @@ def test_invitation_labels_continue_after_the_highest_even_after_a_deletion(rati
     assert [r.label for r in studies.create_invitations(rating_study, 3)] == ["r001", "r002", "r003"]
     Rater.objects.get(study=rating_study, label="r002").delete()
     assert [r.label for r in studies.create_invitations(rating_study, 2)] == ["r004", "r005"]
-    assert studies.next_label_number(rating_study, "r") == 6
+    assert labels.next_label_number(rating_study, "r") == 6
 
 
 # -- the rating design: stored once, in config["rating"] --------------------------------------------
