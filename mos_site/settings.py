@@ -135,7 +135,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "ratings",
-    "analysis",
+    "sr_tools",
 ]
 
 MIDDLEWARE = [

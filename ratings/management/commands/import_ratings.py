@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from analysis.io import RatingsFileError
-from ratings import generation
+from ratings import dispatch, generation
 from ratings.importing import import_ratings
 
 
@@ -30,6 +30,6 @@ class Command(BaseCommand):
         if result.response_ms_dropped:
             self.stdout.write(f"{result.response_ms_dropped} response times over an hour were stored as missing")
         if opts["make_stimuli"]:
-            sent = generation.enqueue_pending(result.study)
+            sent = dispatch.enqueue_pending(result.study)
             generation.refresh_study_state(result.study.pk)
-            self.stdout.write(f"sent {sent} stimuli to be made ({'done' if generation.tasks_run_in_process() else 'queued'})")
+            self.stdout.write(f"sent {sent} stimuli to be made ({'done' if dispatch.tasks_run_in_process() else 'queued'})")
