@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .datasets import DatasetError
@@ -87,19 +88,42 @@ def default_init(config: TrainConfig, weights_dir: str | Path) -> str:
             "SRResNet-MSE): training from random weights; pass --init FILE to choose one")
 
 
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+#: What a run stops on with a message for the person who started it (bad data, missing weights, a
+#: bad option), not a traceback; both commands report these the same way.
+TRAINING_ERRORS = (DatasetError, VGGWeightsError, WeightsError, ValueError)
+
+
+def run(args: argparse.Namespace, *, datasets_root: str, out_root: str, backbone: str, weights_dir: str | Path,
+        log: Callable[[str], None] = print, warn: Callable[[str], None] = _stderr) -> dict:
+    """Train the run the parsed options describe: the one path of both commands.
+
+    ``python -m sr_models.train`` and ``manage.py train_sr`` differ only in the defaults they pass
+    (the latter's come from the settings) and in where they write; the run's settings
+    (:func:`config_from_args`), its starting generator (:func:`default_init`) and the training are
+    decided here. Raises one of :data:`TRAINING_ERRORS` for a run that cannot start or go on.
+    """
+    config = config_from_args(args, datasets_root, out_root, backbone)
+    note = default_init(config, weights_dir)
+    if note:
+        (warn if note.startswith("warning") else log)(note)
+    result = train(config, progress=not args.no_progress, log=log)
+    log(f"finished {config.variant} at step {result['step']}; run folder {config.out_dir}; "
+        f"last validation {result['validation']}")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     default_root = str(Path(__file__).resolve().parent.parent.parent / "shared" / "datasets")
-    config = config_from_args(args, default_root, "runs", "vgg16")
-    note = default_init(config, SHIPPED_WEIGHTS_DIR)
-    if note:
-        print(note, file=sys.stderr if note.startswith("warning") else sys.stdout)
     try:
-        result = train(config, progress=not args.no_progress)
-    except (DatasetError, VGGWeightsError, WeightsError, ValueError) as exc:
+        run(args, datasets_root=default_root, out_root="runs", backbone="vgg16", weights_dir=SHIPPED_WEIGHTS_DIR)
+    except TRAINING_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"finished {config.variant} at step {result['step']}: {result['validation']}")
     return 0
 
 
