@@ -28,15 +28,24 @@ _ITEM_BREAKS = ("SELECT 1 FROM ratings_rating g JOIN ratings_session s ON s.id =
 _SESSION_BREAKS = ("SELECT 1 FROM ratings_rating g JOIN ratings_sessionitem i ON i.id = g.item_id "
                    "WHERE i.session_id = OLD.id AND g.rater_id <> NEW.rater_id")
 
+
+def _changed(operator: str, *columns: str) -> str:
+    """SQL true when an UPDATE changes one of the columns: a save() that rewrites every column
+    unchanged (Session.save() at consent) skips the look-up through the session's items."""
+    return " OR ".join(f"NEW.{c} {operator} OLD.{c}" for c in columns)
+
+
 SQLITE = [
     f"""CREATE TRIGGER rating_matches_item_insert BEFORE INSERT ON ratings_rating
         WHEN NOT EXISTS ({_MATCHES}) BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END""",
     f"""CREATE TRIGGER rating_matches_item_update BEFORE UPDATE OF item_id, rater_id, stimulus_id ON ratings_rating
         WHEN NOT EXISTS ({_MATCHES}) BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END""",
     f"""CREATE TRIGGER rating_matches_item_item BEFORE UPDATE OF id, session_id, stimulus_id ON ratings_sessionitem
-        WHEN EXISTS ({_ITEM_BREAKS}) BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END""",
+        WHEN ({_changed("IS NOT", "id", "session_id", "stimulus_id")}) AND EXISTS ({_ITEM_BREAKS})
+        BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END""",
     f"""CREATE TRIGGER rating_matches_item_session BEFORE UPDATE OF id, rater_id ON ratings_session
-        WHEN EXISTS ({_SESSION_BREAKS}) BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END""",
+        WHEN ({_changed("IS NOT", "id", "rater_id")}) AND EXISTS ({_SESSION_BREAKS})
+        BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END""",
 ]
 SQLITE_DROP = [f"DROP TRIGGER IF EXISTS rating_matches_item_{name}" for name in ("insert", "update", "item", "session")]
 
@@ -57,10 +66,12 @@ POSTGRESQL = [
     _plpgsql("rating_matches_item_session", f"IF EXISTS ({_SESSION_BREAKS}) THEN {_RAISE} END IF;"),
     """CREATE TRIGGER rating_matches_item BEFORE INSERT OR UPDATE OF item_id, rater_id, stimulus_id
        ON ratings_rating FOR EACH ROW EXECUTE FUNCTION rating_matches_item()""",
-    """CREATE TRIGGER rating_matches_item_item BEFORE UPDATE OF id, session_id, stimulus_id
-       ON ratings_sessionitem FOR EACH ROW EXECUTE FUNCTION rating_matches_item_item()""",
-    """CREATE TRIGGER rating_matches_item_session BEFORE UPDATE OF id, rater_id
-       ON ratings_session FOR EACH ROW EXECUTE FUNCTION rating_matches_item_session()""",
+    f"""CREATE TRIGGER rating_matches_item_item BEFORE UPDATE OF id, session_id, stimulus_id
+       ON ratings_sessionitem FOR EACH ROW WHEN ({_changed("IS DISTINCT FROM", "id", "session_id", "stimulus_id")})
+       EXECUTE FUNCTION rating_matches_item_item()""",
+    f"""CREATE TRIGGER rating_matches_item_session BEFORE UPDATE OF id, rater_id
+       ON ratings_session FOR EACH ROW WHEN ({_changed("IS DISTINCT FROM", "id", "rater_id")})
+       EXECUTE FUNCTION rating_matches_item_session()""",
 ]
 POSTGRESQL_DROP = [
     "DROP TRIGGER IF EXISTS rating_matches_item ON ratings_rating",

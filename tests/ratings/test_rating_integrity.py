@@ -7,8 +7,10 @@ triggers when a migration remakes the table). Run on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 
 from ratings.importing import import_ratings
 from ratings.models import Condition, Rater, Rating, Session, SessionItem, SourceImage, Stimulus, Study, StudyDataset
@@ -120,3 +122,35 @@ def test_importing_a_valid_csv_still_works(tmp_path, media_root):
         "rater__label", "stimulus__condition__name", "score", "item__session__rater__label", "item__stimulus__condition__name")
     assert sorted(rows) == [("r1", "bicubic", 2, "r1", "bicubic"), ("r1", "hr", 5, "r1", "hr"),
                             ("r2", "bicubic", 3, "r2", "bicubic"), ("r2", "hr", 4, "r2", "hr")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_change_of_the_item_waits_for_the_rating_and_is_refused(rows):
+    """PostgreSQL: the rating's check share-locks its item, so a transaction changing the item's
+    stimulus meanwhile waits, then sees the committed rating and is refused. Catches the lock dropped
+    (the change would commit at once, unseen by both checks). SQLite runs one writer at a time."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises writing transactions; the race needs two at once")
+    (a, _), (s0, s1), items = rows
+    item = items["a"][0]
+    outcome = {}
+
+    def change_the_item():
+        try:
+            with transaction.atomic():
+                SessionItem.objects.filter(pk=item.pk).update(stimulus=s1)
+            outcome["result"] = "changed"
+        except IntegrityError as exc:
+            outcome["result"] = str(exc)
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():
+        Rating.objects.create(item=item, rater=a, stimulus=s0, score=3)
+        other = threading.Thread(target=change_the_item)
+        other.start()
+        other.join(timeout=1.5)
+        assert other.is_alive(), f"the item changed under an uncommitted rating: {outcome}"
+    other.join(timeout=30)
+    assert REFUSED in outcome["result"]
+    assert SessionItem.objects.get(pk=item.pk).stimulus_id == s0.pk
