@@ -417,27 +417,33 @@ class MLEResult:
     warning: str = ""
 
 
-def _incidence(r_codes: np.ndarray, s_codes: np.ndarray, n_r: int, n_s: int) -> np.ndarray:
-    """Ratings per (stimulus, rater), shape (S, R)."""
-    nij = np.zeros((n_s, n_r))
-    np.add.at(nij, (s_codes, r_codes), 1.0)
-    return nij
+def _incidence(r_codes: np.ndarray, s_codes: np.ndarray, n_r: int, n_s: int) -> sparse.csr_matrix:
+    """Ratings per (stimulus, rater), shape (S, R), sparse: a crowd study's raters see few stimuli."""
+    return sparse.csr_matrix((np.ones(len(r_codes)), (s_codes, r_codes)), shape=(n_s, n_r))
 
 
-def _rater_model_covariance(nij: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+#: Cells of the dense (stimuli x raters) block that ``_rater_model_covariance`` works on at a time.
+_BLOCK_CELLS = 4_000_000
+
+
+def _rater_model_covariance(nij, w: np.ndarray, cross_at: tuple[np.ndarray, np.ndarray] | None = None,
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Inverse Fisher information of ``(psi, Delta)`` given the weights, under ``sum(Delta) = 0``.
 
-    Returns ``var(psi)`` (S), ``cov(Delta)`` (R, R) and ``cov(psi, Delta)`` (S, R). The information
-    is ``[[A, B], [B^T, D]]`` with ``A = diag(sum_i w_i n_ij)``, ``B_ji = w_i n_ij`` and
-    ``D = diag(w_i n_i)``; its Schur complement ``D - B^T A^-1 B`` is singular along the common
-    shift of ``psi`` and ``Delta``, and its pseudo-inverse is the covariance of the centred biases.
+    Returns ``var(psi)`` (S), ``cov(Delta)`` (R, R) and ``cov(psi, Delta)`` at the (stimulus, rater)
+    code pairs ``cross_at`` (None without them). The information is ``[[A, B], [B^T, D]]`` with
+    ``A = diag(sum_i w_i n_ij)``, ``B_ji = w_i n_ij`` and ``D = diag(w_i n_i)``; its Schur complement
+    ``D - B^T A^-1 B`` is singular along the common shift of ``psi`` and ``Delta``, and its
+    pseudo-inverse is the covariance of the centred biases. ``nij`` (dense or sparse) is used
+    sparse and ``cov(psi, Delta) = -A^-1 B cov(Delta)`` is formed a block of stimuli at a time, so
+    memory grows with the ratings and R^2, not with stimuli x raters.
     """
-    b = nij * w[None, :]
-    a = b.sum(axis=1)
-    b_over_a = b / a[:, None]
-    n_r = len(w)
-    # A contiguous left operand: the transposed view sends BLAS down a path 100x slower on a busy box.
-    schur = np.diag(b.sum(axis=0)) - np.ascontiguousarray(b.T) @ b_over_a
+    b = sparse.csr_matrix(sparse.csr_matrix(nij).multiply(w[None, :]))
+    a = np.asarray(b.sum(axis=1)).ravel()
+    b_over_a = sparse.csr_matrix(b.multiply(1.0 / a[:, None]))
+    n_s, n_r = b.shape
+    schur = -(b.T @ b_over_a).toarray()
+    schur[np.diag_indices(n_r)] += np.asarray(b.sum(axis=0)).ravel()
     # (S + c u u^T)^-1 = S^+ + u u^T / c for the unit null vector u = 1 / sqrt(R): an exact
     # pseudo-inverse that stays positive semi-definite where pinv's cut-off of the null eigenvalue
     # (about 1e-13, of either sign) is not.
@@ -446,16 +452,30 @@ def _rater_model_covariance(nij: np.ndarray, w: np.ndarray) -> tuple[np.ndarray,
         cov_delta = np.linalg.inv(schur + c / n_r) - 1.0 / (c * n_r)
     except np.linalg.LinAlgError:  # disconnected design: more than the common shift is free
         cov_delta = np.linalg.pinv(schur, hermitian=True)
+    del schur
     cov_delta = (cov_delta + cov_delta.T) / 2.0
-    cross = -(b_over_a @ cov_delta)
-    var_psi = 1.0 / a - np.einsum("jr,jr->j", cross, b_over_a)
+    var_psi = 1.0 / a
+    cross = None
+    if cross_at is not None:
+        at_s, at_r = cross_at
+        order = np.argsort(at_s, kind="stable")
+        cross = np.empty(len(at_s))
+    step = max(1, _BLOCK_CELLS // max(n_r, 1))
+    for start in range(0, n_s, step):
+        rows = b_over_a[start:start + step]
+        block = -(rows @ cov_delta)  # cov(psi_j, Delta) for the block's stimuli, dense (rows, R)
+        var_psi[start:start + step] -= np.asarray(rows.multiply(block).sum(axis=1)).ravel()
+        if cross is not None:
+            lo, hi = np.searchsorted(at_s[order], [start, start + step])
+            sel = order[lo:hi]
+            cross[sel] = block[at_s[sel] - start, at_r[sel]]
     return var_psi, cov_delta, cross
 
 
 def _residual_df(nij, w, r_codes, s_codes, n_r) -> np.ndarray:
     """Each rater's residual degrees of freedom, ``n_i - sum_j h_ij`` (``h`` the leverages)."""
-    var_psi, cov_delta, cross = _rater_model_covariance(nij, w)
-    h = w[r_codes] * (var_psi[s_codes] + np.diag(cov_delta)[r_codes] + 2.0 * cross[s_codes, r_codes])
+    var_psi, cov_delta, cross = _rater_model_covariance(nij, w, cross_at=(s_codes, r_codes))
+    h = w[r_codes] * (var_psi[s_codes] + np.diag(cov_delta)[r_codes] + 2.0 * cross)
     return np.bincount(r_codes, weights=1.0 - h, minlength=n_r)
 
 

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from scipy import stats as sps
 
 from analysis._frames import ordered, percentile_interval, require_columns, test_rows
@@ -122,35 +123,46 @@ def _dataset_seed(seed: int | None, dataset: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(str(dataset).encode("utf-8"))])
 
 
-def _cell_sums(data: pd.DataFrame, methods: list) -> tuple[np.ndarray, np.ndarray, pd.Index, pd.Index]:
-    """Sum and count of scores per (method, rater, image) for one dataset's test rows."""
+def _cell_sums(data: pd.DataFrame, methods: list) -> tuple[sparse.csr_matrix, sparse.csr_matrix, pd.Index, pd.Index]:
+    """Sum and count of scores per (method, rater, image) cell for one dataset's test rows: two
+    sparse matrices of shape (methods x raters, images), row ``m * R + r``, of one pattern (every
+    rated cell; a crowd study rates a small part of its raters x images)."""
     r_codes, raters = pd.factorize(data["rater_id"], sort=True)
     i_codes, images = pd.factorize(data["image"], sort=True)
-    m_index = pd.Index(methods)
-    m_codes = m_index.get_indexer(data["method"])
-    shape = (len(methods), len(raters), len(images))
-    flat = np.ravel_multi_index((m_codes, r_codes, i_codes), shape)
-    size = int(np.prod(shape))
-    sums = np.bincount(flat, weights=data["score"].to_numpy(dtype=float), minlength=size).reshape(shape)
-    counts = np.bincount(flat, minlength=size).astype(float).reshape(shape)
-    return sums, counts, raters, images
+    m_codes = pd.Index(methods).get_indexer(data["method"])
+    n_rows, n_i = len(methods) * len(raters), len(images)
+    keys, cell = np.unique((m_codes.astype(np.int64) * len(raters) + r_codes) * n_i + i_codes, return_inverse=True)
+    sums = np.bincount(cell, weights=data["score"].to_numpy(dtype=float), minlength=len(keys))
+    counts = np.bincount(cell, minlength=len(keys)).astype(float)
+    rows, cols = np.divmod(keys, n_i)
+    indptr = np.searchsorted(rows, np.arange(n_rows + 1))
+    return (sparse.csr_matrix((sums, cols, indptr), shape=(n_rows, n_i)),
+            sparse.csr_matrix((counts, cols, indptr), shape=(n_rows, n_i)), raters, images)
+
+
+def _method_totals(cells: sparse.csr_matrix, n_methods: int) -> np.ndarray:
+    """Per method, the total of a ``_cell_sums`` matrix (its sum of scores, or its ratings)."""
+    return np.asarray(cells.sum(axis=1)).reshape(n_methods, -1).sum(axis=1)
 
 
 def _resample_counts(rng: np.random.Generator, n_units: int, n_boot: int) -> np.ndarray:
     """Multiplicities of ``n_units`` clusters in ``n_boot`` resamples with replacement, shape (B, n)."""
     draws = rng.integers(0, n_units, size=(n_boot, n_units))
-    counts = np.zeros((n_boot, n_units))
-    np.add.at(counts, (np.repeat(np.arange(n_boot), n_units), draws.ravel()), 1.0)
-    return counts
+    flat = (np.arange(n_boot)[:, None] * n_units + draws).ravel()
+    return np.bincount(flat, minlength=n_boot * n_units).astype(float).reshape(n_boot, n_units)
 
 
-def _two_way_means(sums: np.ndarray, counts: np.ndarray, w: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Bootstrap means per method: sum_{r,i} w_r v_i S[m,r,i] / sum_{r,i} w_r v_i N[m,r,i]."""
-    m, r, i = sums.shape
-    num = (w @ sums.transpose(1, 0, 2).reshape(r, m * i)).reshape(-1, m, i)
-    den = (w @ counts.transpose(1, 0, 2).reshape(r, m * i)).reshape(-1, m, i)
-    num = np.einsum("bmi,bi->bm", num, v)
-    den = np.einsum("bmi,bi->bm", den, v)
+def _two_way_means(sums: sparse.csr_matrix, counts: sparse.csr_matrix, w: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Bootstrap means per method: sum_{r,i} w_r v_i S[m,r,i] / sum_{r,i} w_r v_i N[m,r,i], from the
+    rated cells only (``_cell_sums``)."""
+    n_r = w.shape[1]
+    n_m = sums.shape[0] // max(n_r, 1)
+
+    def weighted(cells: sparse.csr_matrix) -> np.ndarray:
+        by_rater = np.asarray(cells @ v.T).reshape(n_m, n_r, -1)  # sum_i cells[m, r, i] v[b, i]: (M, R, B)
+        return np.einsum("br,mrb->bm", w, by_rater)
+
+    num, den = weighted(sums), weighted(counts)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
@@ -461,19 +473,27 @@ def mos_differences(
     """
     rows = []
     for dataset, present, sums, counts, boot in _dataset_replicates(ratings, n_boot, seed, chunk):
-        n = counts.sum(axis=(1, 2))
+        n_r_all, n_i_all = sums.shape[0] // len(present), sums.shape[1]
+        n = _method_totals(counts, len(present))
         with np.errstate(invalid="ignore", divide="ignore"):
-            mos = sums.sum(axis=(1, 2)) / n
-        # Per (method, rater, image) cell, the sum of the ratings' deviations from their method's MOS.
-        dev = sums - counts * mos[:, None, None]
+            mos = _method_totals(sums, len(present)) / n
+        # Per rated (method, rater, image) cell, the sum of the ratings' deviations from their method's MOS.
+        cells = sums.tocoo()  # counts has the same pattern
+        m_of, r_of = np.divmod(cells.row, n_r_all)
+        key = r_of.astype(np.int64) * n_i_all + cells.col  # the (rater, image) of the cell
+        dev = cells.data - counts.tocoo().data * mos[m_of]
+        of_method = [np.flatnonzero(m_of == k) for k in range(len(present))]
         index = {m: k for k, m in enumerate(present)}
         family = []
         for a, b in itertools.combinations(ordered(present, methods), 2):
             ka, kb = index[a], index[b]
-            rated = counts[ka] + counts[kb] > 0  # (raters, images)
-            n_r, n_i = int(rated.any(axis=1).sum()), int(rated.any(axis=0).sum())
-            cell = dev[ka] / n[ka] - dev[kb] / n[kb]  # sum of psi_k per (rater, image)
-            se = _two_way_cluster_se(cell, rated, int(n[ka] + n[kb]))
+            ia, ib = of_method[ka], of_method[kb]
+            # Sum of psi_k per (rater, image) cell that either method was rated in.
+            rated, at = np.unique(np.concatenate([key[ia], key[ib]]), return_inverse=True)
+            cell = np.bincount(at, weights=np.concatenate([dev[ia] / n[ka], -dev[ib] / n[kb]]), minlength=len(rated))
+            cell_r, cell_i = np.divmod(rated, n_i_all)
+            n_r, n_i = len(np.unique(cell_r)), len(np.unique(cell_i))
+            se = _two_way_cluster_se(cell, cell_r, cell_i, int(n[ka] + n[kb]))
             diff = float(mos[ka] - mos[kb])
             with np.errstate(invalid="ignore"):
                 boot_se = float(np.nanstd(boot[:, ka] - boot[:, kb], ddof=1)) if n_boot > 1 else np.nan
@@ -485,18 +505,20 @@ def mos_differences(
     return pd.DataFrame(rows, columns=DIFFERENCE_COLUMNS)
 
 
-def _two_way_cluster_se(cell: np.ndarray, rated: np.ndarray, n_obs: int) -> float:
-    """Cameron-Gelbach-Miller two-way cluster-robust SE from per-(rater, image) influence sums."""
+def _two_way_cluster_se(cell: np.ndarray, cell_r: np.ndarray, cell_i: np.ndarray, n_obs: int) -> float:
+    """Cameron-Gelbach-Miller two-way cluster-robust SE from the influence sums of the rated
+    (rater, image) cells ``(cell_r, cell_i)``."""
 
     def part(sums: np.ndarray) -> float:
         g = sums.size
         return g / (g - 1) * (n_obs - 1) / (n_obs - 2) * float(np.sum(sums**2)) if g > 1 and n_obs > 2 else np.nan
 
-    by_rater = part(cell.sum(axis=1)[rated.any(axis=1)])
-    by_image = part(cell.sum(axis=0)[rated.any(axis=0)])
-    var = by_rater + by_image - part(cell[rated])
+    def by(codes: np.ndarray) -> np.ndarray:
+        return np.bincount(codes, weights=cell)[np.unique(codes)]
+
+    var = part(by(cell_r)) + part(by(cell_i)) - part(cell)
     if not var > 0:
-        var = max(by_rater, by_image)
+        var = max(part(by(cell_r)), part(by(cell_i)))
     return float(np.sqrt(var))
 
 
@@ -681,7 +703,7 @@ def metric_correlations(
         v = _resample_counts(rng, len(images), n_boot)
         boot_mos = _two_way_means(sums, counts, w, v)  # (B, M)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mos = sums.sum(axis=(1, 2)) / counts.sum(axis=(1, 2))
+            mos = _method_totals(sums, len(methods)) / _method_totals(counts, len(methods))
         for metric in metrics:
             table = st.pivot_table(index="method", columns="image", values=metric, aggfunc="mean")
             x = table.reindex(index=methods, columns=images).to_numpy(dtype=float)  # (M, I)

@@ -360,7 +360,9 @@ def test_mle_full_covariance_and_leverages_match_statsmodels_wls():
     fit = sm.WLS(y, x, weights=w[r]).fit(cov_type="fixed scale")
     cov = np.asarray(fit.cov_params())
     nij = screening._incidence(r, s, n_r, n_s)
-    var_psi, cov_delta, cross = screening._rater_model_covariance(nij, w)
+    every = np.divmod(np.arange(n_s * n_r), n_r)  # cov(psi, Delta) at every (stimulus, rater), rated or not
+    var_psi, cov_delta, cross = screening._rater_model_covariance(nij, w, cross_at=every)
+    cross = cross.reshape(n_s, n_r)
     np.testing.assert_allclose(var_psi, np.diag(cov)[:n_s], rtol=1e-9)
     contrast = np.vstack([np.eye(n_r - 1), -np.ones(n_r - 1)])  # full Delta from the R - 1 free ones
     np.testing.assert_allclose(cov_delta, contrast @ cov[n_s:, n_s:] @ contrast.T, atol=1e-10)

@@ -375,6 +375,7 @@ def test_two_way_bootstrap_variance_equals_its_exact_value():
     rows = [(f"r{r}", "D", f"i{i}", m, s[r][i]) for m, s in scores.items() for r in range(3) for i in range(3)]
     frame = pd.DataFrame(rows, columns=["rater_id", "dataset", "image", "method", "score"]).dropna()
     sums, counts, _, _ = stats._cell_sums(frame, ["a", "b"])
+    sums, counts = (cells.toarray().reshape(2, 3, 3) for cells in (sums, counts))  # dense (method, rater, image)
     _, cov = _exact_bootstrap_moments(sums, counts)
     boot = stats.bootstrap_mos_ci(frame, n_boot=40_000, seed=3).set_index("method")
     np.testing.assert_allclose(boot["boot_se"] ** 2, np.diag(cov), rtol=0.03)
