@@ -1,12 +1,19 @@
-"""Forms that parse what rater pages post; the rules they feed live in the service modules."""
+"""Forms that parse what rater pages post; the rules they feed live in the service modules.
+
+A view calls ``form.is_valid()`` and hands ``cleaned_data`` to one service; a form that is not
+valid becomes the same refusal (message and HTTP status) the service would give.
+"""
 
 from __future__ import annotations
 
+import math
+
 from django import forms
 
+from . import sessions
 from .enrolment import WORKER_ID_MAX
 
-__all__ = ["ConsentForm", "EnrolmentForm"]
+__all__ = ["CalibrationForm", "ConsentForm", "EnrolmentForm", "RatingForm"]
 
 
 class EnrolmentForm(forms.Form):
@@ -29,3 +36,51 @@ class ConsentForm(forms.Form):
         data = self.cleaned_data if hasattr(self, "cleaned_data") else {}
         return {"device_pixel_ratio": None if "device_pixel_ratio" in self.errors else data.get("device_pixel_ratio"),
                 "viewport": "" if "viewport" in self.errors else data.get("viewport", "")}
+
+
+class _RefusingForm(forms.Form):
+    def refusal(self) -> sessions.RatingRefused:
+        """The first error, as the refusal a view answers with (400: the request itself is malformed)."""
+        first = next(iter(self.errors.values()))[0]
+        return sessions.RatingRefused(first, 400)
+
+
+class RatingForm(_RefusingForm):
+    """A score for the item a signed token names, and the browser's response time.
+
+    The token (``item``) is checked by :func:`ratings.sessions.record_rating`, which knows the rater;
+    an empty one is refused there as damaged. The scale is ``sessions.SCORE_LABELS``.
+    """
+
+    item = forms.CharField(required=False, strip=False)
+    score = forms.CharField(required=False)
+    response_ms = forms.CharField(required=False)
+
+    def clean_score(self) -> int:
+        try:
+            score = int(self.cleaned_data["score"])
+        except (TypeError, ValueError):
+            raise forms.ValidationError(sessions.SCORE_MISSING, code="invalid") from None
+        if score not in sessions.SCORE_LABELS:
+            raise forms.ValidationError(sessions.score_refused(score), code="out_of_range")
+        return score
+
+    def clean_response_ms(self):
+        """ms from when the image appeared; None when the browser sent none; ``sessions.UNUSABLE``
+        (stored as missing, never an error: the rating still counts) for a negative, infinite or
+        unreadable time. The bound (``MAX_RESPONSE_MS``) and the server's check are the session's."""
+        value = self.cleaned_data["response_ms"]
+        if value == "":
+            return None
+        try:
+            ms = float(value)
+        except ValueError:
+            return sessions.UNUSABLE
+        return int(ms) if math.isfinite(ms) and ms >= 0 else sessions.UNUSABLE
+
+
+class CalibrationForm(_RefusingForm):
+    """Continue past the calibration example at ``position``."""
+
+    position = forms.IntegerField(min_value=0, error_messages={
+        key: sessions.NOT_CALIBRATION for key in ("required", "invalid", "min_value")})

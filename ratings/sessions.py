@@ -1,48 +1,82 @@
-"""A rater's session: the stored item order, and recording each rating exactly once.
+"""A rater's session: consent, the steps along the stored order, each answer stored exactly once.
 
-The order of a session is drawn once, from the study seed and the rater's label, and stored as
-``SessionItem`` rows, so a reload or another device resumes at the same place. Every state change
-happens in a transaction that locks the session row; a rating is refused (with a message saying
-why) unless it is for the item the session is waiting for, so replays, double clicks, stale pages
-and forged requests store nothing twice and lose nothing.
+The flow is consent -> calibration (scores told) -> rating (test, repeat and gold items, with a
+break every ``break_every`` rated items) -> done (a completion code). The order itself is drawn by
+:mod:`ratings.session_order`. Every state change happens in a transaction that locks the session
+row; an answer is refused (with a message saying why) unless it is for the item the session waits
+for, so replays, double clicks, stale pages and forged requests store nothing twice and lose nothing.
+
+Where the rater goes next is decided once, by :meth:`Step.next_page`; what the browser is sent for a
+step is built once, by :meth:`Step.payload` (the rating page's context and the JSON answer after a
+rating are both that dict).
+
+Extension point: kinds of step
+------------------------------
+What differs between kinds of item (which page shows it, what its payload holds, what an answer is
+and how it is stored) is a :class:`StepKind` in ``STEP_KINDS``, keyed by ``SessionItem.kind``; the
+flow (tokens, locking, the exactly-once rule, advancing, breaks, the end) never looks at the kind
+otherwise. A paired-comparison step (issue 17: two stimuli, left/right, a choice) is one more
+``StepKind`` subclass whose ``payload`` sends both images' URLs and sides, whose ``check_answer``
+accepts ``"left"``/``"right"``, and whose ``stored_answer``/``store`` read and write its judgment
+row, registered under its own item kind, with its page and form; nothing here changes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import math
-import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
-from django.db.models import Count, Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from analysis.io import MAX_RESPONSE_MS
 
-from .models import Rater, Rating, Session, SessionItem, Stimulus, Study, StudyDataset
+from .models import Rater, Rating, Session, SessionItem, Study
+from .session_order import build_items
 
 __all__ = [
     "RESPONSE_SLACK_MS",
+    "SCORE_LABELS",
+    "STEP_KINDS",
+    "UNUSABLE",
+    "ItemTokenGenerator",
     "RatingRefused",
     "RecordResult",
     "Step",
+    "StepKind",
     "advance_calibration",
+    "break_due",
     "completion_code",
     "current_item",
     "current_step",
     "ensure_open",
     "item_token",
+    "item_tokens",
     "record_rating",
     "start_session",
-    "step_token",
 ]
 
+# The rating scale (ACR, ITU-T P.910): the scores a rating may take and the words on their buttons.
 SCORE_LABELS = {1: "Bad", 2: "Poor", 3: "Fair", 4: "Good", 5: "Excellent"}
+SCORE_MISSING = "Please choose a score from 1 to 5."
+CLOSED_MESSAGE = "This study is closed and takes no more ratings; nothing was stored. Thank you for taking part!"
+NOT_CALIBRATION = "That is not one of your calibration images."
+# How far the browser's response time may exceed the server's (shown_at to answer): the browser shows
+# an item only after the server sent it, so more than this is a timer left running from an older
+# item; the slack covers clock differences between web machines.
+RESPONSE_SLACK_MS = 1000
+# A browser response time that cannot be one (negative, infinite, not a number): stored as missing.
+UNUSABLE = object()
+
+
+def score_refused(score) -> str:
+    return f"A score must be from 1 to 5; {score} was refused and nothing was stored."
 
 
 class RatingRefused(Exception):
@@ -53,84 +87,205 @@ class RatingRefused(Exception):
         self.message, self.status = message, status
 
 
-# -- building the stored order ---------------------------------------------------------------------
-def _rng(study: Study, rater: Rater, purpose: str) -> random.Random:
-    return random.Random(f"{study.seed}:{rater.label}:{purpose}")
+# -- item tokens ------------------------------------------------------------------------------------
+class ItemTokenGenerator:
+    """The signed reference to one item of one rater that an answer carries (as Django's
+    ``PasswordResetTokenGenerator``: one salt, ``make_token``/``check_token``, one module instance).
 
-
-def _test_stimuli(study: Study, rater: Rater) -> list[Stimulus]:
-    done = Stimulus.objects.filter(study=study, state=Stimulus.State.DONE, image__dataset__role=StudyDataset.Role.TEST)
-    if study.assignment == Study.Assignment.ALL:
-        return list(done.order_by("pk"))
-    # Balanced: the least-assigned stimuli first (ties broken by the rater's own random draw), so every
-    # stimulus approaches ratings_per_stimulus; the caller holds the study lock while counting.
-    counts = done.annotate(n=Count("items", filter=Q(items__kind=SessionItem.Kind.TEST))).order_by("pk")
-    rng = _rng(study, rater, "balance")
-    ranked = sorted(counts, key=lambda s: (s.n >= study.ratings_per_stimulus, s.n, rng.random()))
-    return ranked[: study.items_per_rater]
-
-
-def _calibration_images(study: Study):
-    dataset = study.datasets.filter(role=StudyDataset.Role.CALIBRATION).first()
-    if dataset is None:
-        return [], []
-    images = list(dataset.images.order_by("pk"))
-    return images[: study.calibration_images], images[study.calibration_images:]
-
-
-def build_items(session: Session) -> list[SessionItem]:
-    """The session's items in order: calibration, then test items with repeats and gold mixed in.
-
-    Only made (DONE) stimuli are shown: a study opened with ``run_study --accept-failures`` has
-    failed ones, which are left out (a calibration pair whose NN or HR version failed, and a gold
-    item whose stimulus failed, are skipped) rather than breaking every rater's session.
+    The payload names the rater by a keyed hash of their secret token, never by a database id
+    (sequential, so it would tell a rater how many came before them), and the item by its position
+    in the session and its stimulus's opaque public id.
     """
-    rater, study = session.rater, session.rater.study
 
-    def made(image, method: str) -> Stimulus | None:
-        return Stimulus.objects.filter(image=image, condition__name=method, state=Stimulus.State.DONE).first()
+    salt = "ratings.rating-item"
 
-    calibration, gold_images = _calibration_images(study)
-    plan: list[tuple[Stimulus, str, int | None]] = []
-    for image in calibration:
-        pair = made(image, "nearest"), made(image, "hr")
-        if None in pair:
-            continue  # the told scores teach the scale only as a matched NN/HR pair
-        plan.append((pair[0], SessionItem.Kind.CALIBRATION, 1))
-        plan.append((pair[1], SessionItem.Kind.CALIBRATION, 5))
-    n_calibration = len(plan)
+    def _rater_ref(self, rater_token: str) -> str:
+        return salted_hmac(self.salt, rater_token).hexdigest()[:16]
 
-    tests = _test_stimuli(study, rater)
-    rng = _rng(study, rater, "order")
-    rng.shuffle(tests)
-    body: list[tuple[Stimulus, str, int | None]] = [(s, SessionItem.Kind.TEST, None) for s in tests]
-    if study.repeat_images:
-        repeated = [s for s in tests if s.image.dataset.name == study.repeat_dataset and s.condition.name == study.repeat_method]
-        repeated = sorted(repeated, key=lambda s: s.image.name)[: study.repeat_images]
-        for stimulus in repeated:
-            first = next(i for i, entry in enumerate(body) if entry[0].pk == stimulus.pk)
-            # Anywhere at least one item away from the other showing; the earlier showing is the
-            # test item and the later one the repeat.
-            slots = [p for p in range(len(body) + 1) if p <= first - 1 or p >= first + 2]
-            at = rng.choice(slots or [len(body)])  # a one-item session cannot separate them
-            body.insert(at, (stimulus, SessionItem.Kind.TEST, None))
-            shown = [i for i, entry in enumerate(body) if entry[0].pk == stimulus.pk]
-            body[shown[1]] = (stimulus, SessionItem.Kind.REPEAT, None)
-    for k, image in enumerate(gold_images[: study.gold_items]):
-        method, expected = ("nearest", 1) if k % 2 == 0 else ("hr", 5)
-        gold = made(image, method)
-        at = rng.randint(0, len(body))  # drawn even when skipped: the other items keep their places
-        if gold is not None:
-            body.insert(at, (gold, SessionItem.Kind.GOLD, expected))
-    plan.extend(body)
-    items = [SessionItem(session=session, position=i, stimulus=s, kind=kind, expected_score=expected)
-             for i, (s, kind, expected) in enumerate(plan)]
-    created = SessionItem.objects.bulk_create(items)
-    # Calibration items come first by construction, so these two counts give every progress figure.
-    session.calibration_items = n_calibration
-    session.planned_scored_items = len(body)
-    session.save(update_fields=["calibration_items", "planned_scored_items"])
-    return created
+    def make_token(self, item: SessionItem) -> str:
+        """The token for ``item`` (its session's rater, its position, its stimulus)."""
+        payload = [self._rater_ref(item.session.rater.token), item.position, item.stimulus.public_id]
+        return signing.dumps(payload, salt=self.salt)
+
+    def check_token(self, rater: Rater, token: str) -> tuple[int, str]:
+        """(position, public id) of the item; raises RatingRefused for a forged or another rater's token."""
+        try:
+            rater_ref, position, public_id = signing.loads(token, salt=self.salt)
+            position, public_id = int(position), str(public_id)
+        except (signing.BadSignature, ValueError, TypeError):
+            raise RatingRefused("This rating form is damaged or forged; please reload the page.", 400) from None
+        if not hmac.compare_digest(str(rater_ref), self._rater_ref(rater.token)):
+            raise RatingRefused("This rating belongs to another rater's link; nothing was stored.", 403)
+        return position, public_id
+
+
+item_tokens = ItemTokenGenerator()
+item_token = item_tokens.make_token  # the token of one item, for callers that hold an item
+
+
+# -- kinds of step ----------------------------------------------------------------------------------
+def _image_url(rater_token: str, public_id: str) -> str:
+    return reverse("ratings:image", kwargs={"token": rater_token, "public_id": public_id})
+
+
+class StepKind:
+    """What one kind of session item is to the flow (see the module docstring: the extension point).
+
+    ``page`` is the URL name that shows it, ``state`` the session's state while it is current,
+    ``answer_relation`` the reverse relation of ``SessionItem`` that holds its stored answer.
+    """
+
+    page: str
+    state: str
+    answer_relation: str | None = None
+
+    def images(self, item: SessionItem) -> list[str]:
+        """Public ids of the stimuli the step shows (the next step's are preloaded)."""
+        return [item.stimulus.public_id]
+
+    def payload(self, step: Step) -> dict[str, Any]:
+        """What the browser needs of this kind of step, beyond the progress figures."""
+        raise NotImplementedError
+
+    def check_answer(self, answer) -> None:
+        """Raise RatingRefused (400) unless ``answer`` is one this kind of step takes."""
+        raise NotImplementedError
+
+    def stored_answer(self, item: SessionItem):
+        """The answer stored for ``item`` (None when there is none yet)."""
+        raise NotImplementedError
+
+    def store(self, item: SessionItem, answer, response_ms: int | None) -> None:
+        raise NotImplementedError
+
+
+class CalibrationStep(StepKind):
+    """An example with its score told; the rater continues (``advance_calibration``), nothing is stored."""
+
+    page = "ratings:calibrate"
+    state = Session.State.CALIBRATION
+
+    def payload(self, step: Step) -> dict[str, Any]:
+        item = step.item
+        return {"image_url": _image_url(step.session.rater.token, item.stimulus.public_id),
+                "position": item.position, "expected_score": item.expected_score,
+                "label": SCORE_LABELS[item.expected_score]}
+
+    def check_answer(self, answer) -> None:
+        raise RatingRefused("Calibration images are not rated; please continue.", 400)
+
+
+class ScoredStep(StepKind):
+    """One stimulus rated 1..5 (test, repeat and gold items alike: the rater cannot tell them apart)."""
+
+    page = "ratings:rate"
+    state = Session.State.RATING
+    answer_relation = "rating"
+
+    def payload(self, step: Step) -> dict[str, Any]:
+        return {"item": item_tokens.make_token(step.item),
+                "image_url": _image_url(step.session.rater.token, step.item.stimulus.public_id)}
+
+    def check_answer(self, answer) -> None:
+        if answer not in SCORE_LABELS:
+            raise RatingRefused(score_refused(answer), 400)
+
+    def stored_answer(self, item: SessionItem):
+        try:
+            return item.rating.score
+        except Rating.DoesNotExist:
+            return None
+
+    def store(self, item: SessionItem, answer, response_ms: int | None) -> None:
+        Rating.objects.create(item=item, rater=item.session.rater, stimulus=item.stimulus, score=answer,
+                              response_ms=response_ms)
+
+
+_SCORED = ScoredStep()
+STEP_KINDS: dict[str, StepKind] = {
+    SessionItem.Kind.CALIBRATION: CalibrationStep(),
+    SessionItem.Kind.TEST: _SCORED,
+    SessionItem.Kind.REPEAT: _SCORED,
+    SessionItem.Kind.GOLD: _SCORED,
+}
+_ANSWER_RELATIONS = sorted({k.answer_relation for k in STEP_KINDS.values() if k.answer_relation})
+
+
+# -- steps ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Step:
+    """Where a rater is: the item, the one after it (to preload), how far they are, whether a break comes.
+
+    ``number`` and ``total`` count calibration items on a calibration step and rated items (test,
+    repeat, gold) otherwise; ``done`` is how many of those are behind the rater. ``on_break`` is set
+    only on the step an answer led to (a break is offered once, right after the answer that made it
+    due; coming back from it shows the item).
+    """
+
+    session: Session
+    item: SessionItem | None
+    following: SessionItem | None
+    number: int
+    total: int
+    done: int
+    on_break: bool = False
+
+    @property
+    def kind(self) -> StepKind | None:
+        return None if self.item is None else STEP_KINDS[self.item.kind]
+
+    def next_page(self) -> str:
+        """The URL name of the page the rater belongs on: consent, break, done, or the step's own page."""
+        if self.session.state == Session.State.CONSENT:
+            return "ratings:consent"
+        if self.item is None:
+            return "ratings:done"
+        if self.on_break:
+            return "ratings:break"
+        return self.kind.page
+
+    def url(self) -> str:
+        return reverse(self.next_page(), kwargs={"token": self.session.rater.token})
+
+    def payload(self) -> dict[str, Any]:
+        """What the page shows for this step and what the JSON answer sends to show it without a reload."""
+        if self.item is None:
+            return {}
+        following = None
+        if self.following is not None:
+            following = _image_url(self.session.rater.token, STEP_KINDS[self.following.kind].images(self.following)[0])
+        return {**self.kind.payload(self), "next_url": following, "number": self.number, "total": self.total,
+                "done": self.done}
+
+    def mark_shown(self) -> None:
+        """Note when the item was first sent to the browser (response times count from then)."""
+        if self.item is not None and self.item.shown_at is None:
+            self.item.shown_at = timezone.now()
+            SessionItem.objects.filter(pk=self.item.pk, shown_at__isnull=True).update(shown_at=self.item.shown_at)
+
+
+def _load_step(session: Session, *, on_break: bool = False) -> Step:
+    """The step at ``session.position``: one query for the item and the one after it."""
+    p = session.position
+    pair = {i.position: i for i in session.items.select_related("stimulus").filter(position__in=(p, p + 1))}
+    item = pair.get(p)
+    if item is not None and item.kind == SessionItem.Kind.CALIBRATION:
+        return Step(session, item, pair.get(p + 1), p + 1, session.calibration_items, p)
+    done = max(0, p - session.calibration_items)  # calibration items come first
+    return Step(session, item, pair.get(p + 1), done + 1, session.planned_scored_items, done, on_break)
+
+
+def current_step(session: Session, *, mark_shown: bool = True) -> Step:
+    """The session's current step (no break: a break is offered only right after an answer)."""
+    step = _load_step(session)
+    if mark_shown:
+        step.mark_shown()
+    return step
+
+
+def current_item(session: Session) -> SessionItem | None:
+    """The item the session waits for (marks when it was first shown); None when complete."""
+    return current_step(session).item
 
 
 def start_session(rater: Rater, *, device_pixel_ratio: float | None = None, viewport: str = "",
@@ -147,55 +302,25 @@ def start_session(rater: Rater, *, device_pixel_ratio: float | None = None, view
             raise RatingRefused("This study is not open for rating yet: its images are still being made.", 503)
         if not session.items.exists():
             build_items(session)
-        if not session.items.exists():
+        first = session.items.order_by("position").first()
+        if first is None:
             raise RatingRefused("There is nothing left to rate in this study. Thank you!", 410)
         now = timezone.now()
         Rater.objects.filter(pk=rater.pk).update(consent_at=now, device_pixel_ratio=device_pixel_ratio,
                                                  viewport=viewport[:40], user_agent=user_agent[:400])
         session.started_at = now
-        first = session.items.order_by("position").first()
-        session.state = Session.State.CALIBRATION if first.kind == SessionItem.Kind.CALIBRATION else Session.State.RATING
+        session.state = STEP_KINDS[first.kind].state
         session.save()
         return session
 
 
-def current_item(session: Session) -> SessionItem | None:
-    """The item the session waits for (marks when it was first shown); None when complete."""
-    return current_step(session).item
-
-
-@dataclass(frozen=True)
-class Step:
-    """What a rater sees now: the item, the one after it (to preload), and how far they are.
-
-    ``number`` and ``total`` count calibration items on a calibration step and rated items (test,
-    repeat, gold) otherwise; ``done`` is how many of those are behind the rater.
-    """
-
-    session: Session
-    item: SessionItem | None
-    following: SessionItem | None
-    number: int
-    total: int
-    done: int
-
-
-def _step(session: Session, item: SessionItem | None, following: SessionItem | None) -> Step:
-    p = session.position
-    if item is not None and item.kind == SessionItem.Kind.CALIBRATION:
-        return Step(session, item, following, p + 1, session.calibration_items, p)
-    done = max(0, p - session.calibration_items)
-    return Step(session, item, following, done + 1, session.planned_scored_items, done)
-
-
-def current_step(session: Session, *, mark_shown: bool = True) -> Step:
-    """The session's current step: one query for the item and the one after it."""
-    p = session.position
-    pair = {i.position: i for i in session.items.select_related("stimulus").filter(position__in=(p, p + 1))}
-    item = pair.get(p)
-    if mark_shown and item is not None and item.shown_at is None:
-        SessionItem.objects.filter(pk=item.pk, shown_at__isnull=True).update(shown_at=timezone.now())
-    return _step(session, item, pair.get(p + 1))
+def break_due(session: Session) -> bool:
+    """A break is offered after every ``break_every`` rated items (not after the last one)."""
+    every = session.rater.study.break_every
+    if not every or session.state == Session.State.COMPLETE:
+        return False
+    rated = session.position - session.calibration_items  # calibration items come first
+    return rated > 0 and rated % every == 0
 
 
 def _advance(session: Session) -> Step:
@@ -206,20 +331,18 @@ def _advance(session: Session) -> Step:
     set it. Not when a break comes first: the item is shown when the rater comes back.
     """
     session.position += 1
-    p = session.position
-    pair = {i.position: i for i in session.items.select_related("stimulus").filter(position__in=(p, p + 1))}
-    nxt = pair.get(p)
-    if nxt is None:
+    step = _load_step(session)
+    if step.item is None:
         session.state = Session.State.COMPLETE
         session.completed_at = timezone.now()
         session.completion_code = completion_code(session.rater)
     else:
-        session.state = Session.State.CALIBRATION if nxt.kind == SessionItem.Kind.CALIBRATION else Session.State.RATING
+        session.state = step.kind.state
     session.save(update_fields=["position", "state", "completed_at", "completion_code"])
-    if nxt is not None and nxt.shown_at is None and not break_due(session):
-        nxt.shown_at = timezone.now()
-        SessionItem.objects.filter(pk=nxt.pk, shown_at__isnull=True).update(shown_at=nxt.shown_at)
-    return _step(session, nxt, pair.get(p + 1))
+    step = replace(step, on_break=break_due(session))
+    if not step.on_break:
+        step.mark_shown()
+    return step
 
 
 def _locked_session(rater: Rater) -> Session:
@@ -234,20 +357,13 @@ def advance_calibration(rater: Rater, position: int) -> Session:
         session = _locked_session(rater)
         item = session.items.filter(position=position).first()
         if item is None or item.kind != SessionItem.Kind.CALIBRATION:
-            raise RatingRefused("That is not one of your calibration images.", 400)
+            raise RatingRefused(NOT_CALIBRATION, 400)
         if position == session.position:
             _advance(session)
         return session
 
 
-# -- ratings ----------------------------------------------------------------------------------------
-CLOSED_MESSAGE = "This study is closed and takes no more ratings; nothing was stored. Thank you for taking part!"
-# How far the browser's response time may exceed the server's (shown_at to answer): the browser shows
-# an item only after the server sent it, so more than this is a timer left running from an older
-# item; the slack covers clock differences between web machines.
-RESPONSE_SLACK_MS = 1000
-
-
+# -- answers ----------------------------------------------------------------------------------------
 def ensure_open(study_id: int) -> None:
     """Refuse (HTTP 410 Gone) when the study is closed: its results are final, so nothing is stored.
 
@@ -257,30 +373,15 @@ def ensure_open(study_id: int) -> None:
         raise RatingRefused(CLOSED_MESSAGE, 410)
 
 
-# The browser sent a response time that cannot be one (negative, infinite, not a number).
-_UNUSABLE = object()
-
-
-def _client_ms(value):
-    """The browser's response time in ms; None when it sent none, ``_UNUSABLE`` for a broken one."""
-    if value in (None, ""):
-        return None
-    try:
-        ms = float(value)
-    except (TypeError, ValueError):
-        return _UNUSABLE
-    return int(ms) if math.isfinite(ms) and ms >= 0 else _UNUSABLE
-
-
 def _response_ms(client_ms, shown_at, now) -> int | None:
     """The response time to store, in ms.
 
     The browser's time (from when the image appeared) is the precise one; the server's (from
     ``shown_at``, when it sent the item) bounds it and stands in when the browser sends none (no
-    JavaScript). A broken browser time (negative: a clock that went back) or one above
+    JavaScript). A broken browser time (``UNUSABLE``: negative, a clock that went back) or one above
     ``MAX_RESPONSE_MS`` (a tab left open) says nothing about the image: missing, never 0.
     """
-    if client_ms is _UNUSABLE:
+    if client_ms is UNUSABLE:
         return None
     server_ms = None if shown_at is None else max(0, int((now - shown_at).total_seconds() * 1000))
     if client_ms is None:
@@ -292,97 +393,53 @@ def _response_ms(client_ms, shown_at, now) -> int | None:
     return None if value is None or value > MAX_RESPONSE_MS else value
 
 
-class ItemTokens:
-    """Signed references to one item of one rater, carried by the rating form.
-
-    The payload names the rater by a keyed hash of their secret token, never by a database id
-    (sequential, so it would tell a rater how many came before them), and the item by its position
-    in the session and its stimulus's opaque public id.
-    """
-
-    salt = "ratings.rating-item"
-
-    def _rater_ref(self, rater_token: str) -> str:
-        return salted_hmac(self.salt, rater_token).hexdigest()[:16]
-
-    def make_token(self, rater_token: str, position: int, public_id: str) -> str:
-        return signing.dumps([self._rater_ref(rater_token), position, public_id], salt=self.salt)
-
-    def check_token(self, rater: Rater, token: str) -> tuple[int, str]:
-        """(position, public id) of the item; raises RatingRefused for a forged or another rater's form."""
-        try:
-            rater_ref, position, public_id = signing.loads(token, salt=self.salt)
-            position, public_id = int(position), str(public_id)
-        except (signing.BadSignature, ValueError, TypeError):
-            raise RatingRefused("This rating form is damaged or forged; please reload the page.", 400) from None
-        if not hmac.compare_digest(str(rater_ref), self._rater_ref(rater.token)):
-            raise RatingRefused("This rating belongs to another rater's link; nothing was stored.", 403)
-        return position, public_id
-
-
-item_tokens = ItemTokens()
-
-
-def item_token(item: SessionItem) -> str:
-    """The rating form's token for ``item``."""
-    return item_tokens.make_token(item.session.rater.token, item.position, item.stimulus.public_id)
-
-
-def step_token(step: Step) -> str:
-    """``item_token`` of the step's item, without fetching the session again."""
-    return item_tokens.make_token(step.session.rater.token, step.item.position, step.item.stimulus.public_id)
-
-
 @dataclass(frozen=True)
 class RecordResult:
     session: Session
-    stored: bool  # False for a replay of an already stored rating
-    step: Step | None = None  # the step after this rating (None for a replay: ask current_step)
+    stored: bool  # False for a replay of an already stored answer
+    step: Step  # where the rater is after it (for a replay: where the session already was)
 
 
-def record_rating(rater: Rater, token: str, score, response_ms=None) -> RecordResult:
+def record_rating(rater: Rater, token: str, score: int, response_ms: int | None = None) -> RecordResult:
     """Store the rating of the item ``token`` refers to, exactly once.
+
+    ``score`` and ``response_ms`` are as ``RatingForm`` cleans them (``response_ms``: ms, None when
+    the browser sent none, ``UNUSABLE`` for a broken one).
 
     Raises
     ------
     RatingRefused
-        Score outside 1..5, an item of another rater or not in this session, a page that is out
+        A token of another rater or not in this session, a score outside 1..5, a page that is out
         of date (the session has moved on, or not yet reached the item), a finished session, or a
         closed study (410: its results are final).
         A replay of the same score for an item already rated is not an error: it stores nothing
         and reports ``stored=False``.
     """
+    return _record_answer(rater, token, score, response_ms)
+
+
+def _record_answer(rater: Rater, token: str, answer, client_ms) -> RecordResult:
+    """The exactly-once rule for every kind of step; the kind checks and stores the answer itself."""
     position, public_id = item_tokens.check_token(rater, token)
-    try:
-        score = int(score)
-    except (TypeError, ValueError):
-        raise RatingRefused("Please choose a score from 1 to 5.", 400) from None
-    if score not in SCORE_LABELS:
-        raise RatingRefused(f"A score must be from 1 to 5; {score} was refused and nothing was stored.", 400)
-    client_ms = _client_ms(response_ms)
     with transaction.atomic():
         ensure_open(rater.study_id)
         session = _locked_session(rater)
-        item = session.items.select_related("stimulus", "rating").filter(position=position).first()
+        item = session.items.select_related("stimulus", *_ANSWER_RELATIONS).filter(position=position).first()
         if item is None or item.stimulus.public_id != public_id:
             raise RatingRefused("That image is not in your assignment; nothing was stored.", 400)
-        if item.kind == SessionItem.Kind.CALIBRATION:
-            raise RatingRefused("Calibration images are not rated; please continue.", 400)
-        try:
-            existing = item.rating
-        except Rating.DoesNotExist:
-            existing = None
+        kind = STEP_KINDS[item.kind]
+        kind.check_answer(answer)
+        existing = kind.stored_answer(item)
         if existing is not None:
-            if existing.score == score:
-                return RecordResult(session, stored=False)  # a replay or a double click
+            if existing == answer:  # a replay or a double click
+                return RecordResult(session, stored=False, step=_load_step(session, on_break=break_due(session)))
             raise RatingRefused("You already rated this image (from another tab or an older page). "
                                 "Your first answer was kept; continue with the next image.", 409)
         if session.state == Session.State.COMPLETE:
             raise RatingRefused("Your session is complete; nothing more can be stored.", 410)
         if position != session.position:
             raise RatingRefused("This page is out of date: please continue with the image shown now.", 409)
-        response_ms = _response_ms(client_ms, item.shown_at, timezone.now())
-        Rating.objects.create(item=item, rater=rater, stimulus=item.stimulus, score=score, response_ms=response_ms)
+        kind.store(item, answer, _response_ms(client_ms, item.shown_at, timezone.now()))
         return RecordResult(session, stored=True, step=_advance(session))
 
 
@@ -390,12 +447,3 @@ def completion_code(rater: Rater) -> str:
     """A code the rater pastes into the crowd platform: verifiable, unguessable, stable."""
     digest = hmac.new(settings.SECRET_KEY.encode(), f"complete:{rater.study_id}:{rater.pk}".encode(), hashlib.sha256)
     return digest.hexdigest()[:10].upper()
-
-
-def break_due(session: Session) -> bool:
-    """A break is offered after every ``break_every`` rated items (not after the last one)."""
-    every = session.rater.study.break_every
-    if not every or session.state == Session.State.COMPLETE:
-        return False
-    rated = session.position - session.calibration_items  # calibration items come first
-    return rated > 0 and rated % every == 0

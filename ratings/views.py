@@ -6,19 +6,11 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from . import enrolment, sessions, stimulus_files
-from .forms import ConsentForm, EnrolmentForm
-from .models import Rater, Session, SessionItem, Study
-
-STEP_URLS = {
-    Session.State.CONSENT: "ratings:consent",
-    Session.State.CALIBRATION: "ratings:calibrate",
-    Session.State.RATING: "ratings:rate",
-    Session.State.COMPLETE: "ratings:done",
-}
+from .forms import CalibrationForm, ConsentForm, EnrolmentForm, RatingForm
+from .models import Rater, Study
 
 
 def _rater(token: str) -> Rater:
@@ -29,9 +21,16 @@ def _refused(request, rater: Rater | None, exc: sessions.RatingRefused) -> HttpR
     return render(request, "ratings/refused.html", {"message": exc.message, "rater": rater}, status=exc.status)
 
 
+def _step(rater: Rater) -> sessions.Step:
+    """The rater's current step, read afresh (a service may have moved the session on), not yet shown."""
+    session = rater.session
+    session.refresh_from_db()
+    session.rater = rater  # refresh_from_db forgets it; the step's URLs need the token
+    return sessions.current_step(session, mark_shown=False)
+
+
 def _go_on(rater: Rater):
-    rater.session.refresh_from_db()
-    return redirect(STEP_URLS[rater.session.state], token=rater.token)
+    return redirect(_step(rater).url())
 
 
 def rater_home(request, token):
@@ -70,7 +69,7 @@ def join(request, enrolment_token):
 @require_http_methods(["GET", "POST"])
 def consent(request, token):
     rater = _rater(token)
-    if rater.session.state != Session.State.CONSENT:
+    if _step(rater).next_page() != "ratings:consent":
         return _go_on(rater)
     if request.method == "POST":
         form = ConsentForm(request.POST)
@@ -85,34 +84,23 @@ def consent(request, token):
     return render(request, "ratings/consent.html", {"rater": rater, "study": rater.study})
 
 
-def _image_url(rater: Rater, item: SessionItem | None) -> str | None:
-    if item is None:
-        return None
-    return reverse("ratings:image", kwargs={"token": rater.token, "public_id": item.stimulus.public_id})
-
-
-def _step_context(rater: Rater, step: sessions.Step) -> dict:
-    return {"rater": rater, "item": step.item, "image_url": _image_url(rater, step.item),
-            "next_url": _image_url(rater, step.following), "number": step.number, "total": step.total,
-            "done": step.done}
-
-
 @require_http_methods(["GET", "POST"])
 def calibrate(request, token):
     rater = _rater(token)
     if request.method == "POST":
+        form = CalibrationForm(request.POST)
         try:
-            sessions.advance_calibration(rater, int(request.POST.get("position", -1)))
-        except ValueError:
-            return _refused(request, rater, sessions.RatingRefused("Bad request.", 400))
+            if not form.is_valid():
+                raise form.refusal()
+            sessions.advance_calibration(rater, form.cleaned_data["position"])
         except sessions.RatingRefused as exc:
             return _refused(request, rater, exc)
         return _go_on(rater)
-    if rater.session.state != Session.State.CALIBRATION:
-        return _go_on(rater)
-    step = sessions.current_step(rater.session)
-    return render(request, "ratings/calibrate.html", {
-        **_step_context(rater, step), "label": sessions.SCORE_LABELS[step.item.expected_score]})
+    step = _step(rater)
+    if step.next_page() != "ratings:calibrate":
+        return redirect(step.url())
+    step.mark_shown()
+    return render(request, "ratings/calibrate.html", {"rater": rater, **step.payload()})
 
 
 def _wants_json(request) -> bool:
@@ -120,47 +108,46 @@ def _wants_json(request) -> bool:
     return request.headers.get("X-Rating-Client") == "fetch"
 
 
-def _next_payload(rater: Rater, result: sessions.RecordResult) -> dict:
-    """What rater.js needs to show the next image without loading a page, or where to go."""
-    session = result.session
-    on_break = sessions.break_due(session)
-    if session.state != Session.State.RATING or on_break:
-        target = "ratings:break" if on_break else STEP_URLS[session.state]
-        return {"redirect": reverse(target, kwargs={"token": rater.token})}
-    step = result.step or sessions.current_step(session, mark_shown=False)
-    return {"item": sessions.step_token(step), "image_url": _image_url(rater, step.item),
-            "next_url": _image_url(rater, step.following), "number": step.number, "total": step.total,
-            "done": step.done}
+def _answer(request, rater: Rater, result: sessions.RecordResult, page: str):
+    """After an answer: the next step's payload for rater.js when it stays on ``page``, else where to go."""
+    step = result.step
+    if not _wants_json(request):
+        return redirect(step.url())
+    if step.next_page() == page:
+        return JsonResponse({"ok": True, "stored": result.stored, **step.payload()})
+    return JsonResponse({"ok": True, "stored": result.stored, "redirect": step.url()})
+
+
+def _answer_refused(request, rater: Rater, exc: sessions.RatingRefused):
+    if _wants_json(request):
+        return JsonResponse({"ok": False, "message": exc.message, "continue": rater.get_absolute_url()},
+                            status=exc.status)
+    return _refused(request, rater, exc)
 
 
 @require_http_methods(["GET", "POST"])
 def rate(request, token):
     rater = _rater(token)
     if request.method == "POST":
+        form = RatingForm(request.POST)
         try:
-            result = sessions.record_rating(rater, request.POST.get("item", ""), request.POST.get("score"),
-                                            request.POST.get("response_ms"))
+            if not form.is_valid():
+                raise form.refusal()
+            result = sessions.record_rating(rater, form.cleaned_data["item"], form.cleaned_data["score"],
+                                            form.cleaned_data["response_ms"])
         except sessions.RatingRefused as exc:
-            if _wants_json(request):
-                return JsonResponse({"ok": False, "message": exc.message,
-                                     "continue": reverse("ratings:home", kwargs={"token": rater.token})},
-                                    status=exc.status)
-            return _refused(request, rater, exc)
-        if _wants_json(request):
-            return JsonResponse({"ok": True, "stored": result.stored, **_next_payload(rater, result)})
-        if sessions.break_due(result.session):
-            return redirect("ratings:break", token=rater.token)
-        return _go_on(rater)
-    if rater.session.state != Session.State.RATING:
-        return _go_on(rater)
+            return _answer_refused(request, rater, exc)
+        return _answer(request, rater, result, "ratings:rate")
+    step = _step(rater)
+    if step.next_page() != "ratings:rate":
+        return redirect(step.url())
     try:
         sessions.ensure_open(rater.study_id)  # no rating form for a study that takes no ratings
     except sessions.RatingRefused as exc:
         return _refused(request, None, exc)  # no Continue link: there is nowhere to go
-    step = sessions.current_step(rater.session)
-    return render(request, "ratings/rate.html", {
-        **_step_context(rater, step), "item_token": sessions.step_token(step), "scores": sessions.SCORE_LABELS.items(),
-    })
+    step.mark_shown()
+    return render(request, "ratings/rate.html", {"rater": rater, "scores": sessions.SCORE_LABELS.items(),
+                                                 **step.payload()})
 
 
 def take_break(request, token):
@@ -170,7 +157,7 @@ def take_break(request, token):
 
 def done(request, token):
     rater = _rater(token)
-    if rater.session.state != Session.State.COMPLETE:
+    if _step(rater).next_page() != "ratings:done":
         return _go_on(rater)
     return render(request, "ratings/done.html", {"rater": rater, "code": rater.session.completion_code})
 

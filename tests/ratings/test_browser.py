@@ -15,6 +15,7 @@ from ratings import studies
 from ratings.models import Rating, Session, SessionItem
 
 from .conftest import REPO
+from .designs import set_design
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -244,9 +245,9 @@ def test_a_crowd_worker_joins_by_the_form_and_only_their_browser_gets_back_in(pa
     """Open enrolment in Chromium: the link fills the form, the POST enrols and sets the browser's
     cookie, the same browser returns to its link, another browser with the same id gets nothing;
     no page breaks the Content-Security-Policy (the consent page's script is a file)."""
-    from ratings.models import Rater, Study
+    from ratings.models import Rater
 
-    Study.objects.filter(pk=study.pk).update(raters_target=2)
+    set_design(study, raters=2)
     page = page_factory()
     violations = []
     page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)

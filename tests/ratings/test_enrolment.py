@@ -9,13 +9,14 @@ from django.test import Client
 from ratings import enrolment
 from ratings.models import Rater, Study
 
+from .designs import set_design
+
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def study(rating_study):
-    Study.objects.filter(pk=rating_study.pk).update(raters_target=3)
-    rating_study.refresh_from_db()
+    set_design(rating_study, raters=3)
     return rating_study
 
 
@@ -100,7 +101,7 @@ def test_300_attempts_from_one_address_create_at_most_the_cap(client, study, set
 
 def test_one_address_is_rate_limited_and_others_are_not(study, settings):
     settings.SR_ENROLMENT_RATE = (5, 600)
-    Study.objects.filter(pk=study.pk).update(raters_target=100)
+    set_design(study, raters=100)
     statuses = [join(Client(), study, f"bot{k}", address="10.1.1.1").status_code for k in range(20)]
     assert statuses[:5] == [302] * 5 and set(statuses[5:]) == {429}
     refused = join(Client(), study, "one-more", address="10.1.1.1")
@@ -112,7 +113,8 @@ def test_one_address_is_rate_limited_and_others_are_not(study, settings):
 def test_a_study_without_a_target_or_closed_takes_no_open_enrolment(client, rating_study):
     response = join(client, rating_study, "W1")
     assert response.status_code == 410 and not Rater.objects.exists()
-    Study.objects.filter(pk=rating_study.pk).update(raters_target=2, state=Study.State.CLOSED)
+    set_design(rating_study, raters=2)
+    Study.objects.filter(pk=rating_study.pk).update(state=Study.State.CLOSED)
     assert b"closed" in join(client, rating_study, "W1").content
 
 

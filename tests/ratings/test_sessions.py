@@ -11,9 +11,12 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from ratings import generation, sessions, studies
-from ratings.models import Rater, Rating, Session, SessionItem, Study
+from ratings import dispatch, session_order, sessions, studies
+from ratings.forms import RatingForm
+from ratings.models import Rater, Rating, Session, SessionItem, Stimulus, Study
 from ratings.study_file import parse_study_file
+
+from .designs import set_design
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +73,7 @@ def test_order_is_random_per_rater_and_reproducible(rating_study):
     session = Session.objects.get(rater=a)
     first = order(a)
     SessionItem.objects.filter(session=session).delete()
-    sessions.build_items(session)
+    session_order.build_items(session)
     assert order(a) == first
 
 
@@ -100,7 +103,7 @@ ratings_per_stimulus = 2
 items_per_rater = 6
 """
     study = studies.create_or_resume_study(parse_study_file(text, "b.toml", datasets_root=datasets_root)).study
-    generation.enqueue_pending(study)
+    dispatch.enqueue_pending(study)
     for _ in range(5):  # 5 raters x 6 items = 30 = 15 stimuli x 2
         started(study)
     counts = Counter(SessionItem.objects.filter(session__rater__study=study, kind="test").values_list("stimulus_id", flat=True))
@@ -173,7 +176,9 @@ def test_another_raters_item_or_forged_form_is_refused(rating_study):
     with pytest.raises(sessions.RatingRefused, match="damaged or forged"):
         sessions.record_rating(bob, sessions.item_token(alice_item)[:-3] + "abc", 3)
     # A validly signed reference to a stimulus that is not in the session (forged public id).
-    forged = sessions.item_tokens.make_token(bob.token, Session.objects.get(rater=bob).position, "not-a-stimulus")
+    bob_session = Session.objects.get(rater=bob)
+    forged = sessions.item_tokens.make_token(
+        SessionItem(session=bob_session, position=bob_session.position, stimulus=Stimulus(public_id="not-a-stimulus")))
     with pytest.raises(sessions.RatingRefused, match="not in your assignment"):
         sessions.record_rating(bob, forged, 3)
     assert Rating.objects.count() == 0
@@ -201,7 +206,7 @@ def test_a_finished_session_takes_nothing_more(rating_study):
 
 
 def test_breaks(rating_study):
-    Study.objects.filter(pk=rating_study.pk).update(break_every=5)
+    set_design(rating_study, break_every=5)
     rater = started(rating_study)
     session = skip_calibration(rater)
     due = []
@@ -279,17 +284,17 @@ def test_response_times_count_from_when_each_item_was_shown(rating_study):
     second = result.step.item
     assert second.shown_at is not None and SessionItem.objects.get(pk=second.pk).shown_at is not None
     time.sleep(0.2)
-    result = sessions.record_rating(rater, sessions.step_token(result.step), 4)
+    result = sessions.record_rating(rater, sessions.item_token(result.step.item), 4)
     assert 200 <= _response_ms(second.pk) < 800  # not the first item's 600 ms as well
     # A browser whose timer still runs from an older item cannot claim more than the server saw.
     third = result.step.item
     time.sleep(0.1)
-    sessions.record_rating(rater, sessions.step_token(result.step), 2, 600_000)
+    sessions.record_rating(rater, sessions.item_token(result.step.item), 2, 600_000)
     assert 100 <= _response_ms(third.pk) < 100 + sessions.RESPONSE_SLACK_MS + 700
 
 
 def test_no_shown_time_is_set_during_a_break(rating_study):
-    Study.objects.filter(pk=rating_study.pk).update(break_every=1)
+    set_design(rating_study, break_every=1)
     rater = started(rating_study)
     skip_calibration(rater)
     result = rate_current(rater)
@@ -315,7 +320,10 @@ def test_a_broken_browser_response_time_is_stored_as_missing(rating_study, sent)
     rater = started(rating_study)
     skip_calibration(rater)
     item = sessions.current_item(Session.objects.get(rater=rater))
-    assert sessions.record_rating(rater, sessions.item_token(item), 3, sent).stored
+    form = RatingForm({"item": sessions.item_token(item), "score": "3", "response_ms": sent})
+    assert form.is_valid()  # a broken time never refuses the rating
+    data = form.cleaned_data
+    assert sessions.record_rating(rater, data["item"], data["score"], data["response_ms"]).stored
     assert _response_ms(item.pk) is None
 
 
@@ -327,7 +335,7 @@ def test_the_item_token_names_no_database_id(rating_study):
     skip_calibration(rater)
     item = sessions.current_item(Session.objects.get(rater=rater))
     token = sessions.item_token(item)
-    payload = signing.loads(token, salt=sessions.ItemTokens.salt)
+    payload = signing.loads(token, salt=sessions.ItemTokenGenerator.salt)
     # A keyed hash of the rater's secret token, the position in the session, the opaque stimulus id.
     assert payload[1:] == [item.position, item.stimulus.public_id]
     assert isinstance(payload[0], str) and len(payload[0]) == 16 and rater.token not in token
@@ -336,7 +344,7 @@ def test_the_item_token_names_no_database_id(rating_study):
 # -- pinned before the redesign (issue 16 item 0): each test names the mutant it kills ------------
 def test_no_break_is_offered_before_the_first_rating(rating_study):
     """Catches ``rated >= 0`` (or no ``rated > 0``): a break offered during calibration or before any rating."""
-    Study.objects.filter(pk=rating_study.pk).update(break_every=1)  # every position is a multiple of 1
+    set_design(rating_study, break_every=1)  # every position is a multiple of 1
     rater = started(rating_study)
     session = Session.objects.get(rater=rater)
     while session.state == Session.State.CALIBRATION:
@@ -351,7 +359,7 @@ def test_a_repeat_is_never_shown_right_after_its_first_showing(rating_study):
     probability 1/15 per repeat, so with 40 raters x 2 repeats with 1 - (14/15)^80 > 0.99; here, never."""
     raters = studies.create_invitations(rating_study, 40)
     for rater in raters:
-        sessions.build_items(Session.objects.get(rater=rater))
+        session_order.build_items(Session.objects.get(rater=rater))
     gaps = []
     for rater in raters:
         items = list(SessionItem.objects.filter(session__rater=rater).order_by("position"))
@@ -435,3 +443,76 @@ def test_a_rating_waits_for_the_session_row_lock(rating_study):
     assert "refused" in outcome and "out of date" in outcome["refused"].message
     assert Rating.objects.filter(rater=rater).count() == 0
     assert Session.objects.get(rater=rater).position == 5
+
+
+# -- the rater flow in one layer (issue 16 item 4) -------------------------------------------------
+def test_every_item_kind_has_one_step_kind_whose_state_and_page_agree():
+    """Catches an item kind without a step kind (the flow would raise KeyError mid-session) and a kind
+    whose session state sends the rater to another kind's page."""
+    assert set(sessions.STEP_KINDS) == set(SessionItem.Kind.values)
+    pages = {Session.State.CALIBRATION: "ratings:calibrate", Session.State.RATING: "ratings:rate"}
+    for kind in sessions.STEP_KINDS.values():
+        assert pages[kind.state] == kind.page
+
+
+def test_the_next_page_after_calibration_a_break_and_the_last_item(rating_study):
+    """The one "where next" decision. Catches: the last calibration item not leading to rating, a break
+    never offered after the answer that makes it due (or offered again when the rater comes back from
+    it), the end without the completion page and code, and a step before consent sent past consent."""
+    set_design(rating_study, break_every=5)
+    rater = studies.create_invitations(rating_study, 1)[0]
+    assert sessions.current_step(Session.objects.get(rater=rater), mark_shown=False).next_page() == "ratings:consent"
+    rater = started(rating_study, rater.label)
+    session = Session.objects.get(rater=rater)
+    pages = []
+    while session.state == Session.State.CALIBRATION:
+        pages.append(sessions.current_step(session, mark_shown=False).next_page())
+        session = sessions.advance_calibration(rater, session.position)
+    assert pages == ["ratings:calibrate"] * 4
+    step = sessions.current_step(session, mark_shown=False)
+    assert step.next_page() == "ratings:rate" and (step.number, step.done, step.total) == (1, 0, 19)
+    after = [rate_current(rater).step for _ in range(19)]
+    assert [k + 1 for k, s in enumerate(after) if s.next_page() == "ratings:break"] == [5, 10, 15]
+    assert all(s.next_page() == "ratings:rate" for s in after[:-1] if not s.on_break)
+    resumed = sessions.current_step(after[4].session, mark_shown=False)  # the session as the 5th answer left it
+    assert resumed.next_page() == "ratings:rate" and resumed.item.pk == after[4].item.pk  # back from the break
+    assert after[-1].next_page() == "ratings:done" and after[-1].item is None
+    assert after[-1].session.completion_code == _independent_completion_code(rater)
+    assert after[-1].url() == f"/r/{rater.token}/done/"
+
+
+def test_coming_back_from_a_break_shows_the_item_on_the_rating_page(rating_study):
+    """Catches ``on_break`` read from the session alone (break_due): the rating page would send the
+    rater back to the break page forever."""
+    set_design(rating_study, break_every=1)
+    rater = started(rating_study)
+    skip_calibration(rater)
+    result = rate_current(rater)
+    assert result.step.next_page() == "ratings:break"
+    step = sessions.current_step(Session.objects.get(rater=rater))
+    assert step.next_page() == "ratings:rate" and step.item.pk == result.step.item.pk
+    replay = sessions.record_rating(rater, sessions.item_token(Rating.objects.get(rater=rater).item), 3)
+    assert not replay.stored and replay.step.next_page() == "ratings:break"  # a replayed answer: the same answer
+
+
+def test_an_item_token_is_bound_to_its_rater_its_position_and_its_salt(rating_study):
+    """Catches a token checked without its rater, a position or stimulus taken from the request instead
+    of the signed payload, and a salt shared with another signed value (the enrolment cookie's)."""
+    from django.core import signing
+
+    alice, bob = started(rating_study), started(rating_study)
+    item = sessions.current_item(Session.objects.get(rater=alice))
+    token = sessions.item_tokens.make_token(item)
+    assert sessions.item_tokens.check_token(alice, token) == (item.position, item.stimulus.public_id)
+    with pytest.raises(sessions.RatingRefused) as info:
+        sessions.item_tokens.check_token(bob, token)
+    assert info.value.status == 403
+    payload = signing.loads(token, salt=sessions.ItemTokenGenerator.salt)
+    for salt in ("ratings.enrolment", ""):
+        with pytest.raises(sessions.RatingRefused) as info:
+            sessions.item_tokens.check_token(alice, signing.dumps(payload, salt=salt))
+        assert info.value.status == 400
+    moved = token.replace(token.split(":")[0], signing.dumps([payload[0], payload[1] + 1, payload[2]],
+                                                             salt=sessions.ItemTokenGenerator.salt).split(":")[0])
+    with pytest.raises(sessions.RatingRefused, match="damaged or forged"):
+        sessions.item_tokens.check_token(alice, moved)  # another position under the old signature

@@ -216,3 +216,62 @@ def test_every_page_carries_a_content_security_policy(client, admin_client, stud
     assert "default-src 'self'" in admin_client.get(f"/studies/{study.name}/").headers["Content-Security-Policy"]
     consent_page = client.get(f"/r/{rater.token}/start/").content.decode()
     assert "<script>" not in consent_page and "consent.js" in consent_page
+
+
+# -- the rater flow in one layer (issue 16 item 4) -------------------------------------------------
+def page_payload(page: str) -> dict:
+    """The step as the rating page shows it: the fields rater.js replaces from a JSON answer."""
+    number, total = re.search(r'id="progress-text"[^>]*>Image (\d+) of (\d+)<', page).groups()
+    preload = re.search(r'data-next="([^"]+)"', page)
+    return {"item": re.search(r'name="item" value="([^"]+)"', page).group(1),
+            "image_url": re.search(r'id="stimulus" src="([^"]+)"', page).group(1),
+            "next_url": preload.group(1) if preload else None, "number": int(number), "total": int(total),
+            "done": int(re.search(r'id="progress-bar" value="(\d+)"', page).group(1))}
+
+
+def test_the_rating_page_and_the_json_answer_carry_the_same_step(client, rater):
+    """One payload builder: after each rating the JSON answer holds exactly what the rating page shows
+    when loaded for the same step. Catches the two builders drifting (a progress count off by one,
+    the preload URL of the wrong item, a token for another position)."""
+    to_rating(client, rater)
+    page = page_payload(client.get(f"/r/{rater.token}/rate/").content.decode())
+    for _ in range(3):
+        answer = client.post(f"/r/{rater.token}/rate/", {"item": page["item"], "score": "3"},
+                             HTTP_X_RATING_CLIENT="fetch").json()
+        assert answer.pop("ok") and answer.pop("stored")
+        page = page_payload(client.get(f"/r/{rater.token}/rate/").content.decode())
+        # Tokens carry a signing time: compare what they name, and everything else exactly.
+        assert sessions.item_tokens.check_token(rater, answer.pop("item")) == \
+            sessions.item_tokens.check_token(rater, page.pop("item"))
+        assert answer == {key: value for key, value in page.items() if key != "item"}
+        page = page_payload(client.get(f"/r/{rater.token}/rate/").content.decode())
+
+
+@pytest.mark.parametrize("score", ["0", "6", "-1", "x", "", "3.5", None])
+def test_a_score_outside_the_scale_is_refused_by_page_and_by_json(client, rater, score):
+    """Form errors keep their old status and words: catches a RatingForm whose errors became 200 with
+    the form shown again, or Django's generic messages ("Enter a whole number.")."""
+    to_rating(client, rater)
+    page = client.get(f"/r/{rater.token}/rate/").content.decode()
+    token = re.search(r'name="item" value="([^"]+)"', page).group(1)
+    data = {"item": token} if score is None else {"item": token, "score": score}
+    plain = client.post(f"/r/{rater.token}/rate/", data)
+    assert plain.status_code == 400 and b"1 to 5" in plain.content
+    answer = client.post(f"/r/{rater.token}/rate/", data, HTTP_X_RATING_CLIENT="fetch")
+    assert answer.status_code == 400 and not answer.json()["ok"] and "1 to 5" in answer.json()["message"]
+    assert answer.json()["continue"] == f"/r/{rater.token}/"
+    assert Rating.objects.count() == 0
+
+
+def test_a_missing_token_or_calibration_position_is_refused_with_400(client, rater):
+    """Catches a missing item token answered with a form error page of another status, or passed on
+    as an empty string that matched something, and a non-number calibration position that raised (500)."""
+    consent(client, rater)
+    for sent in ({}, {"position": "abc"}, {"position": "-1"}, {"position": "99"}):
+        response = client.post(f"/r/{rater.token}/calibrate/", sent)
+        assert response.status_code == 400 and b"not one of your calibration images" in response.content
+    assert Session.objects.get(rater=rater).position == 0
+    to_rating(client, rater)
+    response = client.post(f"/r/{rater.token}/rate/", {"score": "3"})
+    assert response.status_code == 400 and b"damaged or forged" in response.content
+    assert Rating.objects.count() == 0

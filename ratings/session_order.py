@@ -1,0 +1,95 @@
+"""A session's stored order: calibration first, then the test items with repeats and gold mixed in.
+
+Drawn once, from the study seed and the rater's label, and stored as ``SessionItem`` rows, so a
+reload or another device resumes at the same place. What happens along that order (consent, answers,
+breaks, the end) is :mod:`ratings.sessions`.
+"""
+
+from __future__ import annotations
+
+import random
+
+from django.db.models import Count, Q
+
+from .models import Rater, Session, SessionItem, Stimulus, Study, StudyDataset
+
+__all__ = ["build_items"]
+
+
+def _rng(study: Study, rater: Rater, purpose: str) -> random.Random:
+    return random.Random(f"{study.seed}:{rater.label}:{purpose}")
+
+
+def _test_stimuli(study: Study, rater: Rater) -> list[Stimulus]:
+    done = Stimulus.objects.filter(study=study, state=Stimulus.State.DONE, image__dataset__role=StudyDataset.Role.TEST)
+    if study.assignment == Study.Assignment.ALL:
+        return list(done.order_by("pk"))
+    # Balanced: the least-assigned stimuli first (ties broken by the rater's own random draw), so every
+    # stimulus approaches ratings_per_stimulus; the caller holds the study lock while counting.
+    counts = done.annotate(n=Count("items", filter=Q(items__kind=SessionItem.Kind.TEST))).order_by("pk")
+    rng = _rng(study, rater, "balance")
+    ranked = sorted(counts, key=lambda s: (s.n >= study.ratings_per_stimulus, s.n, rng.random()))
+    return ranked[: study.items_per_rater]
+
+
+def _calibration_images(study: Study):
+    dataset = study.datasets.filter(role=StudyDataset.Role.CALIBRATION).first()
+    if dataset is None:
+        return [], []
+    images = list(dataset.images.order_by("pk"))
+    return images[: study.calibration_images], images[study.calibration_images:]
+
+
+def build_items(session: Session) -> list[SessionItem]:
+    """The session's items in order: calibration, then test items with repeats and gold mixed in.
+
+    Only made (DONE) stimuli are shown: a study opened with ``run_study --accept-failures`` has
+    failed ones, which are left out (a calibration pair whose NN or HR version failed, and a gold
+    item whose stimulus failed, are skipped) rather than breaking every rater's session.
+    """
+    rater, study = session.rater, session.rater.study
+
+    def made(image, method: str) -> Stimulus | None:
+        return Stimulus.objects.filter(image=image, condition__name=method, state=Stimulus.State.DONE).first()
+
+    calibration, gold_images = _calibration_images(study)
+    plan: list[tuple[Stimulus, str, int | None]] = []
+    for image in calibration:
+        pair = made(image, "nearest"), made(image, "hr")
+        if None in pair:
+            continue  # the told scores teach the scale only as a matched NN/HR pair
+        plan.append((pair[0], SessionItem.Kind.CALIBRATION, 1))
+        plan.append((pair[1], SessionItem.Kind.CALIBRATION, 5))
+    n_calibration = len(plan)
+
+    tests = _test_stimuli(study, rater)
+    rng = _rng(study, rater, "order")
+    rng.shuffle(tests)
+    body: list[tuple[Stimulus, str, int | None]] = [(s, SessionItem.Kind.TEST, None) for s in tests]
+    if study.repeat_images:
+        repeated = [s for s in tests if s.image.dataset.name == study.repeat_dataset and s.condition.name == study.repeat_method]
+        repeated = sorted(repeated, key=lambda s: s.image.name)[: study.repeat_images]
+        for stimulus in repeated:
+            first = next(i for i, entry in enumerate(body) if entry[0].pk == stimulus.pk)
+            # Anywhere at least one item away from the other showing; the earlier showing is the
+            # test item and the later one the repeat.
+            slots = [p for p in range(len(body) + 1) if p <= first - 1 or p >= first + 2]
+            at = rng.choice(slots or [len(body)])  # a one-item session cannot separate them
+            body.insert(at, (stimulus, SessionItem.Kind.TEST, None))
+            shown = [i for i, entry in enumerate(body) if entry[0].pk == stimulus.pk]
+            body[shown[1]] = (stimulus, SessionItem.Kind.REPEAT, None)
+    for k, image in enumerate(gold_images[: study.gold_items]):
+        method, expected = ("nearest", 1) if k % 2 == 0 else ("hr", 5)
+        gold = made(image, method)
+        at = rng.randint(0, len(body))  # drawn even when skipped: the other items keep their places
+        if gold is not None:
+            body.insert(at, (gold, SessionItem.Kind.GOLD, expected))
+    plan.extend(body)
+    items = [SessionItem(session=session, position=i, stimulus=s, kind=kind, expected_score=expected)
+             for i, (s, kind, expected) in enumerate(plan)]
+    created = SessionItem.objects.bulk_create(items)
+    # Calibration items come first by construction, so these two counts give every progress figure.
+    session.calibration_items = n_calibration
+    session.planned_scored_items = len(body)
+    session.save(update_fields=["calibration_items", "planned_scored_items"])
+    return created
