@@ -1,5 +1,8 @@
-"""Rater pages (the researcher dashboard is in :mod:`ratings.researcher_views`). Each view reads the request, calls one service and
-renders; everything that changes state is in :mod:`ratings.sessions`."""
+"""Rater pages (the researcher dashboard is in :mod:`ratings.researcher_views`).
+
+Each view parses the request with a form, calls one service and renders; everything that changes
+state is in :mod:`ratings.sessions`, and so is where the rater goes next (``Step.next_page``) and what a
+step sends to the browser (``Step.payload``, the page's context and the JSON answer alike)."""
 
 from __future__ import annotations
 
@@ -69,8 +72,9 @@ def join(request, enrolment_token):
 @require_http_methods(["GET", "POST"])
 def consent(request, token):
     rater = _rater(token)
-    if _step(rater).next_page() != "ratings:consent":
-        return _go_on(rater)
+    step = _step(rater)
+    if step.next_page() != "ratings:consent":
+        return redirect(step.url())
     if request.method == "POST":
         form = ConsentForm(request.POST)
         if not form.is_valid() and "consent" in form.errors:
@@ -108,7 +112,7 @@ def _wants_json(request) -> bool:
     return request.headers.get("X-Rating-Client") == "fetch"
 
 
-def _answer(request, rater: Rater, result: sessions.RecordResult, page: str):
+def _answer(request, result: sessions.RecordResult, page: str):
     """After an answer: the next step's payload for rater.js when it stays on ``page``, else where to go."""
     step = result.step
     if not _wants_json(request):
@@ -137,7 +141,7 @@ def rate(request, token):
                                             form.cleaned_data["response_ms"])
         except sessions.RatingRefused as exc:
             return _answer_refused(request, rater, exc)
-        return _answer(request, rater, result, "ratings:rate")
+        return _answer(request, result, "ratings:rate")
     step = _step(rater)
     if step.next_page() != "ratings:rate":
         return redirect(step.url())
@@ -157,8 +161,9 @@ def take_break(request, token):
 
 def done(request, token):
     rater = _rater(token)
-    if _step(rater).next_page() != "ratings:done":
-        return _go_on(rater)
+    step = _step(rater)
+    if step.next_page() != "ratings:done":
+        return redirect(step.url())
     return render(request, "ratings/done.html", {"rater": rater, "code": rater.session.completion_code})
 
 

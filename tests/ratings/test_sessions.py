@@ -516,3 +516,48 @@ def test_an_item_token_is_bound_to_its_rater_its_position_and_its_salt(rating_st
                                                              salt=sessions.ItemTokenGenerator.salt).split(":")[0])
     with pytest.raises(sessions.RatingRefused, match="damaged or forged"):
         sessions.item_tokens.check_token(alice, moved)  # another position under the old signature
+
+
+def test_a_new_kind_of_step_plugs_into_the_flow_through_the_registry(rating_study, monkeypatch):
+    """The extension point issue 17's paired steps use: gold items answered "up"/"down" by a StepKind
+    registered in STEP_KINDS, with the flow untouched. Catches the flow deciding anything by the item's
+    kind outside the registry (the answer check, the stored-answer replay rule, the payload)."""
+
+    class Thumbs(sessions.ScoredStep):
+        answers = {"up": 5, "down": 1}
+
+        def payload(self, step):
+            return {**super().payload(step), "choices": sorted(self.answers)}
+
+        def check_answer(self, answer):
+            if answer not in self.answers:
+                raise sessions.RatingRefused("Choose up or down.", 400)
+
+        def stored_answer(self, item):
+            score = super().stored_answer(item)
+            return None if score is None else {v: k for k, v in self.answers.items()}[score]
+
+        def store(self, item, answer, response_ms):
+            super().store(item, self.answers[answer], response_ms)
+
+    monkeypatch.setitem(sessions.STEP_KINDS, SessionItem.Kind.GOLD, Thumbs())
+    rater = started(rating_study)
+    session = skip_calibration(rater)
+    answered = []
+    while session.state != Session.State.COMPLETE:
+        step = sessions.current_step(session)
+        gold = step.item.kind == SessionItem.Kind.GOLD
+        assert ("choices" in step.payload()) == gold
+        if gold:
+            with pytest.raises(sessions.RatingRefused, match="up or down"):
+                sessions.record_rating(rater, sessions.item_token(step.item), 3)
+        answer = "up" if gold else 3
+        session = sessions.record_rating(rater, sessions.item_token(step.item), answer).session
+        if gold:
+            assert not sessions.record_rating(rater, sessions.item_token(step.item), "up").stored  # a replay
+            with pytest.raises(sessions.RatingRefused, match="first answer was kept"):
+                sessions.record_rating(rater, sessions.item_token(step.item), "down")
+        answered.append(gold)
+    assert answered.count(True) == 2
+    assert sorted(Rating.objects.filter(rater=rater, item__kind="gold").values_list("score", flat=True)) == [5, 5]
+    assert Rating.objects.filter(rater=rater).count() == 19

@@ -7,8 +7,8 @@ import re
 import pytest
 from django.test import Client
 
-from ratings import generation, sessions, studies
-from ratings.models import Rater, Rating, Session, Stimulus, Study
+from ratings import sessions, studies
+from ratings.models import Rating, Session, Stimulus, Study
 from ratings.study_file import parse_study_file
 
 from .conftest import RATING_STUDY
