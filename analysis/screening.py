@@ -422,8 +422,43 @@ def _incidence(r_codes: np.ndarray, s_codes: np.ndarray, n_r: int, n_s: int) -> 
     return sparse.csr_matrix((np.ones(len(r_codes)), (s_codes, r_codes)), shape=(n_s, n_r))
 
 
-#: Cells of the dense (stimuli x raters) block that ``_rater_model_covariance`` works on at a time.
-_BLOCK_CELLS = 4_000_000
+#: (query, rater) terms summed at a time by ``_cross_at``: bounds its memory to some 100 MB.
+_PAIRS_AT_ONCE = 4_000_000
+#: Above this share of rated (stimulus, rater) cells, ``_cross_at`` multiplies dense blocks (BLAS)
+#: instead of summing over each stimulus' raters: the same numbers, faster for a lab study's
+#: complete design, while a crowd study's sparse one would not fit as dense rows.
+_DENSE_SHARE = 0.05
+
+
+def _cross_at(b_over_a: sparse.csr_matrix, cov_delta: np.ndarray, at_s: np.ndarray, at_r: np.ndarray) -> np.ndarray:
+    """``cov(psi_j, Delta_r) = -sum_k (B/A)_jk cov(Delta)_kr`` at the pairs ``(at_s, at_r)``: a sum
+    over the raters of stimulus ``j`` only, so the cost is the pairs times the raters per stimulus
+    (or, for a nearly complete design, dense blocks of ``-(B/A) cov(Delta)``)."""
+    n_s, n_r = b_over_a.shape
+    out = np.empty(len(at_s))
+    if b_over_a.nnz > _DENSE_SHARE * n_s * n_r:
+        order = np.argsort(at_s, kind="stable")
+        step = max(1, _PAIRS_AT_ONCE // max(n_r, 1))
+        for start in range(0, n_s, step):
+            block = -(b_over_a[start:start + step].toarray() @ cov_delta)
+            lo, hi = np.searchsorted(at_s[order], [start, start + step])
+            sel = order[lo:hi]
+            out[sel] = block[at_s[sel] - start, at_r[sel]]
+        return out
+    indptr, indices, data = b_over_a.indptr, b_over_a.indices, b_over_a.data
+    lens = np.diff(indptr)[at_s]
+    ends = np.cumsum(lens)
+    start = 0
+    while start < len(at_s):
+        done = int(ends[start - 1]) if start else 0
+        stop = max(start + 1, int(np.searchsorted(ends, done + _PAIRS_AT_ONCE, side="right")))
+        n = lens[start:stop]
+        query = np.repeat(np.arange(stop - start), n)
+        k = indptr[at_s[start:stop]][query] + np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+        terms = data[k] * cov_delta[indices[k], at_r[start:stop][query]]
+        out[start:stop] = -np.bincount(query, weights=terms, minlength=stop - start)
+        start = stop
+    return out
 
 
 def _rater_model_covariance(nij, w: np.ndarray, cross_at: tuple[np.ndarray, np.ndarray] | None = None,
@@ -435,8 +470,9 @@ def _rater_model_covariance(nij, w: np.ndarray, cross_at: tuple[np.ndarray, np.n
     ``A = diag(sum_i w_i n_ij)``, ``B_ji = w_i n_ij`` and ``D = diag(w_i n_i)``; its Schur complement
     ``D - B^T A^-1 B`` is singular along the common shift of ``psi`` and ``Delta``, and its
     pseudo-inverse is the covariance of the centred biases. ``nij`` (dense or sparse) is used
-    sparse and ``cov(psi, Delta) = -A^-1 B cov(Delta)`` is formed a block of stimuli at a time, so
-    memory grows with the ratings and R^2, not with stimuli x raters.
+    sparse and ``cov(psi, Delta) = -A^-1 B cov(Delta)`` is formed only where it is asked for
+    (``_cross_at``), so memory grows with the ratings and R^2, not with stimuli x raters; the
+    inverse of the R x R Schur complement (R^3) is what remains.
     """
     b = sparse.csr_matrix(sparse.csr_matrix(nij).multiply(w[None, :]))
     a = np.asarray(b.sum(axis=1)).ravel()
@@ -454,21 +490,11 @@ def _rater_model_covariance(nij, w: np.ndarray, cross_at: tuple[np.ndarray, np.n
         cov_delta = np.linalg.pinv(schur, hermitian=True)
     del schur
     cov_delta = (cov_delta + cov_delta.T) / 2.0
-    var_psi = 1.0 / a
-    cross = None
-    if cross_at is not None:
-        at_s, at_r = cross_at
-        order = np.argsort(at_s, kind="stable")
-        cross = np.empty(len(at_s))
-    step = max(1, _BLOCK_CELLS // max(n_r, 1))
-    for start in range(0, n_s, step):
-        rows = b_over_a[start:start + step]
-        block = -(rows @ cov_delta)  # cov(psi_j, Delta) for the block's stimuli, dense (rows, R)
-        var_psi[start:start + step] -= np.asarray(rows.multiply(block).sum(axis=1)).ravel()
-        if cross is not None:
-            lo, hi = np.searchsorted(at_s[order], [start, start + step])
-            sel = order[lo:hi]
-            cross[sel] = block[at_s[sel] - start, at_r[sel]]
+    b_over_a.sort_indices()
+    rated_s = np.repeat(np.arange(n_s), np.diff(b_over_a.indptr))  # the stimulus of each rated cell
+    cross_rated = _cross_at(b_over_a, cov_delta, rated_s, b_over_a.indices)
+    var_psi = 1.0 / a - np.bincount(rated_s, weights=cross_rated * b_over_a.data, minlength=n_s)
+    cross = None if cross_at is None else _cross_at(b_over_a, cov_delta, *cross_at)
     return var_psi, cov_delta, cross
 
 

@@ -348,9 +348,13 @@ def _incomplete_design(seed=0, n_r=6, n_s=10, fraction=0.6):
     return r, s, n_r, n_s, rng.uniform(0.5, 3.0, n_r)
 
 
-def test_mle_full_covariance_and_leverages_match_statsmodels_wls():
+@pytest.mark.parametrize("dense_share", [0.0, 1.0])
+def test_mle_full_covariance_and_leverages_match_statsmodels_wls(dense_share, monkeypatch):
     # With the weights fixed, the model is weighted least squares on stimulus dummies and
     # sum-to-zero rater effects: statsmodels' covariance (scale 1) and hat matrix are the reference.
+    # Both ways of forming cov(psi, Delta) (dense blocks, sums over each stimulus' raters) are checked:
+    # catches either one wrong, e.g. a partner index off by one or a block's rows misplaced.
+    monkeypatch.setattr(screening, "_DENSE_SHARE", dense_share)
     sm = pytest.importorskip("statsmodels.api")
     r, s, n_r, n_s, w = _incomplete_design()
     x_psi = np.eye(n_s)[s]
