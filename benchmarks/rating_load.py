@@ -73,7 +73,7 @@ def setup_database(database_url: str, media_root: Path, n_raters: int, items: in
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=REPO, env=env, check=True)
     script = f"""
 import django; django.setup()
-from ratings import generation, sessions, studies
+from ratings import dispatch, sessions, studies
 from ratings.study_file import parse_study_file
 from django.conf import settings
 text = '''name = "load"
@@ -87,7 +87,7 @@ ratings_per_stimulus = {max(1, n_raters * items // 42 + 1)}
 items_per_rater = {items}
 '''
 study = studies.create_or_resume_study(parse_study_file(text, "load.toml", datasets_root=settings.SR_DATASETS_ROOT)).study
-generation.enqueue_pending(study)
+dispatch.enqueue_pending(study)
 for rater in studies.create_invitations(study, {n_raters}):
     sessions.start_session(rater)
     print(rater.token)

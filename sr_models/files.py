@@ -5,7 +5,7 @@ report) or a second writer never sees half a file under the real name: the data 
 file in the same folder (same file system, so the rename is atomic), is flushed and fsynced, and is
 then renamed over the target. On any error the temporary file is removed.
 
-Temporary names are ``.<name>.<random>.tmp``; ``ratings.generation`` relies on that pattern to
+Temporary names are ``.<name>.<random>.tmp``; ``ratings.stimulus_images`` relies on that pattern to
 clean up what a killed worker left behind.
 """
 

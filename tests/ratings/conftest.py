@@ -122,12 +122,12 @@ images = 2
 @pytest.fixture
 def rating_study(datasets_root, media_root):
     """A study ready for raters: 15 Set5 stimuli, 2 calibration images, 2 gold items, 2 repeats."""
-    from ratings import generation, studies
+    from ratings import dispatch, studies
     from ratings.models import Study
     from ratings.study_file import parse_study_file
 
     study = studies.create_or_resume_study(parse_study_file(RATING_STUDY, "r.toml", datasets_root=datasets_root)).study
-    generation.enqueue_pending(study)
+    dispatch.enqueue_pending(study)
     study.refresh_from_db()
     assert study.state == Study.State.READY
     return study

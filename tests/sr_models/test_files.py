@@ -42,7 +42,7 @@ def test_written_files_are_readable_by_others_and_folders_are_made(tmp_path):
 
 
 def test_temporary_names_follow_the_pattern_generation_cleans_up(tmp_path):
-    # ratings.generation removes stale ".<name>.*.tmp" files of killed workers.
+    # ratings.stimulus_images removes stale ".<name>.*.tmp" files of killed workers.
     path = tmp_path / "img_001.png"
     with atomic_write(path) as fh:
         names = [p.name for p in tmp_path.iterdir()]

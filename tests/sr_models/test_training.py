@@ -249,7 +249,7 @@ def test_both_commands_start_a_variant_from_the_generator_it_names(tmp_path, mon
     # The Django-free command applies it too.
     seen = []
     monkeypatch.setattr(train_cli, "SHIPPED_WEIGHTS_DIR", tmp_path)
-    monkeypatch.setattr(train_cli, "train", lambda config, progress: seen.append(config) or {"step": 0, "validation": {}})
+    monkeypatch.setattr(train_cli, "train", lambda config, progress, log: seen.append(config) or {"step": 0, "validation": {}})
     assert train_cli.main(["srgan-vgg54", "--out", str(tmp_path / "run")]) == 0
     assert seen[0].init_weights == str(tmp_path / "srresnet-mse.safetensors")
     assert "initialising from the shipped srresnet-mse" in capsys.readouterr().out
