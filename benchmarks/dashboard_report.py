@@ -1,7 +1,7 @@
 """Latency of the researcher's dashboard and report-file requests, and the report build's time and memory.
 
     python benchmarks/dashboard_report.py --sizes paper 100000
-    python benchmarks/dashboard_report.py --sizes 1000000
+    python benchmarks/dashboard_report.py --sizes 1000000 --dashboard-only
 
 Each size runs in a fresh process against a fresh scratch SQLite database, filled with bulk inserts
 (not through the web): ``paper`` is the paper's design (26 raters, each rating all 1128 stimuli:
@@ -20,7 +20,6 @@ VmRSS, and VmHWM reset just before the build).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import platform
 import resource
@@ -106,8 +105,8 @@ def build_study(size: str, seed: int = 16) -> tuple[int, int]:
     now = timezone.now()
     with transaction.atomic():
         study = Study.objects.create(name="bench", title=f"benchmark {size}", seed=seed, config_text=text,
-                                     config={"name": "bench", "seed": seed}, state=Study.State.READY,
-                                     config_sha256=hashlib.sha256(text.encode()).hexdigest(), calibration_images=0)
+                                     config={"name": "bench", "seed": seed, "rating": {"calibration_images": 0}},
+                                     state=Study.State.READY)
         methods = list(dict.fromkeys(m for _, ms in datasets.values() for m in ms))
         conditions = {m: Condition.objects.create(study=study, name=m, position=k,
                                                   kind="reference" if m == "hr" else "interpolation")
@@ -183,7 +182,21 @@ def _build_served_report(study) -> None:
     report_tasks.build_report(study.pk)
 
 
-def run_size(size: str, workdir: Path, repeats: int) -> None:
+def run_dashboard_only(client, dashboard: str, png: str, repeats: int) -> None:
+    """No report built (a build at this size takes longer than this run may): the page and a file request."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        response = client.get(dashboard)
+        times.append(time.perf_counter() - start)
+        assert response.status_code == 200 and b"No report built yet" in response.content, response.status_code
+    print(f"| dashboard page, no report built yet | {min(times):.2f} | {repeats} |", flush=True)
+    start = time.perf_counter()
+    assert client.get(png).status_code == 404
+    print(f"| report PNG, no report built yet (404) | {time.perf_counter() - start:.2f} | 1 |", flush=True)
+
+
+def run_size(size: str, workdir: Path, repeats: int, dashboard_only: bool = False) -> None:
     _setup_django(workdir)
     from django.core.management import call_command
     from django.test import Client
@@ -216,6 +229,9 @@ def run_size(size: str, workdir: Path, repeats: int) -> None:
     dashboard = reverse("ratings:dashboard", kwargs={"name": "bench"})
     png = reverse("ratings:report_file", kwargs={"name": "bench", "file": "mos.png"})
     csv = reverse("ratings:report_file", kwargs={"name": "bench", "file": "mos.csv"})
+    if dashboard_only:
+        run_dashboard_only(client, dashboard, png, repeats)
+        return
     seconds, _ = _timed(lambda: _build_served_report(study))
     print(f"| first report build for the web (in this process) | {seconds:.2f} | 1 |", flush=True)
     row("dashboard page", dashboard, repeats)
@@ -248,6 +264,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["paper", "100000"], help="'paper' or a number of ratings")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each fresh-report request (best is shown)")
+    parser.add_argument("--dashboard-only", action="store_true",
+                        help="build no report: time the dashboard page and a file request without one")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process of one size
     parser.add_argument("--build", action="store_true", help=argparse.SUPPRESS)  # the build's own process
     args = parser.parse_args()
@@ -255,12 +273,13 @@ def main() -> None:
         run_build(Path(os.environ["BENCH_WORKDIR"]))
         return
     if args.one:
-        run_size(args.one, Path(os.environ["BENCH_WORKDIR"]), args.repeats)
+        run_size(args.one, Path(os.environ["BENCH_WORKDIR"]), args.repeats, args.dashboard_only)
         return
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     for size in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run([sys.executable, __file__, "--one", size, "--repeats", str(args.repeats)],
+            subprocess.run([sys.executable, __file__, "--one", size, "--repeats", str(args.repeats),
+                            *(["--dashboard-only"] if args.dashboard_only else [])],
                            env=dict(os.environ, BENCH_WORKDIR=tmp), check=True)
     print(f"load after: {os.getloadavg()[0]:.1f}")
 
