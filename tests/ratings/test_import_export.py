@@ -221,13 +221,13 @@ def test_imported_response_times_above_an_hour_are_stored_as_missing(tmp_path, m
                     "a,Set5,img_001,bicubic,3,1500\n"
                     "a,Set5,img_002,bicubic,4,7200000\n")
     with pytest.warns(RatingsFileWarning, match=r"1 response_ms value\(s\) above"):
-        result = import_ratings(path, "Timed_study-1")
+        result = import_ratings(path, "timed_study-1")
     assert result.response_ms_dropped == 1 and result.ratings == 2
     stored = dict(Rating.objects.values_list("stimulus__image__name", "response_ms"))
     assert stored == {"img_001": 1500, "img_002": None}
     path.write_text("rater,dataset,image,method,score,response_ms\nb,Set5,img_001,bicubic,3,-40\n")
     with pytest.raises(RatingsFileError, match=r"line 2: response_ms '-40' is not a non-negative number"):
-        import_ratings(path, "Timed_study-1")
+        import_ratings(path, "timed_study-1")
     assert Rating.objects.count() == 2
 
 

@@ -7,10 +7,11 @@ import time
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.urls import reverse
 from tqdm import tqdm
 
 from ratings import dispatch, enrolment, generation, progress, studies
-from ratings.models import Stimulus, Study
+from ratings.models import Stimulus, Study, absolute_url
 from ratings.study_file import StudyFileError, load_study_file
 
 
@@ -107,11 +108,12 @@ class Command(BaseCommand):
         cap = enrolment.enrolment_cap(study)
         if cap:
             self.stdout.write(f"or through the open-enrolment link (at most {cap} raters join by it): "
-                              f"{base}/join/{study.open_enrolment_token}/?worker_id=WORKER_ID")
+                              f"{absolute_url(study.get_enrolment_url(), base)}?worker_id=WORKER_ID")
         else:
             self.stdout.write("(open enrolment is off: the study file sets no target, [rating] raters)")
         invited = list(study.raters.filter(source="invitation", session__started_at__isnull=True)[:5])
         for rater in invited:
-            self.stdout.write(f"  {rater.label}: {base}/r/{rater.token}/")
-        self.stdout.write(f"Researcher dashboard: {base}/studies/{study.name}/ (staff login; create one with "
+            self.stdout.write(f"  {rater.label}: {absolute_url(rater.get_absolute_url(), base)}")
+        dashboard = absolute_url(reverse("ratings:dashboard", kwargs={"name": study.name}), base)
+        self.stdout.write(f"Researcher dashboard: {dashboard} (staff login; create one with "
                           f"`python manage.py createsuperuser`)")
