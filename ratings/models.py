@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from .pairwise_design import PAIRED_PROTOCOLS, PairwiseDesign
 from .study_file import STUDY_NAME_MAX, RatingDesign, validate_study_name
 
 
@@ -93,6 +94,20 @@ class Study(models.Model):
     repeat_dataset = _design_property("repeat_dataset", "test-retest: the repeated stimuli's dataset")
     repeat_method = _design_property("repeat_method", "test-retest: the repeated stimuli's method")
     repeat_images = _design_property("repeat_images", "test-retest: how many images are shown twice")
+
+    @property
+    def protocol(self) -> str:
+        """``acr`` (1-5 ratings), ``pairwise`` or ``2afc-real`` (paired judgments)."""
+        return (self.config or {}).get("protocol", "acr")
+
+    @property
+    def pairwise(self) -> PairwiseDesign:
+        """The paired protocol's design, from ``config['pairwise']`` (the ``acr`` default without one)."""
+        return PairwiseDesign(**(self.config or {}).get("pairwise", {"protocol": self.protocol}))
+
+    @property
+    def is_paired(self) -> bool:
+        return self.protocol in PAIRED_PROTOCOLS
 
     @property
     def config_sha256(self) -> str:
@@ -287,16 +302,37 @@ class SessionItem(models.Model):
         REPEAT = "repeat", "repeat of a test item (test-retest)"
         GOLD = "gold", "gold item (expected score known, not told)"
 
+    class Side(models.TextChoices):
+        LEFT = "left"
+        RIGHT = "right"
+
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="items")
     position = models.PositiveIntegerField()
+    # A rated item shows ``stimulus``; a pair item shows ``stimulus`` on the left and ``right_stimulus``
+    # on the right (sides drawn when the session is planned, stored so a reload shows the same).
     stimulus = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="items")
+    right_stimulus = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="right_items", null=True,
+                                       blank=True)
     kind = models.CharField(max_length=12, choices=Kind.choices)
     expected_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    expected_side = models.CharField(max_length=5, choices=Side.choices, blank=True,
+                                     help_text="practice and gold pairs: the side a careful rater picks")
     shown_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["session", "position"], name="unique_item_position")]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "position"], name="unique_item_position"),
+            # A pair shows two different stimuli; only a pair has an expected side.
+            models.CheckConstraint(condition=Q(right_stimulus__isnull=True) | ~Q(right_stimulus=models.F("stimulus")),
+                                   name="pair_of_two_stimuli"),
+            models.CheckConstraint(condition=Q(expected_side="") | Q(right_stimulus__isnull=False),
+                                   name="expected_side_of_a_pair"),
+        ]
         ordering = ["session", "position"]
+
+    @property
+    def is_pair(self) -> bool:
+        return self.right_stimulus_id is not None
 
 
 class Rating(models.Model):
@@ -316,3 +352,34 @@ class Rating(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rater.label} gave {self.score}"
+
+
+class Judgment(models.Model):
+    """A choice between the two sides of one pair item: at most one per item, by the database.
+
+    The two stimuli and their sides are the item's (``stimulus`` left, ``right_stimulus`` right), so
+    the choice is a side and the chosen stimulus follows; ``rater`` repeats the item's session rater
+    for the analysis' queries and is held equal to it by triggers (migration 0008), as for ratings.
+    """
+
+    item = models.OneToOneField(SessionItem, on_delete=models.PROTECT, related_name="judgment")
+    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="judgments")
+    side = models.CharField(max_length=5, choices=SessionItem.Side.choices)
+    response_ms = models.PositiveIntegerField(null=True, blank=True, help_text="from display to answer")
+    layout = models.CharField(max_length=6, blank=True, help_text="side (both shown) or toggle (one at a time)")
+    toggles = models.PositiveIntegerField(default=0, help_text="switches between the versions in the toggle layout")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(side__in=["left", "right"]), name="judgment_side_left_or_right"),
+            models.CheckConstraint(condition=Q(layout__in=["", "side", "toggle"]), name="judgment_layout_known"),
+        ]
+        indexes = [models.Index(fields=["rater", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.rater.label} chose {self.side}"
+
+    @property
+    def chosen_stimulus_id(self) -> int:
+        return self.item.stimulus_id if self.side == SessionItem.Side.LEFT else self.item.right_stimulus_id

@@ -19,7 +19,7 @@ from sr_models.inference import sha256_file
 from sr_models.methods import INTERPOLATION_METHODS, shipped_weights
 
 from .labels import next_label_number
-from .models import Condition, Rater, Rating, Session, SourceImage, Stimulus, Study, StudyDataset
+from .models import Condition, Judgment, Rater, Rating, Session, SourceImage, Stimulus, Study, StudyDataset
 from .study_file import LIMITS, REFERENCE_METHOD, StudyConfig, image_size
 
 __all__ = [
@@ -86,7 +86,7 @@ def _provenance(name: str, kind: str, config: StudyConfig) -> dict:
 def _check_compatible(study: Study, config: StudyConfig) -> None:
     if study.config_sha256 == config.sha256:
         return
-    n_ratings = Rating.objects.filter(rater__study=study).count()
+    n_ratings = Rating.objects.filter(rater__study=study).count() + Judgment.objects.filter(rater__study=study).count()
     has_ratings = n_ratings > 0
     if study.seed != config.seed and study.raters.exists():
         raise StudyConflict(f"study {study.name!r} already has raters; its seed cannot change "
@@ -115,8 +115,11 @@ def _check_compatible(study: Study, config: StudyConfig) -> None:
             f"{', '.join(sorted(added_datasets | added_methods))} would give the new stimuli none of the earlier "
             f"raters' sessions. Use a new study name for the larger design."
         )
-    if has_ratings and old.get("rating") != config.to_json()["rating"]:
+    new = config.to_json()
+    if has_ratings and old.get("rating") != new["rating"]:
         raise StudyConflict(f"study {study.name!r} already has ratings; its [rating] design cannot change")
+    if has_ratings and (old.get("protocol", "acr"), old.get("pairwise")) != (new["protocol"], new.get("pairwise")):
+        raise StudyConflict(f"study {study.name!r} already has answers; its protocol and [pairwise] design cannot change")
 
 
 def create_or_resume_study(config: StudyConfig) -> SetupResult:

@@ -43,6 +43,8 @@ from sr_models.datasets import DatasetError, find_dataset
 from sr_models.images import MAX_IMAGE_SIDE, ImageError, image_size  # one size rule, checked on the header
 from sr_models.methods import INTERPOLATION_METHODS, NETWORK_METHODS
 
+from .pairwise_design import PAIRED_PROTOCOLS, PairwiseDesign, PairwiseDesignError, parse_pairwise
+
 __all__ = ["LIMITS", "MAX_IMAGE_SIDE", "image_size", "StudyFileError", "ExternalMethod", "StudyConfig", "RatingDesign", "parse_study_file", "load_study_file", "validate_study_name"]
 
 REFERENCE_METHOD = "hr"
@@ -107,6 +109,11 @@ class StudyConfig:
     rating: RatingDesign
     text: str = field(repr=False)
     dataset_folders: dict[str, Path] = field(default_factory=dict, repr=False)
+    pairwise: PairwiseDesign = PairwiseDesign(protocol="acr")
+
+    @property
+    def protocol(self) -> str:
+        return self.pairwise.protocol
 
     @property
     def sha256(self) -> str:
@@ -128,6 +135,8 @@ class StudyConfig:
             "methods": {k: list(v) for k, v in self.methods.items()},
             "externals": {k: str(v.dir) for k, v in self.externals.items()},
             "rating": self.rating.__dict__.copy(),
+            "protocol": self.protocol,
+            **({"pairwise": self.pairwise.to_json()} if self.protocol in PAIRED_PROTOCOLS else {}),
         }
 
 
@@ -144,7 +153,10 @@ LIMITS = {
     "repeats.images": 1_000,
 }
 
-_TOP_KEYS = {"name", "title", "seed", "scale", "datasets", "methods", "methods_per_dataset", "rating"}
+_TOP_KEYS = {"name", "title", "seed", "scale", "datasets", "methods", "methods_per_dataset", "rating", "protocol",
+             "pairwise"}
+# [rating] keys of the 1-5 protocol only: a paired study says how it samples in [pairwise].
+_ACR_ONLY_RATING_KEYS = ("gold_items", "assignment", "ratings_per_stimulus", "items_per_rater", "repeats")
 _RATING_KEYS = {
     "raters", "calibration_images", "gold_items", "break_every", "assignment", "ratings_per_stimulus",
     "items_per_rater", "repeats",
@@ -288,6 +300,7 @@ def parse_study_file(text: str, source: str = "<study file>", *, datasets_root: 
             fail(ds, f"dataset {ds!r} is not in datasets = {datasets}", "methods_per_dataset")
 
     rating = _parse_rating(data.get("rating", {}), datasets, methods, fail)
+    pairwise = _parse_protocol(data, datasets, methods, fail)
 
     folders: dict[str, Path] = {}
     if check_datasets:
@@ -307,7 +320,34 @@ def parse_study_file(text: str, source: str = "<study file>", *, datasets_root: 
             if problem:
                 fail("methods", problem, None, ext.name)
     return StudyConfig(name=name, seed=seed, title=title, scale=scale, datasets=tuple(datasets), methods=methods,
-                       externals=externals, rating=rating, text=text, dataset_folders=folders)
+                       externals=externals, rating=rating, text=text, dataset_folders=folders, pairwise=pairwise)
+
+
+def _parse_protocol(data: dict, datasets, methods, fail) -> PairwiseDesign:
+    """``protocol`` and ``[pairwise]`` (:mod:`ratings.pairwise_design`), and what a paired protocol
+    needs of the methods: two conditions to compare, and the original where it is shown."""
+    try:
+        design = parse_pairwise(data.get("protocol", "acr"), data.get("pairwise"))
+    except PairwiseDesignError as exc:
+        table, _, key = exc.key.rpartition(".")
+        fail(key, exc.problem, table or None)
+    if design.protocol not in PAIRED_PROTOCOLS:
+        return design
+    for key in _ACR_ONLY_RATING_KEYS:
+        if key in data.get("rating", {}):
+            fail(key, f'belongs to protocol = "acr"; a {design.protocol} study sets its sampling in [pairwise]', "rating")
+    needs_hr = design.protocol == "2afc-real" or design.reference == REFERENCE_METHOD or design.practice_pairs \
+        or design.gold_pairs
+    for ds in datasets:
+        compared = [m for m in methods[ds] if m != REFERENCE_METHOD]
+        if design.protocol == "pairwise" and len(compared) < 2:
+            fail("methods", f"a paired study compares at least two methods on {ds} besides hr")
+        if design.protocol == "2afc-real" and not compared:
+            fail("methods", f"a 2afc-real study needs at least one method besides hr on {ds}")
+        if needs_hr and REFERENCE_METHOD not in methods[ds]:
+            fail("methods", f'{ds} needs "hr" in its methods: the original is shown (2afc-real, reference = "hr", '
+                            f"practice and gold pairs)")
+    return design
 
 
 def _parse_rating(table, datasets, methods, fail) -> RatingDesign:

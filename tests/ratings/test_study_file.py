@@ -234,3 +234,41 @@ def test_huge_images_are_refused_naming_the_file(tmp_path, datasets_root, side, 
         parse(GOOD.replace('datasets = ["Set5"]', f'datasets = ["{folder}"]'), datasets_root)
     message = str(info.value)
     assert "big_HR.png" in message and fragment in message and "at most 4096x4096" in message
+
+
+PAIRED = """name = "pw"
+seed = 3
+datasets = ["Set5"]
+methods = ["bicubic", "srresnet-mse", "srgan-vgg54", "hr"]
+protocol = "pairwise"
+"""
+
+
+def test_a_paired_study_file_is_parsed_and_stored_with_its_protocol(datasets_root):
+    """The protocol and [pairwise] reach config.to_json() (what Study.pairwise reads back); an ACR
+    file keeps its shape with protocol 'acr' and no pairwise table."""
+    config = parse(PAIRED + '\n[pairwise]\ndesign = "balanced"\njudgments_per_rater = 12\njudgments_per_pair = 3\n',
+                   datasets_root)
+    assert config.protocol == "pairwise" and config.pairwise.design == "balanced"
+    stored = config.to_json()
+    assert stored["protocol"] == "pairwise" and stored["pairwise"]["judgments_per_pair"] == 3
+    plain = parse(GOOD, datasets_root).to_json()
+    assert plain["protocol"] == "acr" and "pairwise" not in plain
+
+
+@pytest.mark.parametrize("text, key, line, fragment", [
+    (PAIRED.replace('"pairwise"', '"mushra"'), "protocol", 5, "must be one of"),
+    (PAIRED + '\n[pairwise]\ndesign = "adaptive"\n', "pairwise.design", 8, "must be one of"),
+    (PAIRED + "\n[rating]\ngold_items = 3\n", "rating.gold_items", 8, "sets its sampling in [pairwise]"),
+    (PAIRED.replace('"srresnet-mse", "srgan-vgg54", ', ""), "methods", None, "at least two methods"),
+    (PAIRED.replace(', "hr"]', "]").replace('"pairwise"', '"2afc-real"'), "methods", None, 'needs "hr"'),
+    (GOOD + '\n[pairwise]\ndesign = "full"\n', "pairwise", None, 'not "acr"'),
+])
+def test_paired_mistakes_name_key_and_line(datasets_root, text, key, line, fragment):
+    """Catches a [pairwise] error reported without its table, an ACR-only key accepted in a paired
+    study, and a 2afc-real study without the original to compare with."""
+    with pytest.raises(StudyFileError) as info:
+        parse(text, datasets_root)
+    assert info.value.key == key and fragment in str(info.value)
+    if line is not None:
+        assert info.value.line == line
