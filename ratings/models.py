@@ -301,6 +301,9 @@ class SessionItem(models.Model):
         TEST = "test"
         REPEAT = "repeat", "repeat of a test item (test-retest)"
         GOLD = "gold", "gold item (expected score known, not told)"
+        PRACTICE = "practice", "practice pair (answer told after it)"
+        PAIR = "pair", "pair judged"
+        PAIR_GOLD = "pair_gold", "gold pair (expected side known, not told)"
 
     class Side(models.TextChoices):
         LEFT = "left"

@@ -118,12 +118,13 @@ def parse_pairwise(protocol: str, table: dict | None) -> PairwiseDesign:
 
 def _cells(design: PairwiseDesign, images: Sequence[Hashable], conditions: Sequence[str],
            reference: str) -> list[tuple[Hashable, str, str]]:
-    """Every (image, method, method) a study can ask about: pairs of the conditions, or for 2afc-real
-    each condition against the original."""
-    shown = [c for c in conditions if c != reference]
+    """Every (image, method, method) a study can ask about: for 2afc-real each condition against the
+    original; for pairwise every pair of the conditions - the original among them (it anchors the
+    scale) unless it is shown as the reference beside every pair."""
     if design.protocol == "2afc-real":
-        return [(img, c, reference) for img in images for c in shown]
-    return [(img, a, b) for img in images for a, b in itertools.combinations(shown, 2)]
+        return [(img, c, reference) for img in images for c in conditions if c != reference]
+    compared = [c for c in conditions if c != reference or design.reference == "none"]
+    return [(img, a, b) for img in images for a, b in itertools.combinations(compared, 2)]
 
 
 def raters_needed(design: PairwiseDesign, images: int, conditions: Sequence[str], reference: str = "hr") -> int:

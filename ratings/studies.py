@@ -130,7 +130,6 @@ def create_or_resume_study(config: StudyConfig) -> SetupResult:
     StudyConflict
         If the study exists and the file would remove or change what has been rated.
     """
-    design = config.rating
     # The rating design is stored once, in config["rating"] (Study.design reads it).
     defaults = {"title": config.title, "seed": config.seed, "scale": config.scale, "config_text": config.text,
                 "config": config.to_json()}
@@ -148,7 +147,7 @@ def create_or_resume_study(config: StudyConfig) -> SetupResult:
             dataset = _ensure_dataset(study, ds_name, str(config.dataset_folders[ds_name]), StudyDataset.Role.TEST, position)
             dataset.conditions.add(*[conditions[m] for m in config.methods[ds_name]])
             _ensure_test_images(dataset, config)
-        if design.calibration_images or design.gold_items:
+        if config.calibration_count:
             _ensure_calibration(study, config, conditions)
         _ensure_stimuli(study)
         new = study.stimuli.count() - before
@@ -160,7 +159,7 @@ def create_or_resume_study(config: StudyConfig) -> SetupResult:
 
 def _ensure_conditions(study: Study, config: StudyConfig) -> dict[str, Condition]:
     names = config.all_methods()
-    if config.rating.calibration_images or config.rating.gold_items:
+    if config.calibration_count:
         names += [m for m in CALIBRATION_METHODS if m not in names]
     out = {}
     for position, name in enumerate(names):
@@ -204,7 +203,7 @@ def _ensure_calibration(study: Study, config: StudyConfig, conditions: dict[str,
     from sr_models.datasets import image_name
 
     paths = training_image_paths(settings.SR_DATASETS_ROOT, ("BSD200",))
-    count = config.rating.calibration_images + config.rating.gold_items
+    count = config.calibration_count
     if count > len(paths):
         raise StudyConflict(f"{count} calibration + gold images asked for, but BSD200 has {len(paths)}")
     chosen = random.Random(f"{config.seed}:calibration").sample(paths, count)

@@ -116,6 +116,14 @@ class StudyConfig:
         return self.pairwise.protocol
 
     @property
+    def calibration_count(self) -> int:
+        """BSD200 images the study needs beside its test sets: calibration and gold items (ACR), or
+        practice and gold pairs (paired protocols), each shown as nearest-neighbour and original."""
+        if self.protocol in PAIRED_PROTOCOLS:
+            return self.pairwise.practice_pairs + self.pairwise.gold_pairs
+        return self.rating.calibration_images + self.rating.gold_items
+
+    @property
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 

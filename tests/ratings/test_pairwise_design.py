@@ -47,13 +47,14 @@ def test_full_design_gives_each_rater_every_pair_of_every_image_once():
     design = parse_pairwise("pairwise", {})
     plan = plan_pairs(design, IMAGES, CONDITIONS, seed=3, rater_index=0)
     cells = collections.Counter((img, *sorted((a, b))) for img, a, b in plan)
-    assert len(plan) == 5 * 3 and set(cells.values()) == {1}
-    assert all("hr" not in (a, b) for _, a, b in plan)  # the original is not a condition to compare
+    assert len(plan) == 5 * 6 and set(cells.values()) == {1}  # 4 conditions, the original among them
+    shown_with = plan_pairs(parse_pairwise("pairwise", {"reference": "hr"}), IMAGES, CONDITIONS, seed=3, rater_index=0)
+    assert len(shown_with) == 5 * 3 and all("hr" not in (a, b) for _, a, b in shown_with)  # hr is the reference
     assert plan == plan_pairs(design, IMAGES, CONDITIONS, seed=3, rater_index=0)
     assert plan != plan_pairs(design, IMAGES, CONDITIONS, seed=3, rater_index=1)
     lefts = collections.Counter(a for r in range(40) for _, a, _ in plan_pairs(design, IMAGES, CONDITIONS, seed=3,
                                                                                rater_index=r))
-    assert all(abs(n - 200) < 45 for n in lefts.values())  # 600 judgments, 3 methods: 200 each on the left
+    assert all(abs(n - 300) < 60 for n in lefts.values())  # 1200 judgments, 4 methods: 300 each on the left
 
 
 def test_balanced_design_spreads_the_target_evenly_over_raters():
@@ -61,14 +62,14 @@ def test_balanced_design_spreads_the_target_evenly_over_raters():
     rater sees a cell twice. Catches every rater starting at the same cell."""
     design = parse_pairwise("pairwise", {"design": "balanced", "judgments_per_rater": 7, "judgments_per_pair": 4})
     needed = raters_needed(design, len(IMAGES), CONDITIONS)
-    assert needed == 9  # 15 cells x 4 / 7 per rater, rounded up
+    assert needed == 18  # 30 cells x 4 / 7 per rater, rounded up
     counts = collections.Counter()
     for r in range(needed):
         plan = plan_pairs(design, IMAGES, CONDITIONS, seed=5, rater_index=r)
         own = [(img, *sorted((a, b))) for img, a, b in plan]
         assert len(own) == 7 and len(set(own)) == 7
         counts.update(own)
-    assert len(counts) == 15 and max(counts.values()) - min(counts.values()) <= 1 and min(counts.values()) >= 4
+    assert len(counts) == 30 and max(counts.values()) - min(counts.values()) <= 1 and min(counts.values()) >= 4
 
 
 def test_2afc_real_pairs_every_condition_with_the_original():
