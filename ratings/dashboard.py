@@ -20,24 +20,36 @@ def _counts(queryset, key: str) -> dict[int, int]:
     return dict(queryset.order_by().values_list(key).annotate(n=Count("pk")).values_list(key, "n"))
 
 
-def _rater_rows(study: Study, flags: dict[str, tuple[bool, str]]) -> list[dict]:
-    """One row per rater: its session and counts (items: scored items planned; rated: its ratings,
-    calibration included), and its flag in the last build."""
-    items = _counts(SessionItem.objects.filter(session__rater__study=study).exclude(kind=SessionItem.Kind.CALIBRATION),
+#: Raters per dashboard page: a crowd study has thousands, and the page refreshes every 30 seconds.
+RATERS_PER_PAGE = 200
+
+
+def _rater_rows(study: Study, flags: dict[str, tuple[bool, str]], page: int) -> tuple[list[dict], dict]:
+    """One page of raters (by label): its session and counts (items: scored items planned; rated: its
+    ratings, calibration included), and its flag in the last build; and where the page is."""
+    raters = study.raters.order_by("label")
+    total = raters.count()
+    pages = max(1, -(-total // RATERS_PER_PAGE))
+    number = min(max(page, 1), pages)
+    chunk = list(raters.values_list(
+        "pk", "label", "source", "external_id", "device_pixel_ratio", "viewport", "session__state",
+        "session__started_at", "session__completed_at")[(number - 1) * RATERS_PER_PAGE:number * RATERS_PER_PAGE])
+    ids = [row[0] for row in chunk]
+    items = _counts(SessionItem.objects.filter(session__rater_id__in=ids).exclude(kind=SessionItem.Kind.CALIBRATION),
                     "session__rater_id")
-    rated = _counts(Rating.objects.filter(rater__study=study), "rater_id")
+    rated = _counts(Rating.objects.filter(rater_id__in=ids), "rater_id")
     states, sources = dict(Session.State.choices), dict(Rater.Source.choices)
     rows = []
-    for pk, label, source, external_id, dpr, viewport, state, started, completed in (
-            study.raters.order_by("label").values_list(
-                "pk", "label", "source", "external_id", "device_pixel_ratio", "viewport", "session__state",
-                "session__started_at", "session__completed_at")):
+    for pk, label, source, external_id, dpr, viewport, state, started, completed in chunk:
         flagged, reasons = flags.get(reports.rater_key(label), (False, ""))
         rows.append({"label": label, "source": sources.get(source, source), "external_id": external_id,
                      "state": states.get(state, state or ""), "rated": rated.get(pk, 0), "items": items.get(pk, 0),
                      "started": started, "completed": completed, "dpr": dpr, "viewport": viewport,
                      "flagged": flagged, "reasons": reasons})
-    return rows
+    where = {"number": number, "pages": pages, "total": total, "first": (number - 1) * RATERS_PER_PAGE + 1 if rows else 0,
+             "last": (number - 1) * RATERS_PER_PAGE + len(rows), "previous": number - 1 if number > 1 else None,
+             "next": number + 1 if number < pages else None}
+    return rows, where
 
 
 def _flags(build: reports.Build | None) -> dict[str, tuple[bool, str]]:
@@ -70,15 +82,16 @@ def _build_line(build: reports.Build | None, ratings: int) -> dict:
             "new": f"{max(ratings - build.ratings, 0):,}"}
 
 
-def summary(study: Study) -> dict:
-    """Context for the dashboard page."""
+def summary(study: Study, page: int = 1) -> dict:
+    """Context for the dashboard page (``page``: of the raters table)."""
     build = reports.last_build(study)
     status = progress.study_status(study, build=build)
     holder = reports.lock_holder(study)
     failed = bool(build and build.error)
+    rows, where = _rater_rows(study, _flags(build), page)
     return {
         "status": status, "build": build, "report": _build_line(build, status["ratings"]),
         "building_since": datetime.fromisoformat(holder["since"]) if holder else None,
-        "build_error": build.error if failed else "", "raters": _rater_rows(study, _flags(build)),
+        "build_error": build.error if failed else "", "raters": rows, "raters_page": where,
         "mos": _mos_rows(study, build), "flagged": status["raters"]["flagged"],
     }

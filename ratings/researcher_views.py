@@ -27,7 +27,8 @@ def study_list(request):
 @staff_member_required
 def study_dashboard(request, name):
     study = get_object_or_404(Study, name=name)
-    context = dashboard.summary(study)
+    page = request.GET.get("page", "1")
+    context = dashboard.summary(study, page=int(page) if page.isdigit() else 1)
     if context["build"] is not None and context["build"].folder is not None:
         context["report_url"] = reverse("ratings:report_file", kwargs={"name": name, "file": "report.html"})
     return render(request, "ratings/dashboard.html", {"study": study, **context})

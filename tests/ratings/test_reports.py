@@ -183,10 +183,15 @@ def test_a_failed_build_is_recorded_and_the_last_report_stays_served(lab, admin_
     assert "The last build failed: ValueError: study" in admin_client.get("/studies/lab/").content.decode()
 
 
-def test_dashboard_counts_equal_the_database_with_unfinished_sessions(rating_study, admin_client):
-    """Catches counts taken through one join of items and ratings (each multiplies the other) or
-    that skip raters who never started, and a dashboard that needs a report to show its raters."""
+def test_dashboard_counts_equal_the_database_with_unfinished_sessions(rating_study, admin_client, monkeypatch):
+    """Catches counts taken through one join of items and ratings (each multiplies the other), that
+    skip raters who never started or belong to another page's raters, and a dashboard that needs a
+    report to show its raters."""
+    from ratings import dashboard
+
     from .test_views import to_rating
+
+    monkeypatch.setattr(dashboard, "RATERS_PER_PAGE", 3)
 
     invited = studies.create_invitations(rating_study, 4)
     clients = [Client() for _ in invited]
@@ -198,6 +203,11 @@ def test_dashboard_counts_equal_the_database_with_unfinished_sessions(rating_stu
             item = re.search(r'name="item" value="([^"]+)"', page).group(1)
             assert client.post(f"/r/{rater.token}/rate/", {"item": item, "score": "4"}).status_code == 302
     page = admin_client.get(f"/studies/{rating_study.name}/").content.decode()
+    second = admin_client.get(f"/studies/{rating_study.name}/?page=2").content.decode()
+    assert "Raters 1&ndash;3 of 4" in page and "Raters 4&ndash;4 of 4" in second
+    for rater in invited:
+        assert (f"<td>{rater.label}</td>" in page) != (f"<td>{rater.label}</td>" in second)  # on one page
+    page += second
     for rater in invited:
         rated = Rating.objects.filter(rater=rater).count()
         items = SessionItem.objects.filter(session__rater=rater).exclude(kind=SessionItem.Kind.CALIBRATION).count()
