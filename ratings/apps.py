@@ -6,4 +6,4 @@ class RatingsConfig(AppConfig):
     verbose_name = "MOS studies and ratings"
 
     def ready(self):
-        from . import report_tasks  # noqa: F401  registers the build_report task with Celery
+        from . import pair_steps, report_tasks  # noqa: F401  register the pair step kinds, the build_report task

@@ -10,10 +10,10 @@ import math
 
 from django import forms
 
-from . import sessions
+from . import pair_steps, sessions
 from .enrolment import WORKER_ID_MAX
 
-__all__ = ["CalibrationForm", "ConsentForm", "EnrolmentForm", "RatingForm"]
+__all__ = ["CalibrationForm", "ConsentForm", "EnrolmentForm", "PairForm", "RatingForm"]
 
 
 class EnrolmentForm(forms.Form):
@@ -45,25 +45,15 @@ class _RefusingForm(forms.Form):
         return sessions.RatingRefused(first, 400)
 
 
-class RatingForm(_RefusingForm):
-    """A score for the item a signed token names, and the browser's response time.
+class _AnswerForm(_RefusingForm):
+    """What every answer carries: the signed token of its item and the browser's response time.
 
-    The token (``item``) is checked by :func:`ratings.sessions.record_rating`, which knows the rater;
-    an empty one is refused there as damaged. The scale is ``sessions.SCORE_LABELS``.
+    The token (``item``) is checked by :mod:`ratings.sessions`, which knows the rater; an empty one
+    is refused there as damaged.
     """
 
     item = forms.CharField(required=False, strip=False)
-    score = forms.CharField(required=False)
     response_ms = forms.CharField(required=False)
-
-    def clean_score(self) -> int:
-        try:
-            score = int(self.cleaned_data["score"])
-        except (TypeError, ValueError):
-            raise forms.ValidationError(sessions.SCORE_MISSING, code="invalid") from None
-        if score not in sessions.SCORE_LABELS:
-            raise forms.ValidationError(sessions.score_refused(score), code="out_of_range")
-        return score
 
     def clean_response_ms(self):
         """ms from when the image appeared; None when the browser sent none; ``sessions.UNUSABLE``
@@ -77,6 +67,36 @@ class RatingForm(_RefusingForm):
         except ValueError:
             return sessions.UNUSABLE
         return int(ms) if math.isfinite(ms) and ms >= 0 else sessions.UNUSABLE
+
+
+class RatingForm(_AnswerForm):
+    """A score for the item a signed token names (the scale is ``sessions.SCORE_LABELS``)."""
+
+    score = forms.CharField(required=False)
+
+    def clean_score(self) -> int:
+        try:
+            score = int(self.cleaned_data["score"])
+        except (TypeError, ValueError):
+            raise forms.ValidationError(sessions.SCORE_MISSING, code="invalid") from None
+        if score not in sessions.SCORE_LABELS:
+            raise forms.ValidationError(sessions.score_refused(score), code="out_of_range")
+        return score
+
+
+class PairForm(_AnswerForm):
+    """The side chosen for the pair a signed token names, and how the pair was viewed (the page's
+    layout: both side by side, or one at a time with ``toggles`` switches)."""
+
+    choice = forms.ChoiceField(choices=[(s, s) for s in pair_steps.SIDES],
+                               error_messages={"required": pair_steps.CHOOSE_A_SIDE,
+                                               "invalid_choice": pair_steps.CHOOSE_A_SIDE})
+    layout = forms.ChoiceField(required=False, choices=[(v, v) for v in pair_steps.LAYOUTS])
+    toggles = forms.IntegerField(required=False, min_value=0, max_value=pair_steps.TOGGLES_MAX)
+
+    def answer(self) -> pair_steps.PairAnswer:
+        data = self.cleaned_data
+        return pair_steps.PairAnswer(data["choice"], data.get("layout") or "", data.get("toggles") or 0)
 
 
 class CalibrationForm(_RefusingForm):

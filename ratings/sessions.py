@@ -38,6 +38,7 @@ from django.utils.crypto import salted_hmac
 from analysis.io import MAX_RESPONSE_MS
 
 from .models import Rater, Rating, Session, SessionItem, Study
+from .pair_order import build_pair_items, next_active_item
 from .session_order import build_items
 
 __all__ = [
@@ -58,6 +59,8 @@ __all__ = [
     "ensure_open",
     "item_token",
     "item_tokens",
+    "image_url",
+    "record_judgment",
     "record_rating",
     "start_session",
 ]
@@ -124,7 +127,7 @@ item_token = item_tokens.make_token  # the token of one item, for callers that h
 
 
 # -- kinds of step ----------------------------------------------------------------------------------
-def _image_url(rater_token: str, public_id: str) -> str:
+def image_url(rater_token: str, public_id: str) -> str:
     return reverse("ratings:image", kwargs={"token": rater_token, "public_id": public_id})
 
 
@@ -138,6 +141,7 @@ class StepKind:
     page: str
     state: str
     answer_relation: str | None = None
+    warm_up: bool = False  # shown before the scored items (calibration, practice): counted apart
 
     def images(self, item: SessionItem) -> list[str]:
         """Public ids of the stimuli the step shows (the next step's are preloaded)."""
@@ -158,16 +162,21 @@ class StepKind:
     def store(self, item: SessionItem, answer, response_ms: int | None) -> None:
         raise NotImplementedError
 
+    def feedback(self, item: SessionItem, answer) -> str:
+        """What the rater is told right after answering (practice items); empty: nothing."""
+        return ""
+
 
 class CalibrationStep(StepKind):
     """An example with its score told; the rater continues (``advance_calibration``), nothing is stored."""
 
     page = "ratings:calibrate"
     state = Session.State.CALIBRATION
+    warm_up = True
 
     def payload(self, step: Step) -> dict[str, Any]:
         item = step.item
-        return {"image_url": _image_url(step.session.rater.token, item.stimulus.public_id),
+        return {"image_url": image_url(step.session.rater.token, item.stimulus.public_id),
                 "position": item.position, "expected_score": item.expected_score,
                 "label": SCORE_LABELS[item.expected_score]}
 
@@ -184,7 +193,7 @@ class ScoredStep(StepKind):
 
     def payload(self, step: Step) -> dict[str, Any]:
         return {"item": item_tokens.make_token(step.item),
-                "image_url": _image_url(step.session.rater.token, step.item.stimulus.public_id)}
+                "image_url": image_url(step.session.rater.token, step.item.stimulus.public_id)}
 
     def check_answer(self, answer) -> None:
         if answer not in SCORE_LABELS:
@@ -208,7 +217,11 @@ STEP_KINDS: dict[str, StepKind] = {
     SessionItem.Kind.REPEAT: _SCORED,
     SessionItem.Kind.GOLD: _SCORED,
 }
-_ANSWER_RELATIONS = sorted({k.answer_relation for k in STEP_KINDS.values() if k.answer_relation})
+
+
+def _answer_relations() -> list[str]:
+    """The relations that hold stored answers, of every kind registered (ratings.pair_steps adds one)."""
+    return sorted({k.answer_relation for k in STEP_KINDS.values() if k.answer_relation})
 
 
 # -- steps ------------------------------------------------------------------------------------------
@@ -251,11 +264,16 @@ class Step:
         """What the page shows for this step and what the JSON answer sends to show it without a reload."""
         if self.item is None:
             return {}
-        following = None
-        if self.following is not None:
-            following = _image_url(self.session.rater.token, STEP_KINDS[self.following.kind].images(self.following)[0])
-        return {**self.kind.payload(self), "next_url": following, "number": self.number, "total": self.total,
-                "done": self.done}
+        following = self.following_images()
+        return {**self.kind.payload(self), "next_url": following[0] if following else None, "number": self.number,
+                "total": self.total, "done": self.done}
+
+    def following_images(self) -> list[str]:
+        """URLs of every image the next step shows (the browser preloads them)."""
+        if self.following is None:
+            return []
+        token = self.session.rater.token
+        return [image_url(token, public_id) for public_id in STEP_KINDS[self.following.kind].images(self.following)]
 
     def mark_shown(self) -> None:
         """Note when the item was first sent to the browser (response times count from then)."""
@@ -267,9 +285,10 @@ class Step:
 def _load_step(session: Session, *, on_break: bool = False) -> Step:
     """The step at ``session.position``: one query for the item and the one after it."""
     p = session.position
-    pair = {i.position: i for i in session.items.select_related("stimulus").filter(position__in=(p, p + 1))}
+    pair = {i.position: i for i in session.items.select_related("stimulus", "right_stimulus")
+            .filter(position__in=(p, p + 1))}
     item = pair.get(p)
-    if item is not None and item.kind == SessionItem.Kind.CALIBRATION:
+    if item is not None and STEP_KINDS[item.kind].warm_up:
         return Step(session, item, pair.get(p + 1), p + 1, session.calibration_items, p)
     done = max(0, p - session.calibration_items)  # calibration items come first
     return Step(session, item, pair.get(p + 1), done + 1, session.planned_scored_items, done, on_break)
@@ -301,7 +320,7 @@ def start_session(rater: Rater, *, device_pixel_ratio: float | None = None, view
         if study.state != Study.State.READY:
             raise RatingRefused("This study is not open for rating yet: its images are still being made.", 503)
         if not session.items.exists():
-            build_items(session)
+            (build_pair_items if study.is_paired else build_items)(session)
         first = session.items.order_by("position").first()
         if first is None:
             raise RatingRefused("There is nothing left to rate in this study. Thank you!", 410)
@@ -332,6 +351,10 @@ def _advance(session: Session) -> Step:
     """
     session.position += 1
     step = _load_step(session)
+    if step.item is None and session.rater.study.is_paired and session.rater.study.pairwise.design == "active":
+        # the active design asks its next pair now, from every judgment so far (None: all asked)
+        if next_active_item(session) is not None:
+            step = _load_step(session)
     if step.item is None:
         session.state = Session.State.COMPLETE
         session.completed_at = timezone.now()
@@ -398,6 +421,7 @@ class RecordResult:
     session: Session
     stored: bool  # False for a replay of an already stored answer
     step: Step  # where the rater is after it (for a replay: where the session already was)
+    feedback: str = ""  # told to the rater about the answer just stored (practice pairs)
 
 
 def record_rating(rater: Rater, token: str, score: int, response_ms: int | None = None) -> RecordResult:
@@ -418,13 +442,20 @@ def record_rating(rater: Rater, token: str, score: int, response_ms: int | None 
     return _record_answer(rater, token, score, response_ms)
 
 
+def record_judgment(rater: Rater, token: str, answer, response_ms: int | None = None) -> RecordResult:
+    """Store the side chosen for the pair ``token`` refers to, exactly once (``answer``: a
+    :class:`ratings.pair_steps.PairAnswer`; the refusals are :func:`record_rating`'s)."""
+    return _record_answer(rater, token, answer, response_ms)
+
+
 def _record_answer(rater: Rater, token: str, answer, client_ms) -> RecordResult:
     """The exactly-once rule for every kind of step; the kind checks and stores the answer itself."""
     position, public_id = item_tokens.check_token(rater, token)
     with transaction.atomic():
         ensure_open(rater.study_id)
         session = _locked_session(rater)
-        item = session.items.select_related("stimulus", *_ANSWER_RELATIONS).filter(position=position).first()
+        item = session.items.select_related("stimulus", "right_stimulus", *_answer_relations()).filter(
+            position=position).first()
         if item is None or item.stimulus.public_id != public_id:
             raise RatingRefused("That image is not in your assignment; nothing was stored.", 400)
         kind = STEP_KINDS[item.kind]
@@ -440,7 +471,7 @@ def _record_answer(rater: Rater, token: str, answer, client_ms) -> RecordResult:
         if position != session.position:
             raise RatingRefused("This page is out of date: please continue with the image shown now.", 409)
         kind.store(item, answer, _response_ms(client_ms, item.shown_at, timezone.now()))
-        return RecordResult(session, stored=True, step=_advance(session))
+        return RecordResult(session, stored=True, step=_advance(session), feedback=kind.feedback(item, answer))
 
 
 def completion_code(rater: Rater) -> str:

@@ -32,7 +32,8 @@ from django.utils.text import slugify
 from sr_models.files import write_bytes_atomic
 from sr_models.inference import sha256_file
 
-from .models import SessionItem, Stimulus
+from .models import SessionItem, Stimulus, Study
+from .study_file import REFERENCE_METHOD
 
 __all__ = ["UnsafeMediaPath", "equalise_lengths", "media_file", "stimulus_file_for", "stimulus_path"]
 
@@ -126,13 +127,31 @@ def equalise_lengths(study_id: int) -> int:
 
 
 # -- serving ------------------------------------------------------------------------------------------
+def _shown_to(token: str) -> frozenset[str]:
+    """Public ids of every stimulus the rater's session shows: each item's (both of a pair's), and
+    the originals a paired study shows beside its pairs (``reference = "hr"``)."""
+    items = SessionItem.objects.filter(session__rater__token=token)
+    ids = set(items.values_list("stimulus__public_id", flat=True))
+    ids |= set(items.exclude(right_stimulus=None).values_list("right_stimulus__public_id", flat=True))
+    study = Study.objects.filter(raters__token=token).first()
+    if ids and study is not None and study.is_paired and study.pairwise.reference == REFERENCE_METHOD:
+        images = items.values_list("stimulus__image_id", flat=True)
+        ids |= set(Stimulus.objects.filter(image_id__in=images, condition__name=REFERENCE_METHOD)
+                   .values_list("public_id", flat=True))
+    return frozenset(ids)
+
+
 @lru_cache(maxsize=4096)
 def _assignment(token: str) -> frozenset[str]:
-    ids = frozenset(SessionItem.objects.filter(session__rater__token=token)
-                    .values_list("stimulus__public_id", flat=True))
+    ids = _shown_to(token)
     if not ids:
         raise LookupError(token)  # not drawn yet (before consent): not cached
     return ids
+
+
+def _in_assignment(token: str, public_id: str) -> bool:
+    """Cached; a miss is checked again, since an active design adds items as the session goes."""
+    return public_id in _assignment(token) or public_id in _shown_to(token)
 
 
 def _stimulus_row(public_id: str) -> tuple[str, str]:
@@ -163,7 +182,7 @@ def stimulus_file_for(token: str, public_id: str) -> Path | None:
     SHA-256 is not the one stored (logged as an error: a file overwritten or damaged on disk).
     """
     try:
-        if public_id not in _assignment(token):
+        if not _in_assignment(token, public_id):
             return None
         file, sha = _stimulus(public_id)
         path = media_file(file)

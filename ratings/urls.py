@@ -10,6 +10,7 @@ urlpatterns = [
     path("r/<str:token>/start/", views.consent, name="consent"),
     path("r/<str:token>/calibrate/", views.calibrate, name="calibrate"),
     path("r/<str:token>/rate/", views.rate, name="rate"),
+    path("r/<str:token>/pair/", views.pair, name="pair"),
     path("r/<str:token>/break/", views.take_break, name="break"),
     path("r/<str:token>/done/", views.done, name="done"),
     path("r/<str:token>/img/<str:public_id>", views.image, name="image"),

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from . import enrolment, sessions, stimulus_files
-from .forms import CalibrationForm, ConsentForm, EnrolmentForm, RatingForm
+from .forms import CalibrationForm, ConsentForm, EnrolmentForm, PairForm, RatingForm
 from .models import Rater, Study
 
 
@@ -117,9 +117,10 @@ def _answer(request, result: sessions.RecordResult, page: str):
     step = result.step
     if not _wants_json(request):
         return redirect(step.url())
+    told = {"feedback": result.feedback} if result.feedback else {}
     if step.next_page() == page:
-        return JsonResponse({"ok": True, "stored": result.stored, **step.payload()})
-    return JsonResponse({"ok": True, "stored": result.stored, "redirect": step.url()})
+        return JsonResponse({"ok": True, "stored": result.stored, **told, **step.payload()})
+    return JsonResponse({"ok": True, "stored": result.stored, **told, "redirect": step.url()})
 
 
 def _answer_refused(request, rater: Rater, exc: sessions.RatingRefused):
@@ -152,6 +153,31 @@ def rate(request, token):
     step.mark_shown()
     return render(request, "ratings/rate.html", {"rater": rater, "scores": sessions.SCORE_LABELS.items(),
                                                  **step.payload()})
+
+
+@require_http_methods(["GET", "POST"])
+def pair(request, token):
+    """A pair to judge (paired studies); the answer is a side, stored once (``sessions.record_judgment``)."""
+    rater = _rater(token)
+    if request.method == "POST":
+        form = PairForm(request.POST)
+        try:
+            if not form.is_valid():
+                raise form.refusal()
+            result = sessions.record_judgment(rater, form.cleaned_data["item"], form.answer(),
+                                              form.cleaned_data["response_ms"])
+        except sessions.RatingRefused as exc:
+            return _answer_refused(request, rater, exc)
+        return _answer(request, result, "ratings:pair")
+    step = _step(rater)
+    if step.next_page() != "ratings:pair":
+        return redirect(step.url())
+    try:
+        sessions.ensure_open(rater.study_id)
+    except sessions.RatingRefused as exc:
+        return _refused(request, None, exc)
+    step.mark_shown()
+    return render(request, "ratings/pair.html", {"rater": rater, **step.payload()})
 
 
 def take_break(request, token):

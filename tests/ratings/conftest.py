@@ -119,18 +119,23 @@ images = 2
 """
 
 
-@pytest.fixture
-def rating_study(datasets_root, media_root):
-    """A study ready for raters: 15 Set5 stimuli, 2 calibration images, 2 gold items, 2 repeats."""
+def ready_study(text: str, datasets_root):
+    """The study of a study file, set up and with every stimulus made in-process (ready for raters)."""
     from ratings import dispatch, studies
     from ratings.models import Study
     from ratings.study_file import parse_study_file
 
-    study = studies.create_or_resume_study(parse_study_file(RATING_STUDY, "r.toml", datasets_root=datasets_root)).study
+    study = studies.create_or_resume_study(parse_study_file(text, "study.toml", datasets_root=datasets_root)).study
     dispatch.enqueue_pending(study)
     study.refresh_from_db()
     assert study.state == Study.State.READY
     return study
+
+
+@pytest.fixture
+def rating_study(datasets_root, media_root):
+    """A study ready for raters: 15 Set5 stimuli, 2 calibration images, 2 gold items, 2 repeats."""
+    return ready_study(RATING_STUDY, datasets_root)
 
 
 # -- real servers ---------------------------------------------------------------------------------
@@ -254,3 +259,47 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+# -- Chromium (the browser tests) -------------------------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+ARTIFACTS = REPO / "test-artifacts" / "browser"  # screenshots of the browser tests, looked at by people
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: bin/services installs it (apt-get install chromium)")
+    # Playwright's sync API keeps an asyncio loop in this thread; the ORM calls in these tests are
+    # ordinary synchronous calls between browser steps, which Django must be told to allow.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield b
+            b.close()
+    finally:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+@pytest.fixture
+def page_factory(browser):
+    contexts = []
+
+    def make(width=1366, height=768, scale=1.0):
+        context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=scale)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def shot(page, name):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))

@@ -4,9 +4,7 @@ conditions. Screenshots go to test-artifacts/browser/."""
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -14,53 +12,10 @@ from playwright.sync_api import expect
 from ratings import studies
 from ratings.models import Rating, Session, SessionItem
 
-from .conftest import REPO
+from .conftest import shot
 from .designs import set_design
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
-ARTIFACTS = REPO / "test-artifacts" / "browser"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: bin/services installs it (apt-get install chromium)")
-    # Playwright's sync API keeps an asyncio loop in this thread; the ORM calls in these tests are
-    # ordinary synchronous calls between browser steps, which Django must be told to allow.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as p:
-            b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            yield b
-            b.close()
-    finally:
-        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
-
-
-@pytest.fixture
-def page_factory(browser):
-    contexts = []
-
-    def make(width=1366, height=768, scale=1.0):
-        context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=scale)
-        contexts.append(context)
-        return context.new_page()
-
-    yield make
-    for context in contexts:
-        context.close()
-
-
-def shot(page, name):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-
 
 @pytest.fixture
 def study(rating_study):

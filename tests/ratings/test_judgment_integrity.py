@@ -10,8 +10,18 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from ratings.models import (Condition, Judgment, Rater, Rating, Session, SessionItem, SourceImage, Stimulus, Study,
-                            StudyDataset)
+from ratings.models import (
+    Condition,
+    Judgment,
+    Rater,
+    Rating,
+    Session,
+    SessionItem,
+    SourceImage,
+    Stimulus,
+    Study,
+    StudyDataset,
+)
 
 pytestmark = pytest.mark.django_db
 

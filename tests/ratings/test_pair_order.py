@@ -6,10 +6,11 @@ import collections
 
 import pytest
 
-from ratings import dispatch, studies
+from ratings import studies
 from ratings.models import Judgment, Session, SessionItem, Study
 from ratings.pair_order import build_pair_items, next_active_item
-from ratings.study_file import parse_study_file
+
+from .conftest import ready_study
 
 pytestmark = pytest.mark.django_db
 
@@ -25,13 +26,6 @@ gold_pairs = 1
 """
 
 
-def _study(text: str, datasets_root) -> Study:
-    study = studies.create_or_resume_study(parse_study_file(text, "p.toml", datasets_root=datasets_root)).study
-    dispatch.enqueue_pending(study)
-    study.refresh_from_db()
-    assert study.state == Study.State.READY
-    return study
-
 
 def _session(study: Study) -> Session:
     rater = studies.create_invitations(study, 1)[0]
@@ -42,7 +36,7 @@ def test_full_design_order(datasets_root, media_root):
     """Two practice pairs first (NN against the original, expected side the original's), then every
     pair of the 3 conditions on the 5 images once, with the gold pair among them. Catches practice
     pairs placed among the judged ones, and an expected side that is not where the original is."""
-    study = _study(PAIRED, datasets_root)
+    study = ready_study(PAIRED, datasets_root)
     session = _session(study)
     items = build_pair_items(session)
     kinds = [i.kind for i in items]
@@ -66,7 +60,7 @@ def test_active_design_adds_one_informative_pair_at_a_time(datasets_root, media_
     this rater, and the rater is asked exactly judgments_per_rater. Catches a design that repeats a
     rater's pair or asks past judgments_per_rater."""
     text = PAIRED.replace("gold_pairs = 1", 'gold_pairs = 0\ndesign = "active"\njudgments_per_rater = 4')
-    study = _study(text, datasets_root)
+    study = ready_study(text, datasets_root)
     session = _session(study)
     build_pair_items(session)
     assert session.items.filter(kind="pair").count() == 1

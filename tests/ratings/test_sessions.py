@@ -14,6 +14,7 @@ from django.utils import timezone
 from ratings import dispatch, session_order, sessions, studies
 from ratings.forms import RatingForm
 from ratings.models import Rater, Rating, Session, SessionItem, Stimulus, Study
+from ratings.pair_steps import PairStep
 from ratings.study_file import parse_study_file
 
 from .designs import set_design
@@ -450,9 +451,10 @@ def test_every_item_kind_has_one_step_kind_whose_state_and_page_agree():
     """Catches an item kind without a step kind (the flow would raise KeyError mid-session) and a kind
     whose session state sends the rater to another kind's page."""
     assert set(sessions.STEP_KINDS) == set(SessionItem.Kind.values)
-    pages = {Session.State.CALIBRATION: "ratings:calibrate", Session.State.RATING: "ratings:rate"}
+    pages = {(Session.State.CALIBRATION, False): "ratings:calibrate", (Session.State.RATING, False): "ratings:rate",
+             (Session.State.CALIBRATION, True): "ratings:pair", (Session.State.RATING, True): "ratings:pair"}
     for kind in sessions.STEP_KINDS.values():
-        assert pages[kind.state] == kind.page
+        assert pages[kind.state, isinstance(kind, PairStep)] == kind.page
 
 
 def test_the_next_page_after_calibration_a_break_and_the_last_item(rating_study):

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from django.test import Client
 
 from ratings import dispatch, stimulus_files, studies
 from ratings.models import Session, Stimulus, Study

@@ -31,22 +31,11 @@
   function checkViewing() {
     if (!img || !img.naturalWidth) return;
     var dpr = window.devicePixelRatio || 1;
-    if (Math.abs(dpr - Math.round(dpr)) > 0.001) {
-      setBlocked(true, "Your browser zoom or display scaling is " + Math.round(dpr * 100) + "%. " +
-        "Images must be shown pixel for pixel: press Ctrl+0 (Cmd+0 on a Mac) to reset the zoom, " +
-        "or zoom until this message disappears (about " + Math.round(100 / dpr) + "%).");
-      return;
-    }
+    var zoom = RaterPage.zoomProblem(dpr);
+    if (zoom) { setBlocked(true, zoom); return; }
     img.style.width = img.naturalWidth / dpr + "px";
     img.style.height = img.naturalHeight / dpr + "px";
-    var rect = img.getBoundingClientRect();
-    var fits = rect.left >= 0 && rect.top >= 0 &&
-      rect.right <= document.documentElement.clientWidth + 0.5 && rect.bottom <= window.innerHeight + 0.5;
-    if (!fits) {
-      setBlocked(true, "The window is too small to show the whole image (" + img.naturalWidth + " x " +
-        img.naturalHeight + " pixels). Please enlarge or maximise the window, or use full screen (F11).");
-      return;
-    }
+    if (!RaterPage.fitsWindow(img)) { setBlocked(true, RaterPage.tooSmall(img.naturalWidth, img.naturalHeight)); return; }
     setBlocked(false);
   }
 
@@ -81,44 +70,17 @@
     preload(data.next_url);
   }
 
-  function showRefusal(message, continueUrl) {
-    var main = document.getElementById("main");
-    main.innerHTML = "";
-    var page = document.createElement("div");
-    page.className = "page";
-    page.innerHTML = '<h1>Please note</h1><p class="error" role="alert" id="refusal"></p>' +
-      '<p><a class="primary button" id="continue-link">Continue</a></p>';
-    page.querySelector("#refusal").textContent = message;
-    var link = page.querySelector("#continue-link");
-    link.href = continueUrl;
-    main.appendChild(page);
-    link.focus();
-  }
-
   function sendScore(form, score) {
     var ms = document.getElementById("response-ms");
     if (ms && shownAt !== null) ms.value = Math.round(performance.now() - shownAt);
-    var body = new FormData(form);
-    body.set("score", score);
     busy = true;
     refreshButtons();
-    fetch(form.action || window.location.href, {
-      method: "POST", body: body, credentials: "same-origin",
-      headers: { "X-Rating-Client": "fetch", "Accept": "application/json" }
-    }).then(function (response) {
-      return response.json().then(function (data) { return { status: response.status, data: data }; });
-    }).then(function (result) {
+    RaterPage.post(form, { score: score }, function (data) {
       busy = false;
-      var data = result.data;
-      if (!data.ok) { showRefusal(data.message, data["continue"]); return; }
-      if (data.redirect) { window.location.assign(data.redirect); return; }
       showNext(data);
-    }).catch(function () {
-      // Network trouble: nothing is known to be stored; reloading shows the item the server waits for
-      // (a repeated score for an item already stored is recognised and stored once).
+    }, function (message) {
       busy = false;
-      setBlocked(true, "The connection failed. Your answer may not have been saved: the page will reload.");
-      setTimeout(function () { window.location.reload(); }, 1500);
+      setBlocked(true, message);
     });
   }
 

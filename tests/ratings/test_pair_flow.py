@@ -1,0 +1,103 @@
+"""A paired study through its real URLs (Django test client, real database): practice pairs with
+feedback, judgments stored once with their sides, replays, forged and malformed answers refused."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ratings import studies
+from ratings.models import Judgment, Session, SessionItem
+
+from .conftest import ready_study
+
+pytestmark = pytest.mark.django_db
+
+PAIRED = """name = "pairflow"
+seed = 5
+datasets = ["Set5"]
+methods = ["nearest", "bicubic", "hr"]
+protocol = "pairwise"
+
+[pairwise]
+practice_pairs = 2
+gold_pairs = 1
+"""
+FETCH = {"HTTP_X_RATING_CLIENT": "fetch", "HTTP_ACCEPT": "application/json"}
+
+
+@pytest.fixture
+def rater(datasets_root, media_root):
+    return studies.create_invitations(ready_study(PAIRED, datasets_root), 1)[0]
+
+
+def _start(client, rater):
+    response = client.post(f"/r/{rater.token}/start/", {"consent": "yes", "device_pixel_ratio": "1",
+                                                         "viewport": "1366x768"})
+    assert response.status_code == 302
+    return client.get(f"/r/{rater.token}/", follow=True)
+
+
+def _token(page: str) -> str:
+    return re.search(r'name="item" value="([^"]+)"', page).group(1)
+
+
+def test_a_rater_judges_every_pair_once_and_gets_a_code(client, rater):
+    """Practice answers are told (right or wrong) and stored as practice; every pair ends with one
+    judgment whose side is the one posted; the page never names a method. Catches feedback on the
+    wrong side, a judgment stored for the other side, and the session not completing."""
+    page = _start(client, rater).content.decode()
+    assert "Practice pair 1 of 2" in page and 'aria-label="Left"' in page and "bicubic" not in page and "nearest" not in page
+    session = Session.objects.get(rater=rater)
+    chosen = {}
+    token = _token(page)
+    for n in range(session.items.count()):
+        item = session.items.get(position=session.position)
+        side = "left" if n % 2 == 0 else "right"
+        answer = client.post(f"/r/{rater.token}/pair/", {"item": token, "choice": side, "response_ms": "900",
+                                                        "layout": "side", "toggles": "0"}, **FETCH).json()
+        assert answer["ok"], answer
+        chosen[item.pk] = side
+        if item.kind == SessionItem.Kind.PRACTICE:
+            right = side == item.expected_side
+            assert answer["feedback"].startswith("Right" if right else "Not quite")
+            assert f"the {item.expected_side} image is the original" in answer["feedback"]
+        session.refresh_from_db()
+        if "redirect" in answer:
+            break
+        token = answer["item"]
+        assert set(answer["images"]) == {"left", "right"}
+    assert answer["redirect"].endswith("/done/")
+    session.refresh_from_db()
+    assert session.state == Session.State.COMPLETE and session.completion_code
+    stored = dict(Judgment.objects.filter(rater=rater).values_list("item_id", "side"))
+    assert stored == chosen and len(stored) == session.items.count() == 2 + 3 * 5 + 1
+
+
+def test_replays_forgeries_and_bad_sides_change_nothing(client, rater):
+    """The same answer twice stores one judgment (a double click); the other side afterwards is
+    refused and the first kept; a token of another rater, a forged token and a side that is
+    neither are refused with nothing stored."""
+    page = _start(client, rater).content.decode()
+    token = _token(page)
+    post = lambda data: client.post(f"/r/{rater.token}/pair/", data, **FETCH)  # noqa: E731
+    assert post({"item": token, "choice": "up"}).status_code == 400
+    assert post({"item": token[:-3] + "abc", "choice": "left"}).status_code == 400
+    other = studies.create_invitations(rater.study, 1)[0]
+    _start(client, other)
+    other_token = _token(client.get(f"/r/{other.token}/pair/").content.decode())
+    assert post({"item": other_token, "choice": "left"}).status_code == 403
+    assert not Judgment.objects.filter(rater=rater).exists()
+    assert post({"item": token, "choice": "left"}).json()["stored"] is True
+    assert post({"item": token, "choice": "left"}).json()["stored"] is False
+    assert post({"item": token, "choice": "right"}).status_code == 409
+    assert list(Judgment.objects.filter(rater=rater).values_list("side", flat=True)) == ["left"]
+
+
+def test_without_javascript_the_form_posts_and_pages_follow(client, rater):
+    """A plain form post (no fetch header) is answered with a redirect to the next page."""
+    page = _start(client, rater).content.decode()
+    response = client.post(f"/r/{rater.token}/pair/", {"item": _token(page), "choice": "right"})
+    assert response.status_code == 302 and response["Location"].endswith("/pair/")
+    assert Judgment.objects.filter(rater=rater, side="right").count() == 1
