@@ -50,7 +50,7 @@ def _raters_only_p(ratings: pd.DataFrame, n_boot: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     boot = stats._two_way_means(sums, counts, stats._resample_counts(rng, len(raters), n_boot),
                                 np.ones((n_boot, len(images))))  # fmt: skip
-    mos = sums.sum(axis=(1, 2)) / counts.sum(axis=(1, 2))
+    mos = stats._method_totals(sums, len(methods)) / stats._method_totals(counts, len(methods))
     a, b = np.triu_indices(len(methods), 1)
     t = (mos[a] - mos[b]) / np.std(boot[:, a] - boot[:, b], axis=0, ddof=1)
     return 2 * sps.t.sf(np.abs(t), len(raters) - 1)

@@ -11,7 +11,7 @@ from datetime import datetime
 from django.db.models import Count
 
 from . import progress, reports
-from .models import Rater, Rating, Session, SessionItem, Study
+from .models import Judgment, Rater, Rating, Session, SessionItem, Study
 
 __all__ = ["summary"]
 
@@ -38,6 +38,8 @@ def _rater_rows(study: Study, flags: dict[str, tuple[bool, str]], page: int) -> 
     items = _counts(SessionItem.objects.filter(session__rater_id__in=ids).exclude(kind=SessionItem.Kind.CALIBRATION),
                     "session__rater_id")
     rated = _counts(Rating.objects.filter(rater_id__in=ids), "rater_id")
+    for pk, n in _counts(Judgment.objects.filter(rater_id__in=ids), "rater_id").items():
+        rated[pk] = rated.get(pk, 0) + n
     states, sources = dict(Session.State.choices), dict(Rater.Source.choices)
     rows = []
     for pk, label, source, external_id, dpr, viewport, state, started, completed in chunk:
@@ -67,8 +69,11 @@ def _mos_rows(study: Study, build: reports.Build | None) -> list[dict]:
         return []
     names = {reports.rater_key(n): n for n in [*study.datasets.values_list("name", flat=True),
                                               *study.conditions.values_list("name", flat=True)]}
-    mos = build.mos()
-    rows = mos[["dataset", "method", "n", "mos", "std", "ci_low", "ci_high"]].to_dict("records")
+    if study.is_paired:
+        rows = build.scale()[["dataset", "method", "n", "thurstone", "thurstone_ci_low", "thurstone_ci_high"]]
+        rows = rows.to_dict("records")
+    else:
+        rows = build.mos()[["dataset", "method", "n", "mos", "std", "ci_low", "ci_high"]].to_dict("records")
     for row in rows:
         row["dataset"], row["method"] = names.get(row["dataset"], row["dataset"]), names.get(row["method"], row["method"])
     return rows
@@ -90,7 +95,8 @@ def summary(study: Study, page: int = 1) -> dict:
     failed = bool(build and build.error)
     rows, where = _rater_rows(study, _flags(build), page)
     return {
-        "status": status, "build": build, "report": _build_line(build, status["ratings"]),
+        "status": status, "build": build, "report": _build_line(build, status["ratings"] + status["judgments"]),
+        "paired": study.is_paired,
         "building_since": datetime.fromisoformat(holder["since"]) if holder else None,
         "build_error": build.error if failed else "", "raters": rows, "raters_page": where,
         "mos": _mos_rows(study, build), "flagged": status["raters"]["flagged"],

@@ -8,9 +8,13 @@ from django.db import connection
 
 from analysis.io import RATING_COLUMNS  # the one list of columns; ratings_frame returns them in its order
 
-from .models import Rating, SessionItem, Stimulus, Study, StudyDataset
+from .models import Judgment, Rating, SessionItem, Stimulus, Study, StudyDataset
 
-__all__ = ["ratings_frame", "stimuli_frame", "study_info", "RATING_COLUMNS"]
+__all__ = ["judgments_frame", "ratings_frame", "stimuli_frame", "study_info", "RATING_COLUMNS"]
+
+JUDGMENT_COLUMNS = ["rater_id", "dataset", "image", "method_a", "method_b", "choice", "kind", "expected_choice", "left",
+                    "response_ms", "created_at", "position", "layout", "toggles"]
+_JUDGED_KINDS = {SessionItem.Kind.PAIR: "test", SessionItem.Kind.PAIR_GOLD: "gold"}
 
 
 _CHUNK_ROWS = 50_000
@@ -67,6 +71,29 @@ def ratings_frame(study: Study, *, max_rating_id: int | None = None) -> pd.DataF
     return frame[list(RATING_COLUMNS)]
 
 
+def judgments_frame(study: Study, *, max_judgment_id: int | None = None) -> pd.DataFrame:
+    """One row per paired judgment (practice pairs left out) in the tidy format of
+    :mod:`analysis.pairwise`: ``method_a`` is the method shown on the left, ``method_b`` on the
+    right, ``choice`` the one chosen; gold pairs have ``kind`` 'gold' and their ``expected_choice``."""
+    judgments = Judgment.objects.filter(rater__study=study, item__kind__in=list(_JUDGED_KINDS))
+    if max_judgment_id is not None:
+        judgments = judgments.filter(pk__lte=max_judgment_id)
+    rows = judgments.order_by("rater__label", "item__position").values_list(
+        "rater__label", "item__stimulus__image__dataset__name", "item__stimulus__image__name",
+        "item__stimulus__condition__name", "item__right_stimulus__condition__name", "side", "item__kind",
+        "item__expected_side", "response_ms", "created_at", "item__position", "layout", "toggles")
+    out = []
+    for label, dataset, image, left, right, side, kind, expected, ms, created, position, layout, toggles in rows.iterator(
+            chunk_size=_CHUNK_ROWS):
+        by_side = {SessionItem.Side.LEFT: left, SessionItem.Side.RIGHT: right}
+        out.append((label, dataset, image, left, right, by_side[side], _JUDGED_KINDS[kind], by_side.get(expected),
+                    left, ms, created, position, layout, toggles))
+    frame = pd.DataFrame.from_records(out, columns=JUDGMENT_COLUMNS)
+    frame["response_ms"] = pd.to_numeric(frame["response_ms"]).astype(float)
+    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+    return frame
+
+
 def stimuli_frame(study: Study) -> pd.DataFrame:
     """One row per rated stimulus (test datasets): metrics, hash and file."""
     rows = (
@@ -98,6 +125,7 @@ def study_info(study: Study) -> dict:
         "config_sha256": study.config_sha256,
         "created_at": study.created_at.isoformat(),
         "raters": study.raters.count(),
-        "assignment": study.assignment,
+        **({"protocol": study.protocol, "design": study.pairwise.design, "question": study.pairwise.question,
+            "reference": study.pairwise.reference} if study.is_paired else {"assignment": study.assignment}),
         "methods_provenance": conditions,
     }

@@ -7,7 +7,7 @@ from collections import defaultdict
 from django.db.models import Avg, Count
 
 from . import reports
-from .models import Rating, Stimulus, Study, StudyDataset
+from .models import Judgment, Rating, Stimulus, Study, StudyDataset
 
 __all__ = ["format_status", "study_status"]
 
@@ -54,6 +54,7 @@ def study_status(study: Study, *, build: reports.Build | None = None) -> dict:
             "flagged": build.flagged if built else None,
         },
         "ratings": ratings.count(),
+        "judgments": Judgment.objects.filter(rater__study=study).count(),
         "analysis": {"built_at": build.record["built_at"], "ratings": build.ratings} if built else None,
     }
 

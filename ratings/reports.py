@@ -34,11 +34,12 @@ from django.conf import settings
 from django.db.models import Count, Max
 from django.utils import timezone
 
+from analysis.pairwise_report import write_pairwise_report
 from analysis.report import escape_csv_cell, write_report
 from sr_models.files import atomic_write
 
-from .export import ratings_frame, stimuli_frame, study_info
-from .models import Rating, Stimulus, Study
+from .export import judgments_frame, ratings_frame, stimuli_frame, study_info
+from .models import Judgment, Rating, Stimulus, Study
 
 __all__ = ["Build", "BuildRunning", "build", "export_report", "last_build", "lock_holder", "rater_key", "served_file"]
 
@@ -56,16 +57,22 @@ class BuildRunning(RuntimeError):
     """Another build of the study's report holds the lock."""
 
 
-def export_report(study: Study, out_dir: str | Path, *, n_boot: int = 2000,
-                  max_rating_id: int | None = None) -> dict[str, Path]:
-    """All report files for ``study`` in ``out_dir`` (see :func:`analysis.report.write_report`, whose
-    CSV writer escapes text cells against formula injection); ``max_rating_id`` leaves out ratings
-    that arrived after the build's fingerprint was taken."""
+def export_report(study: Study, out_dir: str | Path, *, n_boot: int = 2000, max_rating_id: int | None = None,
+                  max_judgment_id: int | None = None) -> dict[str, Path]:
+    """All report files for ``study`` in ``out_dir``: :func:`analysis.report.write_report` for a 1-5
+    study, :func:`analysis.pairwise_report.write_pairwise_report` for a paired one (both escape text
+    cells against formula injection); ``max_*_id`` leave out answers that arrived after the build's
+    fingerprint was taken."""
+    stimuli = stimuli_frame(study)
+    info = study_info(study)
+    if study.is_paired:
+        judgments = judgments_frame(study, max_judgment_id=max_judgment_id)
+        if judgments.empty or not (judgments["kind"] == "test").any():
+            raise ValueError(f"study {study.name!r} has no judgments yet: nothing to analyse")
+        return write_pairwise_report(out_dir, judgments, stimuli, info, n_boot=n_boot, seed=study.seed)
     ratings = ratings_frame(study, max_rating_id=max_rating_id)
     if ratings.empty:
         raise ValueError(f"study {study.name!r} has no ratings yet: nothing to analyse")
-    stimuli = stimuli_frame(study)
-    info = study_info(study)
     return write_report(out_dir, ratings, stimuli, info, n_boot=n_boot, seed=study.seed)
 
 
@@ -81,11 +88,13 @@ def _fingerprint(study: Study) -> dict:
     files: a stimulus made or re-measured changes Table 2 and the metric plots) and the methods'
     provenance, so a build is skipped only while all of them are unchanged."""
     agg = Rating.objects.filter(rater__study=study).aggregate(n=Count("pk"), max_id=Max("pk"), last=Max("created_at"))
+    judged = Judgment.objects.filter(rater__study=study).aggregate(n=Count("pk"), max_id=Max("pk"))
     stimuli = Stimulus.objects.filter(study=study).order_by("pk").values_list(
         "pk", "state", "psnr_y", "ssim_y", "lpips", "dists", "niqe", "sha256", "file", "finished_at",
         "image__dataset__role")
     conditions = study.conditions.order_by("pk").values_list("pk", "name", "position", "provenance")
     return {"ratings": agg["n"], "max_id": agg["max_id"], "last": agg["last"].isoformat() if agg["last"] else None,
+            "judgments": judged["n"], "max_judgment_id": judged["max_id"],
             "raters": study.raters.count(), "stimuli": _digest(stimuli), "conditions": _digest(conditions),
             "config": study.config_sha256, "title": study.title}
 
@@ -124,7 +133,8 @@ class Build:
 
     @property
     def ratings(self) -> int:
-        """Ratings in the database when the build began (all kinds, as ``progress.study_status`` counts)."""
+        """Answers (ratings, and judgments of a paired study) in the database when the build began (all
+        kinds, as ``progress.study_status`` counts them)."""
         return int(self.record.get("ratings") or 0)
 
     @property
@@ -144,6 +154,11 @@ class Build:
             frame["flag_reasons"] = ""
         frame["flag_reasons"] = frame["flag_reasons"].fillna("")
         return frame
+
+    def scale(self) -> pd.DataFrame:
+        """A paired study's build: ``pairwise_scale.csv`` (JOD and Bradley-Terry per dataset and method)."""
+        return pd.read_csv(self.folder / "pairwise_scale.csv", dtype={"dataset": str, "method": str},
+                           keep_default_na=False, na_values=[""])
 
     def mos(self) -> pd.DataFrame:
         """The build's ``mos.csv`` (MOS per dataset and method)."""
@@ -257,7 +272,8 @@ def build(study: Study, *, force: bool = False, n_boot: int | None = None) -> Bu
         name = f"build-{started:%Y%m%dT%H%M%S}-{token}"
         hidden = root / f".{name}"
         try:
-            export_report(study, hidden, n_boot=n_boot, max_rating_id=fingerprint["max_id"])
+            export_report(study, hidden, n_boot=n_boot, max_rating_id=fingerprint["max_id"],
+                          max_judgment_id=fingerprint["max_judgment_id"])
             hidden.rename(root / name)
             flagged = pd.read_csv(root / name / "raters.csv", usecols=["flagged"])["flagged"]
         except Exception as exc:
@@ -266,7 +282,7 @@ def build(study: Study, *, force: bool = False, n_boot: int | None = None) -> Bu
             _write_json(root / RECORD, record)
             raise
         record = {"folder": name, "built_at": started.isoformat(), "seconds": (timezone.now() - started).total_seconds(),
-                  "fingerprint": fingerprint, "ratings": fingerprint["ratings"], "n_boot": n_boot,
+                  "fingerprint": fingerprint, "ratings": fingerprint["ratings"] + fingerprint["judgments"], "n_boot": n_boot,
                   "flagged": int(flagged.astype(bool).sum()), "error": "", "failed_at": None}
         _write_json(root / RECORD, record)  # the swap: readers now get the new folder
         # The build before stays: a reader who took its folder from the record just now may still read it.

@@ -101,3 +101,49 @@ def test_without_javascript_the_form_posts_and_pages_follow(client, rater):
     response = client.post(f"/r/{rater.token}/pair/", {"item": _token(page), "choice": "right"})
     assert response.status_code == 302 and response["Location"].endswith("/pair/")
     assert Judgment.objects.filter(rater=rater, side="right").count() == 1
+
+
+def test_the_paired_report_is_built_from_the_judgments(client, rater, tmp_path):
+    """Every judgment reaches judgments.csv with the method on each side and the one chosen (gold
+    pairs as gold, practice pairs left out), and the report is the paired one. Catches left and
+    right swapped between the database and the analysis, and practice answers scaled."""
+    import pandas as pd
+
+    from ratings.reports import export_report
+
+    page = _start(client, rater).content.decode()
+    token = _token(page)
+    while True:
+        answer = client.post(f"/r/{rater.token}/pair/", {"item": token, "choice": "left"}, **FETCH).json()
+        if "redirect" in answer:
+            break
+        token = answer["item"]
+    paths = export_report(rater.study, tmp_path, n_boot=50)
+    judged = pd.read_csv(paths["judgments"])
+    items = SessionItem.objects.filter(session__rater=rater).exclude(kind="practice").select_related(
+        "stimulus__condition", "right_stimulus__condition")
+    assert len(judged) == items.count() == 3 * 5 + 1
+    assert (judged["choice"] == judged["method_a"]).all()  # "left" every time: the left method chosen
+    assert sorted(judged["method_a"]) == sorted(i.stimulus.condition.name for i in items)
+    gold = judged[judged["kind"] == "gold"]
+    assert len(gold) == 1 and gold["expected_choice"].iloc[0] == "hr"
+    scale = pd.read_csv(paths["pairwise_scale"])
+    assert set(scale["method"]) == {"nearest", "bicubic", "hr"} and "Paired comparison" in paths["html"].read_text()
+
+
+def test_the_dashboard_shows_the_paired_studys_answers_and_scale(client, rater, admin_client):
+    """A paired study's dashboard counts judgments as its answers (per rater and against the last
+    build) and shows the JOD scale of the build. Catches a dashboard that counts ratings only (0
+    rated, "0 new since") or reads an ACR build's mos.csv from a paired build."""
+    from ratings import reports
+
+    page = _start(client, rater).content.decode()
+    answer = client.post(f"/r/{rater.token}/pair/", {"item": _token(page), "choice": "left"}, **FETCH).json()
+    for _ in range(5):
+        answer = client.post(f"/r/{rater.token}/pair/", {"item": answer["item"], "choice": "right"}, **FETCH).json()
+    reports.build(rater.study, n_boot=50)
+    client.post(f"/r/{rater.token}/pair/", {"item": answer["item"], "choice": "left"}, **FETCH)
+    html = admin_client.get(f"/studies/{rater.study.name}/").content.decode()
+    assert "Preference scale so far" in html and "JOD" in html
+    assert "from 6 of 7 judgments; 1 new since" in html
+    assert re.search(r"<td class=\"num\">7</td>", html)  # the rater's answers, practice included
