@@ -105,6 +105,12 @@ CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("CSRF_TRUSTED_ORIGINS", "").s
 # The site's address as raters reach it: absolute links printed outside a request (invitations,
 # run_study's summary) start with it (ratings.models.absolute_url).
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# The report the dashboard builds (ratings.reports.build): its bootstrap size, and when a build's lock
+# counts as abandoned (a worker killed mid-build).
+REPORT_N_BOOT = env_int("REPORT_N_BOOT", 2000)
+REPORT_LOCK_STALE_SECONDS = env_int("REPORT_LOCK_STALE_SECONDS", 3600)
+
 # Behind a proxy that ends HTTPS (nginx, a load balancer): trust its X-Forwarded-Proto header, so that
 # request.is_secure() and absolute URLs say https. Only set it when that proxy sets (and overwrites) the
 # header, or clients could claim HTTPS themselves.

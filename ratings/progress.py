@@ -86,7 +86,8 @@ def format_status(status: dict) -> str:
     lines.append("")
     flagged = "no analysis yet" if r["flagged"] is None else f"{r['flagged']} flagged"
     lines.append(f"raters: {r['total']} invited or enrolled, {r['started']} started, {r['completed']} completed, "
-                 f"{flagged}; ratings: {status['ratings']}")
+                 f"{flagged}; ratings: {status['ratings']}"
+                 + (f", judgments: {status['judgments']}" if status.get('judgments') else ""))
     if status.get("analysis"):
         a = status["analysis"]
         lines.append(f"last analysis: built {a['built_at']} from {a['ratings']} ratings")

@@ -24,9 +24,17 @@ def test_demo_study_file(datasets_root):
     assert config.rating.repeat_method == "bicubic" and config.rating.repeat_images == 2
 
 
-def test_demo_study_names_only_methods_whose_weights_ship(datasets_root):
+def test_paired_demo_study_file(datasets_root):
+    """studies/demo_pairwise.toml (the README's paired example) is the issue's design."""
+    config = load_study_file(REPO / "studies" / "demo_pairwise.toml", datasets_root=datasets_root)
+    assert config.protocol == "pairwise" and config.pairwise.design == "full"
+    assert config.methods["Set5"] == ("bicubic", "srresnet-mse", "srgan-vgg54", "hr")
+
+
+@pytest.mark.parametrize("name", ["demo.toml", "demo_pairwise.toml"])
+def test_demo_study_names_only_methods_whose_weights_ship(datasets_root, name):
     # bin/demo is the README's first command: on a fresh clone every network it names must load.
-    config = load_study_file(REPO / "studies" / "demo.toml", datasets_root=datasets_root)
+    config = load_study_file(REPO / "studies" / name, datasets_root=datasets_root)
     networks = [m for m in config.methods["Set5"] if m in NETWORK_METHODS]
     assert networks
     for method in networks:
