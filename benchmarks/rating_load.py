@@ -9,6 +9,11 @@ be stored exactly once, replays none.
     eval "$(bin/services)"
     python benchmarks/rating_load.py --raters 50 200 --items 20 --think 1.0
     python benchmarks/rating_load.py --raters 60 --database-url sqlite:////tmp/sr-mos-bench.sqlite3
+    python benchmarks/rating_load.py --protocol pairwise --raters 200 --items 20 --think 1.0
+
+``--protocol pairwise`` runs the same load on a paired study (balanced design, no practice pairs):
+each simulated rater speaks pair.js's protocol instead (a side posted to ``/pair/``, both images
+of the next pair fetched), and the stored judgments are compared with the sides sent.
 
 Prints one table row per rater count: throughput, p50/p95/p99 latency of the rating POST, and the
 check of stored against sent ratings.
@@ -56,6 +61,46 @@ def _connect(database_url: str):
     return psycopg.connect(database_url)
 
 
+def _study_text(protocol: str, n_raters: int, items: int) -> str:
+    if protocol == "pairwise":  # Set14 x 3 conditions (the original among them): 42 cells
+        return f"""name = "load"
+seed = 1
+datasets = ["Set14"]
+methods = ["nearest", "bicubic", "hr"]
+protocol = "pairwise"
+[pairwise]
+design = "balanced"
+judgments_per_rater = {items}
+judgments_per_pair = {max(1, n_raters * items // 42 + 1)}
+practice_pairs = 0
+"""
+    return f"""name = "load"
+seed = 1
+datasets = ["Set14"]
+methods = ["nearest", "bicubic", "hr"]
+[rating]
+calibration_images = 0
+assignment = "balanced"
+ratings_per_stimulus = {max(1, n_raters * items // 42 + 1)}
+items_per_rater = {items}
+"""
+
+
+# What differs between the protocols for a simulated rater: the page, the answer field and its
+# values, and how the stored answers are read back (in each rater's order).
+PROTOCOLS = {
+    "acr": {"page": "rate", "field": "score", "values": ["1", "2", "3", "4", "5"],
+            "stored": "SELECT r.token, i.position, g.score FROM ratings_rating g JOIN ratings_sessionitem i ON "
+                      "g.item_id = i.id JOIN ratings_session s ON i.session_id = s.id JOIN ratings_rater r ON "
+                      "s.rater_id = r.id ORDER BY r.token, i.position"},
+    "pairwise": {"page": "pair", "field": "choice", "values": ["left", "right"],
+                 "stored": "SELECT r.token, i.position, g.side FROM ratings_judgment g JOIN ratings_sessionitem i ON "
+                           "g.item_id = i.id JOIN ratings_session s ON i.session_id = s.id JOIN ratings_rater r ON "
+                           "s.rater_id = r.id ORDER BY r.token, i.position"},
+}
+PROTOCOL = "acr"
+
+
 def setup_database(database_url: str, media_root: Path, n_raters: int, items: int) -> list[str]:
     """A fresh database with a ready study and ``n_raters`` started sessions; returns their tokens."""
     path = _sqlite_path(database_url)
@@ -76,16 +121,7 @@ import django; django.setup()
 from ratings import dispatch, sessions, studies
 from ratings.study_file import parse_study_file
 from django.conf import settings
-text = '''name = "load"
-seed = 1
-datasets = ["Set14"]
-methods = ["nearest", "bicubic", "hr"]
-[rating]
-calibration_images = 0
-assignment = "balanced"
-ratings_per_stimulus = {max(1, n_raters * items // 42 + 1)}
-items_per_rater = {items}
-'''
+text = {_study_text(PROTOCOL, n_raters, items)!r}
 study = studies.create_or_resume_study(parse_study_file(text, "load.toml", datasets_root=settings.SR_DATASETS_ROOT)).study
 dispatch.enqueue_pending(study)
 for rater in studies.create_invitations(study, {n_raters}):
@@ -96,23 +132,21 @@ for rater in studies.create_invitations(study, {n_raters}):
     return out.stdout.split()
 
 
-def stored_ratings(database_url: str) -> dict[str, list[int]]:
-    rows = _connect(database_url).execute(
-        "SELECT r.token, i.position, g.score FROM ratings_rating g JOIN ratings_sessionitem i ON g.item_id = i.id "
-        "JOIN ratings_session s ON i.session_id = s.id JOIN ratings_rater r ON s.rater_id = r.id ORDER BY r.token, i.position"
-    ).fetchall()
-    out: dict[str, list[int]] = {}
-    for token, _, score in rows:
-        out.setdefault(token, []).append(score)
+def stored_ratings(database_url: str) -> dict[str, list[str]]:
+    rows = _connect(database_url).execute(PROTOCOLS[PROTOCOL]["stored"]).fetchall()
+    out: dict[str, list[str]] = {}
+    for token, _, answer in rows:
+        out.setdefault(token, []).append(str(answer))
     return out
 
 
 async def rater(session, base: str, token: str, items: int, think: float, replay_share: float, rng: random.Random,
                 latencies: list[float], sent: dict[str, list[int]], errors: list[str], fetch_images: bool) -> None:
-    """One rater, speaking the protocol rater.js speaks: a page once, then a JSON POST per score."""
+    """One rater, speaking the protocol rater.js (pair.js) speaks: a page once, then a JSON POST per answer."""
     import aiohttp
 
-    url = f"{base}/r/{token}/rate/"
+    spec = PROTOCOLS[PROTOCOL]
+    url = f"{base}/r/{token}/{spec['page']}/"
     sent[token] = []
     async with session.get(url) as response:
         page = await response.text()
@@ -126,8 +160,8 @@ async def rater(session, base: str, token: str, items: int, think: float, replay
     for _ in range(items):
         if think:
             await asyncio.sleep(rng.expovariate(1.0 / think))
-        score = rng.randint(1, 5)
-        form = {"csrfmiddlewaretoken": csrf, "item": item, "score": str(score), "response_ms": "900"}
+        score = rng.choice(spec["values"])
+        form = {"csrfmiddlewaretoken": csrf, "item": item, spec["field"]: score, "response_ms": "900"}
         attempts, data = (2 if rng.random() < replay_share else 1), None
         while attempts:
             t0 = time.perf_counter()
@@ -148,8 +182,11 @@ async def rater(session, base: str, token: str, items: int, think: float, replay
         if "redirect" in data:
             return  # break or done: this bounded loop ends here
         item = data["item"]
-        if fetch_images and data.get("next_url"):  # rater.js preloads the image after the next one
-            async with session.get(base + data["next_url"]) as response:
+        # rater.js preloads the image after the next one; pair.js both images of the next pair
+        for image in data.get("next_images") or [data.get("next_url")] if fetch_images else []:
+            if not image:
+                continue
+            async with session.get(base + image) as response:
                 await response.read()
                 if response.status != 200:
                     errors.append(f"{token}: image answered {response.status}")
@@ -219,11 +256,13 @@ def main() -> None:
     p.add_argument("--no-images", action="store_true", help="do not fetch the stimulus images")
     p.add_argument("--worker-class", choices=sorted(WORKER_ARGS), default="sync")
     p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="acr", help="1-5 ratings or paired judgments")
     p.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL"),
                    help="a PostgreSQL server (its database sr_mos_bench is made afresh) or sqlite:///FILE")
     args = p.parse_args()
-    global WORKER_CLASS
+    global WORKER_CLASS, PROTOCOL
     WORKER_CLASS = args.worker_class
+    PROTOCOL = args.protocol
     if not args.database_url:
         sys.exit("set TEST_DATABASE_URL (eval \"$(bin/services)\") or pass --database-url")
     sqlite = _sqlite_path(args.database_url) is not None
@@ -249,7 +288,7 @@ def main() -> None:
         server_errors += sum(re.search(r" answered 5\d\d", e) is not None for e in errors)
         if errors:
             print("errors:", errors[:5])
-    print(f"gunicorn {args.worker_class}, {args.workers} workers; {'SQLite' if sqlite else 'PostgreSQL'}; think time {args.think} s; "
+    print(f"{args.protocol}: gunicorn {args.worker_class}, {args.workers} workers; {'SQLite' if sqlite else 'PostgreSQL'}; think time {args.think} s; "
           f"{'POST + image' if not args.no_images else 'POST'} per rating; "
           f"{args.replays:.0%} of submissions replayed; {platform.machine()}, {os.cpu_count()} CPUs "
           f"(server and load generator on the same machine)")
