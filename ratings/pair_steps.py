@@ -35,8 +35,8 @@ class PairAnswer:
 def _reference(item: SessionItem) -> Stimulus | None:
     """The original of the pair's image, when the study shows it with the pair."""
     study = item.session.rater.study
-    if study.pairwise.reference != REFERENCE_METHOD:
-        return None
+    if study.pairwise.reference != REFERENCE_METHOD or item.kind != SessionItem.Kind.PAIR:
+        return None  # practice and gold pairs hold the original already
     return Stimulus.objects.filter(image_id=item.stimulus.image_id, condition__name=REFERENCE_METHOD).first()
 
 

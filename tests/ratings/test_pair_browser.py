@@ -62,10 +62,11 @@ def _answer_and_wait(page, action, before: str):
     page.wait_for_load_state()
 
 
-def test_by_keyboard_in_both_layouts_with_a_reload(page_factory, live_server, datasets_root, media_root):
+def test_by_keyboard_and_mouse_in_both_layouts_with_a_reload(page_factory, live_server, datasets_root, media_root):
     """1366x768: Set14's 768x512 image cannot stand twice side by side, so its pairs are shown one at a
-    time (Space switches, the other version hidden but decoded); smaller ones side by side. Every key
-    press is stored as that side; a reload midway resumes at the same pair. Catches sides swapped
+    time (Space or the Show buttons switch, the other version hidden but decoded); smaller ones side
+    by side. Answers alternate between keys and mouse clicks in both layouts; every one is stored as
+    that side; a reload midway resumes at the same pair. Catches sides swapped
     between the page and the database, a layout that lets a pair overflow the window, and a resume
     that skips or repeats a pair."""
     study = ready_study(SET14, datasets_root)
@@ -89,7 +90,10 @@ def test_by_keyboard_in_both_layouts_with_a_reload(page_factory, live_server, da
         assert layout == ("toggle" if wide else "side"), (item.stimulus.image.name, layout)
         if layout == "toggle":
             expect(page.locator("#frame-right")).to_have_class(re.compile("hidden-version"))
-            page.keyboard.press("Space")
+            if k % 2:
+                page.get_by_role("button", name="Show right").click()
+            else:
+                page.keyboard.press("Space")
             expect(page.locator("#showing")).to_have_text("Right")
             expect(page.locator("#frame-left")).to_have_class(re.compile("hidden-version"))
             if "toggle" not in shots:
@@ -100,7 +104,11 @@ def test_by_keyboard_in_both_layouts_with_a_reload(page_factory, live_server, da
             shots.add("side")
         key, side = [("ArrowLeft", "left"), ("2", "right"), ("1", "left"), ("ArrowRight", "right")][k % 4]
         pressed[item.pk] = side
-        _answer_and_wait(page, lambda key=key: page.keyboard.press(key), _progress(page))
+        if k % 3 == 2:  # the mouse: the answer buttons by their accessible names
+            action = lambda side=side: page.get_by_role("button", name=side.title(), exact=True).click()  # noqa: E731
+        else:
+            action = lambda key=key: page.keyboard.press(key)  # noqa: E731
+        _answer_and_wait(page, action, _progress(page))
     page.wait_for_url("**/done/")
     shot(page, "pair-04-done")
     assert layouts == {"side", "toggle"}

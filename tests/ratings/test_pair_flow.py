@@ -147,3 +147,23 @@ def test_the_dashboard_shows_the_paired_studys_answers_and_scale(client, rater, 
     assert "Preference scale so far" in html and "JOD" in html
     assert "from 6 of 7 judgments; 1 new since" in html
     assert re.search(r"<td class=\"num\">7</td>", html)  # the rater's answers, practice included
+
+
+def test_the_original_is_shown_beside_the_pair_when_asked(client, datasets_root, media_root):
+    """reference = "hr": every pair page carries the original of its image (served to this rater),
+    the original is never one of the pair, and the question says what to compare. Catches the
+    reference left out of the payload or refused by the image view."""
+    text = PAIRED.replace("[pairwise]", '[pairwise]\nreference = "hr"').replace("gold_pairs = 1", "gold_pairs = 0")
+    rater = studies.create_invitations(ready_study(text.replace('name = "pairflow"', 'name = "withref"'),
+                                                   datasets_root), 1)[0]
+    page = _start(client, rater).content.decode()
+    token = _token(page)
+    for _ in range(2):  # past the practice pairs
+        answer = client.post(f"/r/{rater.token}/pair/", {"item": token, "choice": "left"}, **FETCH).json()
+        token = answer["item"]
+    assert "closer to the original" in answer["question"] and set(answer["images"]) == {"left", "right", "reference"}
+    item = SessionItem.objects.get(session__rater=rater, position=Session.objects.get(rater=rater).position)
+    assert "hr" not in (item.stimulus.condition.name, item.right_stimulus.condition.name)
+    assert client.get(answer["images"]["reference"]).status_code == 200
+    page = client.get(f"/r/{rater.token}/pair/").content.decode()
+    assert 'id="img-reference"' in page and "Show original" in page
