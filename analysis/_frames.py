@@ -85,3 +85,13 @@ def percentile_interval(samples: np.ndarray, confidence: float, axis: int = 0) -
 def level_label(confidence: float) -> str:
     """A confidence level as captions print it: 0.95 -> "95%", 0.9 -> "90%", 0.975 -> "97.5%"."""
     return f"{100 * confidence:.10g}%"
+
+
+def gold_misses_allowed(n_gold, min_correct: float):
+    """Gold items a rater may get wrong: ``max(1, floor((1 - min_correct) n))`` - one miss is always
+    allowed (a slip among a handful of obvious items is what honest raters do). The one rule for
+    ratings (``FlagRules``), paired judgments (``PairwiseFlagRules``) and payment (``PaymentRules``).
+
+    Works on a number or an array of gold counts; the 1e-9 keeps 0.2 * 5 from flooring to 0.
+    """
+    return np.maximum(1, np.floor((1.0 - min_correct) * np.asarray(n_gold, float) + 1e-9)).astype(int)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis._frames import require_columns
+from analysis._frames import gold_misses_allowed, require_columns
 
 WORKER_COLUMNS = ("worker_id", "state", "time_spent_s", "items_rated", "items_planned", "gold_n", "gold_misses",
                   "median_response_ms", "flagged", "flag_reasons")
@@ -46,7 +46,7 @@ class PaymentRules:
     bonus: float = 0.0
 
     def gold_misses_allowed(self, n_gold: int) -> int:
-        return int(max(1, np.floor((1.0 - self.min_gold_correct) * n_gold + 1e-9)))
+        return int(gold_misses_allowed(n_gold, self.min_gold_correct))
 
 
 def propose_decisions(workers: pd.DataFrame, rules: PaymentRules = PaymentRules()) -> pd.DataFrame:

@@ -16,12 +16,11 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from analysis.io import MAX_RESPONSE_MS, LineError, RatingsFileError, _open_text
+from analysis.io import _ISO_DATE, MAX_RESPONSE_MS, LineError, RatingsFileError, _open_text  # one date rule
 
 REQUIRED = ("rater", "dataset", "image", "method_a", "method_b", "choice")
 OPTIONAL = ("kind", "expected_choice", "left", "response_ms", "created_at", "position")
 KINDS = ("test", "gold")
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]|$)")
 _POSITIVE_INT = re.compile(r"^\+?\d+$")
 
 __all__ = ["KINDS", "OPTIONAL", "REQUIRED", "is_judgments_header", "judgments_csv_frame", "read_judgments_csv"]

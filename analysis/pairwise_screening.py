@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis._frames import require_columns
+from analysis._frames import gold_misses_allowed, require_columns
 from analysis.pairwise import JUDGMENT_COLUMNS, test_judgments
 
 SCREENING_COLUMNS = [
@@ -49,7 +49,7 @@ class PairwiseFlagRules:
     min_gold_correct: float | None = 0.8
 
     def gold_misses_allowed(self, n_gold) -> np.ndarray:
-        return np.maximum(1, np.floor((1.0 - self.min_gold_correct) * np.asarray(n_gold, float) + 1e-9)).astype(int)
+        return gold_misses_allowed(n_gold, self.min_gold_correct)
 
     def describe(self) -> list[str]:
         """The rules in words, as the report prints them."""

@@ -31,7 +31,7 @@ from scipy import sparse
 from scipy import stats as sps
 from scipy.sparse import csgraph
 
-from analysis._frames import STIMULUS_KEY, kind_rows, level_label, require_columns, test_rows
+from analysis._frames import STIMULUS_KEY, gold_misses_allowed, kind_rows, level_label, require_columns, test_rows
 
 __all__ = [
     "DEFAULT_RULES",
@@ -810,11 +810,8 @@ class FlagRules:
     max_inconsistency: float | None = None
 
     def gold_misses_allowed(self, n_gold):
-        """Gold items a rater may score more than one point off: ``max(1, floor((1 - share) n))``.
-
-        Works on a number or an array of gold counts; the 1e-9 keeps 0.2 * 5 from flooring to 0.
-        """
-        return np.maximum(1, np.floor((1.0 - self.min_gold_within1) * np.asarray(n_gold, float) + 1e-9)).astype(int)
+        """Gold items a rater may score more than one point off (:func:`analysis._frames.gold_misses_allowed`)."""
+        return gold_misses_allowed(n_gold, self.min_gold_within1)
 
     def describe(self) -> list[str]:
         """One plain-text sentence per active rule, in the order :func:`rater_report` applies them."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+from django.db.models import Count
 
 from analysis.active_sampling import choose_pairs
 
@@ -114,11 +115,15 @@ def next_active_item(session: Session) -> SessionItem | None:
     names = sorted({c for cs in by_image.values() for c in cs})
     index = {c: k for k, c in enumerate(names)}
     wins = {img: np.zeros((len(names), len(names))) for img in by_image}
-    rows = Judgment.objects.filter(item__session__rater__study=study, item__kind=SessionItem.Kind.PAIR).values_list(
-        "item__stimulus__image_id", "item__stimulus__condition__name", "item__right_stimulus__condition__name", "side")
-    for image_id, left, right, side in rows:
+    # Counted by the database: one row per (image, pair, side), not per judgment - this runs in the
+    # request that stores an answer, and a crowd study holds 10^5 judgments.
+    rows = (Judgment.objects.filter(rater__study=study, item__kind=SessionItem.Kind.PAIR)
+            .values_list("item__stimulus__image_id", "item__stimulus__condition__name",
+                         "item__right_stimulus__condition__name", "side")
+            .annotate(n=Count("pk")).order_by())
+    for image_id, left, right, side, n in rows:
         winner, loser = (left, right) if side == SessionItem.Side.LEFT else (right, left)
-        wins[image_id][index[winner], index[loser]] += 1
+        wins[image_id][index[winner], index[loser]] += n
     seen = session.items.filter(kind=SessionItem.Kind.PAIR).values_list(
         "stimulus__image_id", "stimulus__condition__name", "right_stimulus__condition__name")
     exclude = set(seen)
