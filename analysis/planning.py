@@ -21,13 +21,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from analysis.simulation import (
-    Population,
-    crossed_scores,
-    latent_location,
-    simulate_study,  # noqa: F401 - its old home: tests/ratings and benchmarks import it here
-    targets_frame,
-)
+from analysis.simulation import Population, crossed_scores, latent_location, targets_frame
+from analysis.simulation import simulate_study  # noqa: F401 - its old home: tests/ratings and benchmarks import it here
 
 __all__ = [
     "PLANNING_POPULATION",
