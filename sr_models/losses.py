@@ -14,8 +14,11 @@ from torch import nn
 from .variants import PAPER_VGG_RESCALE
 from .vgg import VGGLayer, imagenet_normalize, load_vgg_features
 
-__all__ = ["VGGContentLoss", "mse_loss", "adversarial_loss", "discriminator_loss", "tv_loss", "low_frequency_loss",
-           "VGG_RESCALE"]
+__all__ = ["VGGContentLoss", "mse_loss", "adversarial_loss", "discriminator_loss", "relativistic_losses",
+           "tv_loss", "low_frequency_loss", "GAN_LOSSES", "VGG_RESCALE"]
+
+#: The adversarial losses a run may train with: the paper's, and one clearly named non-paper option.
+GAN_LOSSES = ("standard", "relativistic")
 
 VGG_RESCALE = PAPER_VGG_RESCALE
 
@@ -73,6 +76,25 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> 
     real = F.binary_cross_entropy_with_logits(real_logits.float(), torch.ones_like(real_logits, dtype=torch.float32))
     fake = F.binary_cross_entropy_with_logits(fake_logits.float(), torch.zeros_like(fake_logits, dtype=torch.float32))
     return real + fake
+
+
+def relativistic_losses(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(discriminator loss, generator loss) of the relativistic average GAN (Jolicoeur-Martineau 2018),
+    as ESRGAN uses it (Wang et al. 2018, eqs. 1-2). Not the paper's loss.
+
+    D is asked whether HR is *more realistic than the average SR* (and SR less so than the average HR),
+    rather than whether each image is real: a D that is sure of both sides no longer saturates, and the
+    generator's loss carries gradients from the HR batch too. Each loss is the mean of its two halves,
+    so at D's chance point (all logits equal) both equal log 2 as the standard losses' halves do.
+    """
+    real, fake = real_logits.float(), fake_logits.float()
+    real_vs_fake = real - fake.mean()
+    fake_vs_real = fake - real.mean()
+    ones, zeros = torch.ones_like(real), torch.zeros_like(fake)
+    bce = F.binary_cross_entropy_with_logits
+    d_loss = (bce(real_vs_fake, ones) + bce(fake_vs_real, zeros)) / 2
+    g_loss = (bce(real_vs_fake, zeros) + bce(fake_vs_real, ones)) / 2
+    return d_loss, g_loss
 
 
 def tv_loss(x: torch.Tensor) -> torch.Tensor:

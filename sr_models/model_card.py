@@ -131,8 +131,14 @@ def _loss_summary(v, run_dir: Path | None, backbone: str) -> dict:
     if not v.uses_vgg:
         summary.pop("vgg_rescale")
     paper = {k: val for k, val in v.paper_loss_weights.as_dict().items() if k in summary}
+    if v.is_gan:
+        summary["gan_loss"] = config.get("gan_loss", "standard")
+        paper["gan_loss"] = "standard"
     summary["paper"] = paper
     summary["as_in_paper"] = all(summary[k] == paper[k] for k in paper)
+    if summary.get("gan_loss") == "relativistic":
+        summary["gan_loss_note"] = ("relativistic average GAN (Jolicoeur-Martineau 2018, as in ESRGAN), not the "
+                                    "paper's -log D(G(x))")
     if not summary["as_in_paper"] and v.recipe_note and used == recipe:
         summary["why_not"] = v.recipe_note
     return summary

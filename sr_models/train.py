@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .datasets import DatasetError
 from .inference import WeightsError
+from .losses import GAN_LOSSES
 from .training import TrainConfig, train
 from .variants import VARIANTS, get_variant
 from .vgg import VGGWeightsError
@@ -43,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="weight of the block-mean pixel loss that pins colour (default: the variant's; 0 = the paper's loss)")
     p.add_argument("--vgg-rescale", type=float, default=None,
                    help="factor on VGG feature maps (default: the variant's; the paper's is 1/12.75 = 0.0784)")
+    p.add_argument("--gan-loss", choices=list(GAN_LOSSES), default="standard",
+                   help="standard: the paper's -log D(G(x)); relativistic: the relativistic average GAN of "
+                        "ESRGAN (not the paper's; recorded in the model card)")
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--keep-every", type=int, default=0,
                    help="also keep the generator every N steps in OUT/snapshots/ (to score a run against steps)")

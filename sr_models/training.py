@@ -35,7 +35,16 @@ from .datasets import find_dataset, training_image_paths
 from .files import atomic_write
 from .images import read_image
 from .inference import _load_state, pick_device, save_generator, sha256_file, upscale
-from .losses import VGGContentLoss, adversarial_loss, discriminator_loss, low_frequency_loss, mse_loss, tv_loss
+from .losses import (
+    GAN_LOSSES,
+    VGGContentLoss,
+    adversarial_loss,
+    discriminator_loss,
+    low_frequency_loss,
+    mse_loss,
+    relativistic_losses,
+    tv_loss,
+)
 from .metrics import psnr_ssim_y
 from .networks import Discriminator, SRResNet
 from .resize import imresize
@@ -72,6 +81,8 @@ class TrainConfig:
     adversarial_weight: float | None = None
     low_frequency_weight: float | None = None
     vgg_rescale: float | None = None
+    # "standard": the paper's -log D(G(x)); "relativistic": the relativistic average GAN (not the paper's).
+    gan_loss: str = "standard"
     checkpoint_every: int = 500
     # Also keep the generator every N steps (snapshots/g_<step>.safetensors), so a run can be scored
     # against steps (benchmarks/gan_checkpoints.py); last.pt alone is overwritten. 0: keep none.
@@ -169,6 +180,10 @@ class Trainer:
     def __init__(self, config: TrainConfig, log: Callable[[str], None] = print):
         self.config = config
         self.variant: Variant = get_variant(config.variant)
+        if config.gan_loss not in GAN_LOSSES:
+            raise ValueError(f"gan_loss {config.gan_loss!r} is not one of {', '.join(GAN_LOSSES)}")
+        if config.gan_loss != "standard" and not self.variant.is_gan:
+            raise ValueError(f"{config.variant} has no discriminator: gan_loss {config.gan_loss!r} does not apply")
         self.loss_weights = resolve_loss_weights(self.variant, config.backbone, config.adversarial_weight,
                                                  config.low_frequency_weight, config.vgg_rescale)
         self.log = log
@@ -324,7 +339,10 @@ class Trainer:
             with self._autocast():
                 real_logits = self.discriminator(hr_batch)
                 fake_logits = self.discriminator(sr.detach())
-                d_loss = discriminator_loss(real_logits, fake_logits)
+                if self.config.gan_loss == "relativistic":
+                    d_loss, _ = relativistic_losses(real_logits, fake_logits)
+                else:
+                    d_loss = discriminator_loss(real_logits, fake_logits)
             self.d_opt.zero_grad(set_to_none=True)
             d_loss.backward()
             self.d_opt.step()
@@ -340,7 +358,13 @@ class Trainer:
             if self.discriminator is not None:
                 # D is frozen for G's step: its gradients would be discarded anyway.
                 self.discriminator.requires_grad_(False)
-                adv = adversarial_loss(self.discriminator(sr))
+                if self.config.gan_loss == "relativistic":
+                    # The updated D's view of HR enters G's loss as a constant (ESRGAN's form).
+                    with torch.no_grad():
+                        real_now = self.discriminator(hr_batch)
+                    _, adv = relativistic_losses(real_now, self.discriminator(sr))
+                else:
+                    adv = adversarial_loss(self.discriminator(sr))
                 self.discriminator.requires_grad_(True)
                 total = total + w.adversarial * adv
                 row["adversarial"] = adv.item()
@@ -478,8 +502,10 @@ _RESUMABLE_CHANGES = {"out_dir", "datasets_root", "vgg_weights", "init_weights",
 def _changed_settings(saved: dict, current: dict) -> list[str]:
     """'name: saved -> current' for each setting that differs and decides the training outcome."""
     out = []
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     for key, value in current.items():
-        old = saved.get(key)
+        # A setting added after the run started was, in that run, its default.
+        old = saved.get(key, defaults.get(key))
         if isinstance(old, list):
             old = tuple(old)
         if isinstance(value, list):

@@ -12,7 +12,7 @@ from PIL import Image
 
 from sr_models import evaluation as E
 from sr_models.dists import dists
-from sr_models.images import read_image, write_png
+from sr_models.images import write_png
 from sr_models.lpips import lpips
 from sr_models.metrics import psnr_ssim_y
 from sr_models.niqe import niqe

@@ -10,7 +10,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sr_models.losses import VGG_RESCALE, VGGContentLoss, adversarial_loss, discriminator_loss, mse_loss, tv_loss
+from sr_models.losses import (
+    VGG_RESCALE,
+    VGGContentLoss,
+    adversarial_loss,
+    discriminator_loss,
+    mse_loss,
+    relativistic_losses,
+    tv_loss,
+)
 from sr_models.vgg import (
     VGGWeightsError,
     _NumpyOnlyUnpickler,
@@ -100,6 +108,29 @@ def test_adversarial_losses_are_the_papers():
     assert discriminator_loss(real, fake).item() == pytest.approx(expected.item(), rel=1e-6)
     # Confident logits do not overflow (the reason the sigmoid lives inside the loss).
     assert math.isfinite(adversarial_loss(torch.tensor([-200.0])).item())
+
+
+def test_relativistic_losses_are_esrgans_equations():
+    # Hand-computed from ESRGAN eqs. 1-2: D(a, b) = sigmoid(C(a) - mean C(b)).
+    real, fake = torch.tensor([1.0, 3.0]), torch.tensor([-1.0, 0.0])  # means 2.0 and -0.5
+    sig = torch.sigmoid
+    d_rf, d_fr = sig(real - (-0.5)), sig(fake - 2.0)
+    want_d = ((-torch.log(d_rf)).mean() + (-torch.log(1 - d_fr)).mean()) / 2
+    want_g = ((-torch.log(1 - d_rf)).mean() + (-torch.log(d_fr)).mean()) / 2
+    d_loss, g_loss = relativistic_losses(real, fake)
+    assert d_loss.item() == pytest.approx(want_d.item(), rel=1e-6)
+    assert g_loss.item() == pytest.approx(want_g.item(), rel=1e-6)
+    # Relative, not absolute: shifting every logit by the same amount changes nothing (the standard
+    # loss would change), and at D's chance point both losses are log 2.
+    shifted = relativistic_losses(real + 5.0, fake + 5.0)
+    assert shifted[0].item() == pytest.approx(d_loss.item(), rel=1e-6)
+    assert discriminator_loss(real + 5.0, fake + 5.0).item() != pytest.approx(discriminator_loss(real, fake).item())
+    even = relativistic_losses(torch.zeros(4), torch.zeros(4))
+    assert even[0].item() == pytest.approx(math.log(2)) and even[1].item() == pytest.approx(math.log(2))
+    # G's loss carries gradient into the HR logits too (what the standard -log D(G(x)) lacks).
+    real_g = real.clone().requires_grad_(True)
+    relativistic_losses(real_g, fake)[1].backward()
+    assert real_g.grad.abs().sum() > 0
 
 
 def test_mse_and_tv_losses():

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from sr_models.inference import WeightsError, save_generator, sha256_file, weights_metadata
-from sr_models.networks import SRResNet
 from sr_models.methods import get_upscaler
 from sr_models.model_card import ship_weights
+from sr_models.networks import SRResNet
 from sr_models.training import TrainConfig, Trainer
 
 

@@ -340,6 +340,40 @@ def test_resume_refuses_other_loss_weights(tmp_path, datasets_root, mse_init):
         Trainer(other, log=lambda m: None).run(progress=False)
 
 
+def test_relativistic_gan_loss_trains_and_is_part_of_the_run(tmp_path, datasets_root, mse_init):
+    """The relativistic option changes what D and G are trained on (a run that ignored it would log the
+    standard losses), and a resume that changes it is refused like a changed weight."""
+    standard = tiny_config(tmp_path / "a", datasets_root, "srgan-mse", steps=2, init_weights=str(mse_init))
+    relativistic = tiny_config(tmp_path / "b", datasets_root, "srgan-mse", steps=2, init_weights=str(mse_init),
+                               gan_loss="relativistic")
+    Trainer(standard, log=lambda m: None).run(progress=False)
+    Trainer(relativistic, log=lambda m: None).run(progress=False)
+    first_standard = read_losses(tmp_path / "a" / "srgan-mse")[0]
+    first_relativistic = read_losses(tmp_path / "b" / "srgan-mse")[0]
+    # Step 1's D update sees the same batch and initial D in both runs: only the loss differs.
+    assert float(first_standard["d_real"]) == pytest.approx(float(first_relativistic["d_real"]), rel=1e-5)
+    assert float(first_standard["d_loss"]) != pytest.approx(float(first_relativistic["d_loss"]), rel=1e-3)
+    again = tiny_config(tmp_path / "b", datasets_root, "srgan-mse", steps=3, init_weights=str(mse_init))
+    with pytest.raises(ValueError, match=r"gan_loss: 'relativistic' -> 'standard'"):
+        Trainer(again, log=lambda m: None).run(progress=False)
+    with pytest.raises(ValueError, match="no discriminator"):
+        Trainer(tiny_config(tmp_path / "c", datasets_root, "srresnet-mse", gan_loss="relativistic"))
+    with pytest.raises(ValueError, match="is not one of"):
+        Trainer(tiny_config(tmp_path / "d", datasets_root, "srgan-mse", gan_loss="wasserstein"))
+
+
+def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(tmp_path, datasets_root, mse_init):
+    """A config.json written before gan_loss existed lacks the key; it meant the default, so resuming
+    must not be refused as a change (runs/ from earlier sessions resume)."""
+    config = tiny_config(tmp_path, datasets_root, "srgan-mse", steps=2, init_weights=str(mse_init))
+    Trainer(config, log=lambda m: None).run(progress=False, until=1)
+    saved = tmp_path / "srgan-mse" / "config.json"
+    data = json.loads(saved.read_text())
+    del data["gan_loss"]
+    saved.write_text(json.dumps(data))
+    assert Trainer(config, log=lambda m: None).run(progress=False)["step"] == 2
+
+
 def test_validation_runs_every_n_steps_and_at_the_last(tmp_path, datasets_root):
     config = tiny_config(tmp_path, datasets_root, "srresnet-mse", steps=5, validate_every=3, validation_set="Set5")
     result = Trainer(config, log=lambda m: None).run(progress=False)
