@@ -16,8 +16,10 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from .crowd import CrowdConfig
 from .pairwise_design import PAIRED_PROTOCOLS, PairwiseDesign
 from .study_file import STUDY_NAME_MAX, RatingDesign, validate_study_name
+from .worker_checks import AttentionRules, Qualification
 
 
 def new_token() -> str:
@@ -108,6 +110,24 @@ class Study(models.Model):
     @property
     def is_paired(self) -> bool:
         return self.protocol in PAIRED_PROTOCOLS
+
+    @property
+    def crowd(self) -> CrowdConfig | None:
+        """The crowd platform's conventions (``[crowd]``), None for a study not run on one."""
+        table = (self.config or {}).get("crowd")
+        return CrowdConfig(**table) if table else None
+
+    @property
+    def qualification(self) -> Qualification | None:
+        """What a worker must pass before rating (``[qualification]``); None: nothing."""
+        table = (self.config or {}).get("qualification")
+        return Qualification.from_json(table) if table else None
+
+    @property
+    def attention(self) -> AttentionRules | None:
+        """What is checked as answers arrive (``[attention]``); None: nothing."""
+        table = (self.config or {}).get("attention")
+        return AttentionRules.from_json(table) if table else None
 
     @property
     def config_sha256(self) -> str:
@@ -246,6 +266,8 @@ class Rater(models.Model):
     label = models.CharField(max_length=100, help_text="the rater id in exports (r001, a worker id, ...)")
     source = models.CharField(max_length=12, choices=Source.choices, default=Source.INVITATION)
     external_id = models.CharField(max_length=200, blank=True, help_text="crowd platform worker id")
+    platform_ids = models.JSONField(default=dict, blank=True,
+                                    help_text="the crowd platform's other ids (STUDY_ID, assignmentId, ...)")
     consent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # Viewing conditions reported by the browser when the session started.
@@ -277,6 +299,11 @@ class Session(models.Model):
         CALIBRATION = "calibration"
         RATING = "rating"
         COMPLETE = "complete"
+        EXPIRED = "expired", "expired (stalled; its unrated items went back)"
+        SCREENED_OUT = "screened_out", "screened out (qualification or attention checks)"
+
+    #: States in which a session takes no more answers; the rater is shown its exit.
+    ENDED_STATES = (State.COMPLETE, State.EXPIRED, State.SCREENED_OUT)
 
     rater = models.OneToOneField(Rater, on_delete=models.CASCADE, related_name="session")
     state = models.CharField(max_length=12, choices=State.choices, default=State.CONSENT)
@@ -284,13 +311,24 @@ class Session(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     completion_code = models.CharField(max_length=20, blank=True)
+    # The last time the session moved (consent, an answer): stalled sessions are found by it.
+    last_active_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="when it expired or was screened out")
+    end_reason = models.CharField(max_length=300, blank=True, help_text="why it expired or was screened out, in words")
     # Set when the items are drawn; calibration items come first, so progress needs no counting query.
     calibration_items = models.PositiveIntegerField(default=0)
     planned_scored_items = models.PositiveIntegerField(
         default=0, help_text="scored items planned for the session (test, repeat and gold), not ratings given")
 
+    class Meta:
+        indexes = [models.Index(fields=["state", "last_active_at"])]
+
     def __str__(self) -> str:
         return f"session of {self.rater}"
+
+    @property
+    def is_over(self) -> bool:
+        return self.state in self.ENDED_STATES
 
 
 class SessionItem(models.Model):
@@ -304,6 +342,7 @@ class SessionItem(models.Model):
         PRACTICE = "practice", "practice pair (answer told after it)"
         PAIR = "pair", "pair judged"
         PAIR_GOLD = "pair_gold", "gold pair (expected side known, not told)"
+        TRAINING = "training", "qualification training item (rated, expected score told after it)"
 
     class Side(models.TextChoices):
         LEFT = "left"

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import random
 
-from django.db.models import Count, Q
-
+from .balance import stimuli_with_counts
 from .models import Rater, Session, SessionItem, Stimulus, Study, StudyDataset
 
 __all__ = ["build_items"]
@@ -26,7 +25,7 @@ def _test_stimuli(study: Study, rater: Rater) -> list[Stimulus]:
         return list(done.order_by("pk"))
     # Balanced: the least-assigned stimuli first (ties broken by the rater's own random draw), so every
     # stimulus approaches ratings_per_stimulus; the caller holds the study lock while counting.
-    counts = done.annotate(n=Count("items", filter=Q(items__kind=SessionItem.Kind.TEST))).order_by("pk")
+    counts = stimuli_with_counts(study)  # the one counting rule of top-up (ratings.balance)
     rng = _rng(study, rater, "balance")
     ranked = sorted(counts, key=lambda s: (s.n >= study.ratings_per_stimulus, s.n, rng.random()))
     return ranked[: study.items_per_rater]

@@ -70,6 +70,7 @@ SCORE_LABELS = {1: "Bad", 2: "Poor", 3: "Fair", 4: "Good", 5: "Excellent"}
 SCORE_MISSING = "Please choose a score from 1 to 5."
 CLOSED_MESSAGE = "This study is closed and takes no more ratings; nothing was stored. Thank you for taking part!"
 NOT_CALIBRATION = "That is not one of your calibration images."
+ENDED_MESSAGE = "Your session has ended; nothing more can be stored. The ratings you gave are kept."
 # How far the browser's response time may exceed the server's (shown_at to answer): the browser shows
 # an item only after the server sent it, so more than this is a timer left running from an older
 # item; the slack covers clock differences between web machines.
@@ -251,7 +252,7 @@ class Step:
         """The URL name of the page the rater belongs on: consent, break, done, or the step's own page."""
         if self.session.state == Session.State.CONSENT:
             return "ratings:consent"
-        if self.item is None:
+        if self.item is None or self.session.is_over:  # finished, expired or screened out: the exit
             return "ratings:done"
         if self.on_break:
             return "ratings:break"
@@ -327,7 +328,7 @@ def start_session(rater: Rater, *, device_pixel_ratio: float | None = None, view
         now = timezone.now()
         Rater.objects.filter(pk=rater.pk).update(consent_at=now, device_pixel_ratio=device_pixel_ratio,
                                                  viewport=viewport[:40], user_agent=user_agent[:400])
-        session.started_at = now
+        session.started_at = session.last_active_at = now
         session.state = STEP_KINDS[first.kind].state
         session.save()
         return session
@@ -350,6 +351,7 @@ def _advance(session: Session) -> Step:
     set it. Not when a break comes first: the item is shown when the rater comes back.
     """
     session.position += 1
+    session.last_active_at = timezone.now()
     step = _load_step(session)
     if step.item is None and session.rater.study.is_paired and session.rater.study.pairwise.design == "active":
         # the active design asks its next pair now, from every judgment so far (None: all asked)
@@ -361,7 +363,7 @@ def _advance(session: Session) -> Step:
         session.completion_code = completion_code(session.rater)
     else:
         session.state = step.kind.state
-    session.save(update_fields=["position", "state", "completed_at", "completion_code"])
+    session.save(update_fields=["position", "state", "completed_at", "completion_code", "last_active_at"])
     step = replace(step, on_break=break_due(session))
     if not step.on_break:
         step.mark_shown()
@@ -381,7 +383,7 @@ def advance_calibration(rater: Rater, position: int) -> Session:
         item = session.items.filter(position=position).first()
         if item is None or item.kind != SessionItem.Kind.CALIBRATION:
             raise RatingRefused(NOT_CALIBRATION, 400)
-        if position == session.position:
+        if position == session.position and not session.is_over:
             _advance(session)
         return session
 
@@ -468,13 +470,21 @@ def _record_answer(rater: Rater, token: str, answer, client_ms) -> RecordResult:
                                 "Your first answer was kept; continue with the next image.", 409)
         if session.state == Session.State.COMPLETE:
             raise RatingRefused("Your session is complete; nothing more can be stored.", 410)
+        if session.is_over:
+            raise RatingRefused(ENDED_MESSAGE, 410)
         if position != session.position:
             raise RatingRefused("This page is out of date: please continue with the image shown now.", 409)
         kind.store(item, answer, _response_ms(client_ms, item.shown_at, timezone.now()))
         return RecordResult(session, stored=True, step=_advance(session), feedback=kind.feedback(item, answer))
 
 
-def completion_code(rater: Rater) -> str:
-    """A code the rater pastes into the crowd platform: verifiable, unguessable, stable."""
-    digest = hmac.new(settings.SECRET_KEY.encode(), f"complete:{rater.study_id}:{rater.pk}".encode(), hashlib.sha256)
+def completion_code(rater: Rater, purpose: str = "complete") -> str:
+    """A code the rater pastes into the crowd platform: verifiable, unguessable, stable.
+
+    ``purpose`` keeps the codes of two exits apart: ``"screened_out"`` gives the screened-out code,
+    which is never a finished worker's (a platform pays the two differently).
+    """
+    if purpose not in ("complete", "screened_out"):
+        raise ValueError(f"no completion code for {purpose!r}")
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"{purpose}:{rater.study_id}:{rater.pk}".encode(), hashlib.sha256)
     return digest.hexdigest()[:10].upper()

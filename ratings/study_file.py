@@ -43,7 +43,9 @@ from sr_models.datasets import DatasetError, find_dataset
 from sr_models.images import MAX_IMAGE_SIDE, ImageError, image_size  # one size rule, checked on the header
 from sr_models.methods import INTERPOLATION_METHODS, NETWORK_METHODS
 
+from .crowd import CrowdConfig, CrowdError, parse_crowd
 from .pairwise_design import PAIRED_PROTOCOLS, PairwiseDesign, PairwiseDesignError, parse_pairwise
+from .worker_checks import AttentionRules, Qualification, WorkerChecksError, parse_attention, parse_qualification
 
 __all__ = ["LIMITS", "MAX_IMAGE_SIDE", "image_size", "StudyFileError", "ExternalMethod", "StudyConfig", "RatingDesign", "parse_study_file", "load_study_file", "validate_study_name"]
 
@@ -110,6 +112,10 @@ class StudyConfig:
     text: str = field(repr=False)
     dataset_folders: dict[str, Path] = field(default_factory=dict, repr=False)
     pairwise: PairwiseDesign = PairwiseDesign(protocol="acr")
+    # Crowd studies (issue 18): the platform, and the worker checks; None: not used (a lab study).
+    crowd: CrowdConfig | None = None
+    qualification: Qualification | None = None
+    attention: AttentionRules | None = None
 
     @property
     def protocol(self) -> str:
@@ -121,7 +127,8 @@ class StudyConfig:
         practice and gold pairs (paired protocols), each shown as nearest-neighbour and original."""
         if self.protocol in PAIRED_PROTOCOLS:
             return self.pairwise.practice_pairs + self.pairwise.gold_pairs
-        return self.rating.calibration_images + self.rating.gold_items
+        training = self.qualification.training_items if self.qualification else 0
+        return self.rating.calibration_images + self.rating.gold_items + training
 
     @property
     def sha256(self) -> str:
@@ -145,6 +152,9 @@ class StudyConfig:
             "rating": self.rating.__dict__.copy(),
             "protocol": self.protocol,
             **({"pairwise": self.pairwise.to_json()} if self.protocol in PAIRED_PROTOCOLS else {}),
+            **({"crowd": self.crowd.to_json()} if self.crowd else {}),
+            **({"qualification": self.qualification.to_json()} if self.qualification else {}),
+            **({"attention": self.attention.to_json()} if self.attention else {}),
         }
 
 
@@ -162,7 +172,7 @@ LIMITS = {
 }
 
 _TOP_KEYS = {"name", "title", "seed", "scale", "datasets", "methods", "methods_per_dataset", "rating", "protocol",
-             "pairwise"}
+             "pairwise", "crowd", "qualification", "attention"}
 # [rating] keys of the 1-5 protocol only: a paired study says how it samples in [pairwise].
 _ACR_ONLY_RATING_KEYS = ("gold_items", "assignment", "ratings_per_stimulus", "items_per_rater", "repeats")
 _RATING_KEYS = {
@@ -309,6 +319,7 @@ def parse_study_file(text: str, source: str = "<study file>", *, datasets_root: 
 
     rating = _parse_rating(data.get("rating", {}), datasets, methods, fail)
     pairwise = _parse_protocol(data, datasets, methods, fail)
+    crowd, qualification, attention = _parse_crowd_tables(data, pairwise, fail)
 
     folders: dict[str, Path] = {}
     if check_datasets:
@@ -328,7 +339,8 @@ def parse_study_file(text: str, source: str = "<study file>", *, datasets_root: 
             if problem:
                 fail("methods", problem, None, ext.name)
     return StudyConfig(name=name, seed=seed, title=title, scale=scale, datasets=tuple(datasets), methods=methods,
-                       externals=externals, rating=rating, text=text, dataset_folders=folders, pairwise=pairwise)
+                       externals=externals, rating=rating, text=text, dataset_folders=folders, pairwise=pairwise,
+                       crowd=crowd, qualification=qualification, attention=attention)
 
 
 def _parse_protocol(data: dict, datasets, methods, fail) -> PairwiseDesign:
@@ -356,6 +368,27 @@ def _parse_protocol(data: dict, datasets, methods, fail) -> PairwiseDesign:
             fail("methods", f'{ds} needs "hr" in its methods: the original is shown (2afc-real, reference = "hr", '
                             f"practice and gold pairs)")
     return design
+
+
+def _parse_crowd_tables(data: dict, pairwise: PairwiseDesign, fail):
+    """``[crowd]`` (:mod:`ratings.crowd`), ``[qualification]`` and ``[attention]``
+    (:mod:`ratings.worker_checks`), each None when absent."""
+    parsed = []
+    for key, parse in (("crowd", parse_crowd), ("qualification", parse_qualification),
+                       ("attention", parse_attention)):
+        table = data.get(key)
+        if table is not None and not isinstance(table, dict):
+            fail(key, "must be a table")
+        try:
+            parsed.append(parse(table))
+        except (CrowdError, WorkerChecksError) as exc:
+            table_name, _, name = exc.key.rpartition(".")
+            fail(name, exc.problem, table_name or None)
+    qualification = parsed[1]
+    if qualification and qualification.training_items and pairwise.protocol in PAIRED_PROTOCOLS:
+        fail("training_items", f"training items are rated 1-5; a {pairwise.protocol} study trains with "
+                               "[pairwise] practice_pairs (set training_items = 0)", "qualification")
+    return tuple(parsed)
 
 
 def _parse_rating(table, datasets, methods, fail) -> RatingDesign:
