@@ -14,7 +14,8 @@ task, and discourage rejecting for disagreement alone. So:
   with the flag in the reasons (their data stay out of the results), never rejected for it;
 - ``bonus``: the configured amount for approved workers with no gold miss.
 
-Output columns are documented in the README ("Paying crowd workers"); ``mturk_columns`` adds
+A worker table may carry ``end_reason`` (why a session expired or was screened out, in words); it
+goes into the reasons. The columns are documented in ``docs/crowd.md``; ``mturk_columns`` adds
 ``Approve``/``Reject`` in the form MTurk's batch-results upload reads.
 """
 
@@ -31,7 +32,8 @@ WORKER_COLUMNS = ("worker_id", "state", "time_spent_s", "items_rated", "items_pl
                   "median_response_ms", "flagged", "flag_reasons")
 DECISION_COLUMNS = [*WORKER_COLUMNS, "decision", "bonus", "reasons"]
 
-__all__ = ["DECISION_COLUMNS", "PaymentRules", "WORKER_COLUMNS", "mturk_columns", "propose_decisions"]
+__all__ = ["DECISION_COLUMNS", "PaymentRules", "WORKER_COLUMNS", "mturk_columns", "prolific_lists",
+           "propose_decisions"]
 
 
 @dataclass(frozen=True)
@@ -54,17 +56,19 @@ def propose_decisions(workers: pd.DataFrame, rules: PaymentRules = PaymentRules(
     empty), the ``bonus`` and the ``reasons`` in words."""
     require_columns(workers, WORKER_COLUMNS, "workers")
     decisions, bonuses, reasons = [], [], []
-    for row in workers.itertuples(index=False):
+    ends = workers["end_reason"].fillna("").astype(str) if "end_reason" in workers else pd.Series("", workers.index)
+    for row, end in zip(workers.itertuples(index=False), ends):
         words = []
         if row.state == "screened_out":
             decisions.append("screened_out")
             bonuses.append(0.0)
-            reasons.append("did not pass the qualification")
+            reasons.append(f"screened out: {end}" if end else "did not pass the qualification")
             continue
         if row.state != "complete":
             decisions.append("")
             bonuses.append(0.0)
-            reasons.append(f"did not finish ({row.state}: {int(row.items_rated)} of {int(row.items_planned)} items)")
+            reasons.append(f"did not finish ({row.state}: {int(row.items_rated)} of {int(row.items_planned)} items"
+                           f"{'; ' + end if end else ''})")
             continue
         allowed = rules.gold_misses_allowed(int(row.gold_n)) if row.gold_n else None
         reject = []
@@ -103,3 +107,14 @@ def mturk_columns(decisions: pd.DataFrame) -> pd.DataFrame:
     out["Approve"] = np.where(out["decision"].isin(["approve", "screened_out"]), "x", "")
     out["Reject"] = np.where(out["decision"] == "reject", out["reasons"], "")
     return out
+
+
+def prolific_lists(decisions: pd.DataFrame, id_column: str = "worker_id") -> tuple[list[str], list[str]]:
+    """What Prolific's bulk tools take: the participant ids to approve (bulk approve: one per line),
+    and one ``id,amount`` line per bonus (bulk bonus payments; the amount in the study's currency,
+    two decimals). Screened-out and undecided workers are in neither; rejections are made one by
+    one on Prolific with the reasons of the table."""
+    approve = decisions.loc[decisions["decision"] == "approve", id_column].astype(str).tolist()
+    paid = decisions.loc[(decisions["decision"] == "approve") & (decisions["bonus"] > 0)]
+    bonus = [f"{pid},{amount:.2f}" for pid, amount in zip(paid[id_column].astype(str), paid["bonus"])]
+    return approve, bonus

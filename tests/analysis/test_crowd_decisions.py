@@ -40,3 +40,17 @@ def test_each_rule_gives_its_decision_and_says_why():
     assert mturk.loc["good", "Approve"] == "x" and mturk.loc["good", "Reject"] == ""
     assert mturk.loc["careless", "Approve"] == "" and mturk.loc["careless", "Reject"].startswith("failed attention")
     assert mturk.loc["left", "Approve"] == "" and mturk.loc["left", "Reject"] == ""
+
+
+def test_end_reason_is_in_the_reasons_of_an_ended_worker():
+    """Catches a screened-out worker told "did not pass the qualification" when the attention checks
+    ended the session, and an expiry reason lost from an unfinished worker's row."""
+    workers = pd.DataFrame([
+        _worker(worker_id="ended", state="screened_out", items_rated=30, end_reason="the same score 12 times in a row"),
+        _worker(worker_id="unqualified", state="screened_out", items_rated=0, end_reason=""),
+        _worker(worker_id="left", state="expired", items_rated=40, end_reason="no answer for more than 60 minutes"),
+    ])
+    out = propose_decisions(workers).set_index("worker_id")
+    assert out.loc["ended", "reasons"] == "screened out: the same score 12 times in a row"
+    assert out.loc["unqualified", "reasons"] == "did not pass the qualification"
+    assert out.loc["left", "reasons"] == "did not finish (expired: 40 of 100 items; no answer for more than 60 minutes)"
