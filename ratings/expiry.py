@@ -1,14 +1,24 @@
 """Expiring stalled sessions, so that a crowd study's unrated items go back to the next worker.
 
-A session that has not moved (consent, an answer) for the study's ``[crowd] stall_minutes`` is
-expired: its state becomes ``expired`` with the time and the reason in words. Its stored ratings are
-kept and count; its unrated items stop counting (:mod:`ratings.balance`), so the next enrolment is
-given them. A worker who comes back to an expired session is shown its exit and can store nothing.
+A session that has not moved (consent, an answer) for longer than the study's ``[crowd]
+stall_minutes`` is expired: its state becomes ``expired`` with the time and the reason in words.
+Its stored ratings are kept and count; its unrated items stop counting (:mod:`ratings.balance`), so
+the next enrolment is given them. A worker who comes back to an expired session is shown its exit
+and can store nothing. A session idle for exactly ``stall_minutes`` is not expired yet.
 
 Expiry runs where it matters: before every enrolment into the study (so the newcomer gets the
-returned items), in ``study_status``, and from the ``expire_sessions`` task for deployments that
-schedule it. The update is one statement that re-checks the state and the time, so a concurrent
-answer either lands first (and the session is no longer stalled) or finds the session expired.
+returned items), and from the ``ratings.tasks.expire_sessions`` task or the ``expire_sessions``
+command for deployments that schedule it (:func:`expire_all`), so that the dashboard's counts are
+current even while nobody enrols.
+
+The race with an answer arriving at the same moment: the update is one statement that re-checks
+the state and the time in its WHERE clause, and the answer path locks the session row
+(``select_for_update``) and re-reads the state under the lock. On PostgreSQL the update waits for
+an answer holding the lock and then re-evaluates its WHERE on the answer's committed row (whose
+``last_active_at`` is new, so it is not stalled any more); an answer arriving after the update
+committed reads ``expired`` under its lock and is refused. On SQLite every writing transaction
+takes the database's write lock at BEGIN (``transaction_mode = IMMEDIATE``), so the two run one
+after the other. Either way exactly one of them wins.
 """
 
 from __future__ import annotations
@@ -17,9 +27,9 @@ import datetime as dt
 
 from django.utils import timezone
 
-from .models import Session, Study
+from .models import Rater, Session, Study
 
-__all__ = ["expire_stalled", "LIVE_STATES"]
+__all__ = ["expire_stalled", "expire_all", "crowd_studies", "LIVE_STATES"]
 
 #: The states of a session that is under way (consent given, not over).
 LIVE_STATES = (Session.State.CALIBRATION, Session.State.RATING)
@@ -35,6 +45,21 @@ def expire_stalled(study: Study, now: dt.datetime | None = None) -> int:
         return 0
     now = now or timezone.now()
     cutoff = now - dt.timedelta(minutes=crowd.stall_minutes)
-    return Session.objects.filter(rater__study=study, state__in=LIVE_STATES, last_active_at__lt=cutoff).update(
+    # The study through a subquery on raters, not a join: an update with a join becomes
+    # "WHERE id IN (SELECT ... FROM session ...)", whose inner scan PostgreSQL does not re-read when the
+    # row changed under it, so an answer committed meanwhile would not save its session. Here state and
+    # last_active_at are the updated row's own columns, re-checked on the row the answer left.
+    raters = Rater.objects.filter(study=study).values("pk")
+    return Session.objects.filter(rater_id__in=raters, state__in=LIVE_STATES, last_active_at__lt=cutoff).update(
         state=Session.State.EXPIRED, ended_at=now,
         end_reason=f"no answer for more than {crowd.stall_minutes} minutes")
+
+
+def crowd_studies():
+    """The studies whose sessions expire: run on a crowd platform and not closed."""
+    return Study.objects.filter(config__has_key="crowd").exclude(state=Study.State.CLOSED).order_by("pk")
+
+
+def expire_all(now: dt.datetime | None = None) -> dict[str, int]:
+    """:func:`expire_stalled` for every crowd study that is not closed; returns expired per study name."""
+    return {study.name: expire_stalled(study, now) for study in crowd_studies()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import Task, shared_task
 from django.db import DatabaseError
 
-from . import generation
+from . import expiry, generation
 
 
 class StimulusTask(Task):
@@ -39,3 +39,20 @@ def generate_stimulus_task(self, stimulus_id: int) -> str:
     # retries: earlier starts that ended in a retried exception, not in a dead worker (MAX_ATTEMPTS).
     return generation.generate_stimulus(stimulus_id, task_id=self.request.id, worker=worker,
                                         retries=self.request.retries or 0)
+
+
+@shared_task(acks_late=True)
+def expire_sessions() -> dict[str, int]:
+    """Expire the stalled sessions of every crowd study that is not closed (``ratings.expiry``).
+
+    Idempotent (a session expires once; a second run finds nothing), so redelivery does no harm.
+    Enrolment already expires a study's stalled sessions before it hands out items, so this only
+    keeps the dashboard's counts current while nobody enrols; schedule it every few minutes, with
+    Celery beat::
+
+        CELERY_BEAT_SCHEDULE = {"expire-sessions": {"task": "ratings.tasks.expire_sessions", "schedule": 300}}
+
+    (``celery -A mos_site beat``), or without a broker from cron with the command
+    (``*/5 * * * * python manage.py expire_sessions``).
+    """
+    return expiry.expire_all()
