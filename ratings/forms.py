@@ -24,18 +24,30 @@ class EnrolmentForm(forms.Form):
 
 
 class ConsentForm(forms.Form):
-    """Consent, and the viewing conditions the page's script reports."""
+    """Consent, and the viewing conditions the page's script reports (consent.js): the pixel ratio,
+    the window, the screen (CSS pixels of ``window.screen``) and the signals of the device type (a
+    coarse primary pointer, the touch points; the user agent comes with the request)."""
 
     consent = forms.BooleanField(error_messages={"required": "Please tick the box to agree before you start."})
     # FloatField refuses inf and nan; a ratio outside this range is no real display.
     device_pixel_ratio = forms.FloatField(required=False, min_value=0.1, max_value=16)
     viewport = forms.CharField(required=False, max_length=40)
+    screen = forms.RegexField(required=False, regex=r"^\d{1,5}x\d{1,5}$", max_length=11)
+    coarse_pointer = forms.ChoiceField(required=False, choices=[("", ""), ("1", "yes"), ("0", "no")])
+    touch_points = forms.IntegerField(required=False, min_value=0, max_value=1000)
 
     def viewing(self) -> dict:
-        """Viewing conditions to store: a value the browser sent malformed is stored as missing."""
+        """Viewing conditions to store: a value the browser sent malformed is stored as missing
+        (None, or an empty text), as is one it did not send (no JavaScript)."""
         data = self.cleaned_data if hasattr(self, "cleaned_data") else {}
-        return {"device_pixel_ratio": None if "device_pixel_ratio" in self.errors else data.get("device_pixel_ratio"),
-                "viewport": "" if "viewport" in self.errors else data.get("viewport", "")}
+
+        def value(name, missing=None):
+            return missing if name in self.errors else data.get(name, missing)
+
+        pointer = value("coarse_pointer", "")
+        return {"device_pixel_ratio": value("device_pixel_ratio"), "viewport": value("viewport", ""),
+                "screen": value("screen", ""), "coarse_pointer": {"1": True, "0": False}.get(pointer),
+                "touch_points": value("touch_points")}
 
 
 class _RefusingForm(forms.Form):

@@ -274,6 +274,9 @@ class Rater(models.Model):
     device_pixel_ratio = models.FloatField(null=True, blank=True)
     viewport = models.CharField(max_length=40, blank=True)
     user_agent = models.CharField(max_length=400, blank=True)
+    screen = models.CharField(max_length=40, blank=True, help_text="window.screen in CSS pixels (1920x1080)")
+    device_type = models.CharField(max_length=10, blank=True,
+                                   help_text="desktop, tablet or phone (ratings.worker_checks.classify_device)")
 
     class Meta:
         constraints = [

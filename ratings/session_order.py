@@ -1,4 +1,5 @@
-"""A session's stored order: calibration first, then the test items with repeats and gold mixed in.
+"""A session's stored order: calibration first, then training (when the study qualifies its workers),
+then the test items with repeats and gold mixed in.
 
 Drawn once, from the study seed and the rater's label, and stored as ``SessionItem`` rows, so a
 reload or another device resumes at the same place. What happens along that order (consent, answers,
@@ -32,15 +33,35 @@ def _test_stimuli(study: Study, rater: Rater) -> list[Stimulus]:
 
 
 def _calibration_images(study: Study):
+    """The calibration dataset's images: (calibration, gold, training), in this order of the dataset
+    (``StudyConfig.calibration_count`` makes the NN and HR stimuli of all three)."""
     dataset = study.datasets.filter(role=StudyDataset.Role.CALIBRATION).first()
     if dataset is None:
-        return [], []
+        return [], [], []
     images = list(dataset.images.order_by("pk"))
-    return images[: study.calibration_images], images[study.calibration_images:]
+    calibration, rest = images[: study.calibration_images], images[study.calibration_images:]
+    return calibration, rest[: study.gold_items], rest[study.gold_items:]
+
+
+def _training(study: Study, rater: Rater, images, made) -> list[tuple[Stimulus, str, int]]:
+    """P.808's training items: ``training_items`` images after the calibration and gold ones,
+    alternating nearest-neighbour (expected 1) and the original (expected 5), in an order drawn
+    from the rater's own generator (so the answers cannot be learnt from another worker)."""
+    qualification = study.qualification
+    count = qualification.training_items if qualification else 0
+    items = []
+    for k, image in enumerate(images[:count]):
+        method, expected = ("nearest", 1) if k % 2 == 0 else ("hr", 5)
+        stimulus = made(image, method)
+        if stimulus is not None:  # a failed stimulus is left out, as a gold item's is
+            items.append((stimulus, SessionItem.Kind.TRAINING, expected))
+    _rng(study, rater, "training").shuffle(items)
+    return items
 
 
 def build_items(session: Session) -> list[SessionItem]:
-    """The session's items in order: calibration, then test items with repeats and gold mixed in.
+    """The session's items in order: calibration, training, then test items with repeats and gold
+    mixed in.
 
     Only made (DONE) stimuli are shown: a study opened with ``run_study --accept-failures`` has
     failed ones, which are left out (a calibration pair whose NN or HR version failed, and a gold
@@ -51,7 +72,7 @@ def build_items(session: Session) -> list[SessionItem]:
     def made(image, method: str) -> Stimulus | None:
         return Stimulus.objects.filter(image=image, condition__name=method, state=Stimulus.State.DONE).first()
 
-    calibration, gold_images = _calibration_images(study)
+    calibration, gold_images, training_images = _calibration_images(study)
     plan: list[tuple[Stimulus, str, int | None]] = []
     for image in calibration:
         pair = made(image, "nearest"), made(image, "hr")
@@ -59,7 +80,8 @@ def build_items(session: Session) -> list[SessionItem]:
             continue  # the told scores teach the scale only as a matched NN/HR pair
         plan.append((pair[0], SessionItem.Kind.CALIBRATION, 1))
         plan.append((pair[1], SessionItem.Kind.CALIBRATION, 5))
-    n_calibration = len(plan)
+    plan.extend(_training(study, rater, training_images, made))
+    n_warm_up = len(plan)
 
     tests = _test_stimuli(study, rater)
     rng = _rng(study, rater, "order")
@@ -77,7 +99,7 @@ def build_items(session: Session) -> list[SessionItem]:
             body.insert(at, (stimulus, SessionItem.Kind.TEST, None))
             shown = [i for i, entry in enumerate(body) if entry[0].pk == stimulus.pk]
             body[shown[1]] = (stimulus, SessionItem.Kind.REPEAT, None)
-    for k, image in enumerate(gold_images[: study.gold_items]):
+    for k, image in enumerate(gold_images):
         method, expected = ("nearest", 1) if k % 2 == 0 else ("hr", 5)
         gold = made(image, method)
         at = rng.randint(0, len(body))  # drawn even when skipped: the other items keep their places
@@ -87,8 +109,9 @@ def build_items(session: Session) -> list[SessionItem]:
     items = [SessionItem(session=session, position=i, stimulus=s, kind=kind, expected_score=expected)
              for i, (s, kind, expected) in enumerate(plan)]
     created = SessionItem.objects.bulk_create(items)
-    # Calibration items come first by construction, so these two counts give every progress figure.
-    session.calibration_items = n_calibration
+    # Warm-up items (calibration, training) come first by construction, so these two counts give every
+    # progress figure.
+    session.calibration_items = n_warm_up
     session.planned_scored_items = len(body)
     session.save(update_fields=["calibration_items", "planned_scored_items"])
     return created

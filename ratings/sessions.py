@@ -1,7 +1,11 @@
 """A rater's session: consent, the steps along the stored order, each answer stored exactly once.
 
-The flow is consent -> calibration (scores told) -> rating (test, repeat and gold items, with a
-break every ``break_every`` rated items) -> done (a completion code). The order itself is drawn by
+The flow is consent -> calibration (scores told) -> training (crowd studies with ``[qualification]``:
+rated, the expected score told after each) -> rating (test, repeat and gold items, with a break every
+``break_every`` rated items) -> done (a completion code). A worker who fails a rule of
+:mod:`ratings.worker_checks` (the viewing environment at consent, the training's pass rule, the
+attention checks as answers arrive) is screened out by :func:`screen_out`: the session ends, the
+answers given are kept, and the exit page takes the worker to the platform's screened-out route. The order itself is drawn by
 :mod:`ratings.session_order`. Every state change happens in a transaction that locks the session
 row; an answer is refused (with a message saying why) unless it is for the item the session waits
 for, so replays, double clicks, stale pages and forged requests store nothing twice and lose nothing.
@@ -31,6 +35,7 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
+from django.db.models import Count, Min
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -40,6 +45,7 @@ from analysis.io import MAX_RESPONSE_MS
 from .models import Rater, Rating, Session, SessionItem, Study
 from .pair_order import build_pair_items, next_active_item
 from .session_order import build_items
+from .worker_checks import classify_device, parse_screen
 
 __all__ = [
     "RESPONSE_SLACK_MS",
@@ -62,6 +68,7 @@ __all__ = [
     "image_url",
     "record_judgment",
     "record_rating",
+    "screen_out",
     "start_session",
 ]
 
@@ -70,6 +77,8 @@ SCORE_LABELS = {1: "Bad", 2: "Poor", 3: "Fair", 4: "Good", 5: "Excellent"}
 SCORE_MISSING = "Please choose a score from 1 to 5."
 CLOSED_MESSAGE = "This study is closed and takes no more ratings; nothing was stored. Thank you for taking part!"
 NOT_CALIBRATION = "That is not one of your calibration images."
+SCREEN_UNKNOWN = ("This study checks the size of your screen, which your browser did not report: please allow "
+                  "JavaScript for this site and start again. Nothing was stored.")
 ENDED_MESSAGE = "Your session has ended; nothing more can be stored. The ratings you gave are kept."
 # How far the browser's response time may exceed the server's (shown_at to answer): the browser shows
 # an item only after the server sent it, so more than this is a timer left running from an older
@@ -167,6 +176,18 @@ class StepKind:
         """What the rater is told right after answering (practice items); empty: nothing."""
         return ""
 
+    def screening(self, item: SessionItem) -> str | None:
+        """Why the session ends after the answer to ``item`` just stored (a rule of ``[attention]``
+        failed, in words); None: it goes on. Scored answers are checked as they arrive, on this
+        session's answers only; warm-up answers are not (training has its own rule)."""
+        if self.warm_up or self.answer_relation is None:
+            return None
+        rules = item.session.rater.study.attention
+        if rules is None or not rules.end_session:
+            return None  # no rule, or flag only: the payment decisions read the same rules post hoc
+        answers, times = _scored_answers(item.session, self.answer_relation)
+        return rules.problem(answers, times)
+
 
 class CalibrationStep(StepKind):
     """An example with its score told; the rater continues (``advance_calibration``), nothing is stored."""
@@ -211,13 +232,52 @@ class ScoredStep(StepKind):
                               response_ms=response_ms)
 
 
+class TrainingStep(ScoredStep):
+    """P.808's training: an obvious image (nearest-neighbour or original) rated on the rating page,
+    the expected score told right after; after the last one, the pass rule of ``[qualification]``."""
+
+    warm_up = True
+
+    def payload(self, step: Step) -> dict[str, Any]:
+        return {**super().payload(step), "training": True}
+
+    def feedback(self, item: SessionItem, answer) -> str:
+        expected = item.expected_score
+        return f"Expected: {expected} ({SCORE_LABELS[expected]}); you answered {answer} ({SCORE_LABELS[answer]})."
+
+    def screening(self, item: SessionItem) -> str | None:
+        """The pass rule, once every training item is answered (None before, and on a pass)."""
+        rows = list(item.session.items.filter(kind=SessionItem.Kind.TRAINING).order_by("position")
+                    .values_list("rating__score", "expected_score"))
+        if any(score is None for score, _ in rows):
+            return None
+        qualification = item.session.rater.study.qualification
+        if qualification is None:
+            return None
+        return qualification.training_problem([s for s, _ in rows], [e for _, e in rows])
+
+
 _SCORED = ScoredStep()
 STEP_KINDS: dict[str, StepKind] = {
     SessionItem.Kind.CALIBRATION: CalibrationStep(),
+    SessionItem.Kind.TRAINING: TrainingStep(),
     SessionItem.Kind.TEST: _SCORED,
     SessionItem.Kind.REPEAT: _SCORED,
     SessionItem.Kind.GOLD: _SCORED,
 }
+
+# What an attention rule reads of each kind of stored answer: the score, or the side chosen.
+_ANSWER_VALUE = {"rating": "score", "judgment": "side"}
+
+
+def _scored_answers(session: Session, relation: str) -> tuple[list, list]:
+    """The session's scored answers held by ``relation`` so far, in the order shown: (values, response
+    times). One query on this session's items (a crowd session has about a hundred)."""
+    kinds = [k for k, step in STEP_KINDS.items() if not step.warm_up and step.answer_relation == relation]
+    rows = (session.items.filter(kind__in=kinds, **{f"{relation}__isnull": False}).order_by("position")
+            .values_list(f"{relation}__{_ANSWER_VALUE[relation]}", f"{relation}__response_ms"))
+    pairs = list(rows)
+    return [v for v, _ in pairs], [t for _, t in pairs]
 
 
 def _answer_relations() -> list[str]:
@@ -230,8 +290,9 @@ def _answer_relations() -> list[str]:
 class Step:
     """Where a rater is: the item, the one after it (to preload), how far they are, whether a break comes.
 
-    ``number`` and ``total`` count calibration items on a calibration step and rated items (test,
-    repeat, gold) otherwise; ``done`` is how many of those are behind the rater. ``on_break`` is set
+    ``number`` and ``total`` count the items of its own kind on a warm-up step (calibration,
+    training, practice) and rated items (test, repeat, gold) otherwise; ``done`` is how many of
+    those are behind the rater. ``on_break`` is set
     only on the step an answer led to (a break is offered once, right after the answer that made it
     due; coming back from it shows the item).
     """
@@ -290,8 +351,10 @@ def _load_step(session: Session, *, on_break: bool = False) -> Step:
             .filter(position__in=(p, p + 1))}
     item = pair.get(p)
     if item is not None and STEP_KINDS[item.kind].warm_up:
-        return Step(session, item, pair.get(p + 1), p + 1, session.calibration_items, p)
-    done = max(0, p - session.calibration_items)  # calibration items come first
+        # warm-up items come first, each kind in one run (calibration, then training): counted by kind
+        span = session.items.filter(kind=item.kind).aggregate(first=Min("position"), n=Count("pk"))
+        return Step(session, item, pair.get(p + 1), p - span["first"] + 1, span["n"], p - span["first"])
+    done = max(0, p - session.calibration_items)  # warm-up items (calibration_items of them) come first
     return Step(session, item, pair.get(p + 1), done + 1, session.planned_scored_items, done, on_break)
 
 
@@ -309,8 +372,16 @@ def current_item(session: Session) -> SessionItem | None:
 
 
 def start_session(rater: Rater, *, device_pixel_ratio: float | None = None, viewport: str = "",
-                  user_agent: str = "") -> Session:
-    """Record consent and viewing conditions and draw the stored order (once)."""
+                  user_agent: str = "", screen: str = "", coarse_pointer: bool | None = None,
+                  touch_points: int | None = None) -> Session:
+    """Record consent and viewing conditions and draw the stored order (once).
+
+    ``screen`` ("1920x1080", CSS pixels of ``window.screen``), ``coarse_pointer`` and ``touch_points``
+    are the consent page's report; with ``user_agent`` they tell the device type
+    (:func:`ratings.worker_checks.classify_device`). A worker whose screen or device fails the
+    study's ``[qualification]`` is screened out here, before any item is drawn, so a balanced
+    study's pool loses nothing.
+    """
     with transaction.atomic():
         study = Study.objects.select_for_update().get(pk=rater.study_id)  # balanced counts need it
         session = Session.objects.select_for_update().get(rater=rater)
@@ -320,26 +391,50 @@ def start_session(rater: Rater, *, device_pixel_ratio: float | None = None, view
             raise RatingRefused(CLOSED_MESSAGE, 410)
         if study.state != Study.State.READY:
             raise RatingRefused("This study is not open for rating yet: its images are still being made.", 503)
+        size = parse_screen(screen)
+        device = classify_device(user_agent, coarse_pointer=coarse_pointer, touch_points=touch_points, screen=size)
+        viewing = {"device_pixel_ratio": device_pixel_ratio, "viewport": viewport[:40], "user_agent": user_agent[:400],
+                   "screen": screen[:40] if size else "", "device_type": device}
+        qualification = study.qualification
+        if qualification is not None:
+            if size is None and qualification.needs_screen:
+                raise RatingRefused(SCREEN_UNKNOWN, 400)
+            problem = qualification.environment_problem(size, device)
+            if problem:
+                Rater.objects.filter(pk=rater.pk).update(consent_at=timezone.now(), **viewing)
+                screen_out(session, problem)
+                return session
         if not session.items.exists():
             (build_pair_items if study.is_paired else build_items)(session)
         first = session.items.order_by("position").first()
         if first is None:
             raise RatingRefused("There is nothing left to rate in this study. Thank you!", 410)
         now = timezone.now()
-        Rater.objects.filter(pk=rater.pk).update(consent_at=now, device_pixel_ratio=device_pixel_ratio,
-                                                 viewport=viewport[:40], user_agent=user_agent[:400])
+        Rater.objects.filter(pk=rater.pk).update(consent_at=now, **viewing)
         session.started_at = session.last_active_at = now
         session.state = STEP_KINDS[first.kind].state
         session.save()
         return session
 
 
+def screen_out(session: Session, reason: str) -> None:
+    """End ``session`` as screened out, now, for ``reason`` (in words): the one end of every screening
+    rule. The caller holds the session's row lock. What was answered is kept (flagged by the
+    state); the worker is shown the exit with the screened-out code."""
+    now = timezone.now()
+    session.state = Session.State.SCREENED_OUT
+    session.ended_at = session.last_active_at = now
+    session.end_reason = reason[:300]
+    session.completion_code = completion_code(session.rater, "screened_out")
+    session.save(update_fields=["position", "state", "ended_at", "last_active_at", "end_reason", "completion_code"])
+
+
 def break_due(session: Session) -> bool:
     """A break is offered after every ``break_every`` rated items (not after the last one)."""
     every = session.rater.study.break_every
-    if not every or session.state == Session.State.COMPLETE:
+    if not every or session.state in Session.ENDED_STATES:
         return False
-    rated = session.position - session.calibration_items  # calibration items come first
+    rated = session.position - session.calibration_items  # warm-up items come first
     return rated > 0 and rated % every == 0
 
 
@@ -475,6 +570,12 @@ def _record_answer(rater: Rater, token: str, answer, client_ms) -> RecordResult:
         if position != session.position:
             raise RatingRefused("This page is out of date: please continue with the image shown now.", 409)
         kind.store(item, answer, _response_ms(client_ms, item.shown_at, timezone.now()))
+        item.session = session  # the locked row, with the caller's rater and study
+        reason = kind.screening(item)
+        if reason:  # the answer stays stored; the session ends here and the exit is next
+            session.position += 1
+            screen_out(session, reason)
+            return RecordResult(session, stored=True, step=_load_step(session), feedback=kind.feedback(item, answer))
         return RecordResult(session, stored=True, step=_advance(session), feedback=kind.feedback(item, answer))
 
 

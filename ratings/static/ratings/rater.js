@@ -1,6 +1,7 @@
 // Rater pages: 1:1 pixel display, viewing-condition checks, keys 1-5, one submission at a time.
 // On the rating page, a score is sent with fetch and the next (already preloaded) image replaces the
 // current one at once; without JavaScript the same form posts and the server answers with pages.
+// After a training image the expected score is told for a moment before the next image appears.
 (function () {
   "use strict";
   var img = document.getElementById("stimulus");
@@ -10,6 +11,7 @@
   var blocked = false;   // viewing conditions not met, or the image not on screen yet
   var busy = false;      // a submission is in flight
   var preloaded = [];
+  var FEEDBACK_MS = 2500;
 
   function refreshButtons() {
     document.querySelectorAll("form[data-guard] button").forEach(function (b) {
@@ -58,16 +60,26 @@
     blocked = true;
     refreshButtons();
     document.getElementById("item-token").value = data.item;
-    document.getElementById("progress-text").textContent = "Image " + data.number + " of " + data.total;
+    var label = (data.training ? "Training image " : "Image ") + data.number + " of " + data.total;
+    document.getElementById("progress-text").textContent = label;
     var bar = document.getElementById("progress-bar");
     bar.value = data.done;
     bar.max = data.total;
     bar.textContent = data.done + " of " + data.total;
-    document.title = "Image " + data.number + " of " + data.total;
+    document.title = label;
     var unchanged = img.getAttribute("src") === data.image_url;
     img.src = data.image_url;
     if (unchanged || (img.complete && img.naturalWidth)) onShown();
     preload(data.next_url);
+  }
+
+  // The answer to a training image is told (the JSON answer's ``feedback``), then the next step shows.
+  function afterFeedback(data, then) {
+    var box = document.getElementById("feedback");
+    if (!data.feedback || !box) { then(); return; }
+    box.textContent = data.feedback;
+    box.hidden = false;
+    setTimeout(function () { box.hidden = true; then(); }, FEEDBACK_MS);
   }
 
   function sendScore(form, score) {
@@ -76,8 +88,11 @@
     busy = true;
     refreshButtons();
     RaterPage.post(form, { score: score }, function (data) {
-      busy = false;
-      showNext(data);
+      afterFeedback(data, function () {
+        busy = false;
+        if (data.redirect) { window.location.assign(data.redirect); return; }
+        showNext(data);
+      });
     }, function (message) {
       busy = false;
       setBlocked(true, message);
