@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 from scipy import stats as sps
+from scipy.linalg import lapack
 from scipy.sparse import csgraph
 
 from analysis._frames import STIMULUS_KEY, gold_misses_allowed, kind_rows, level_label, require_columns, test_rows
@@ -428,6 +429,9 @@ _PAIRS_AT_ONCE = 4_000_000
 #: instead of summing over each stimulus' raters: the same numbers, faster for a lab study's
 #: complete design, while a crowd study's sparse one would not fit as dense rows.
 _DENSE_SHARE = 0.05
+#: Rows of ``cov(Delta)`` mirrored at a time after the in-place Cholesky inverse (which fills one
+#: triangle): the copy's temporary stays a few MB at 10^4 raters.
+_MIRROR_ROWS = 1024
 
 
 def _cross_at(b_over_a: sparse.csr_matrix, cov_delta: np.ndarray, at_s: np.ndarray, at_r: np.ndarray) -> np.ndarray:
@@ -461,48 +465,127 @@ def _cross_at(b_over_a: sparse.csr_matrix, cov_delta: np.ndarray, at_s: np.ndarr
     return out
 
 
-def _rater_model_covariance(nij, w: np.ndarray, cross_at: tuple[np.ndarray, np.ndarray] | None = None,
-                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _schur_pinv(b: sparse.csr_matrix, b_over_a: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """``cov(Delta)``, the pseudo-inverse of the Schur complement ``D - B^T A^-1 B`` (dense, R x R),
+    and the diagonal of ``cov(Delta) (D - B^T A^-1 B)`` (``1 - 1/R`` on a connected design).
+
+    ``(S + c u u^T)^-1 = S^+ + u u^T / c`` for the unit null vector ``u = 1 / sqrt(R)``: an exact
+    pseudo-inverse that stays positive semi-definite where pinv's cut-off of the null eigenvalue
+    (about 1e-13, of either sign) is not. ``S + c u u^T`` is positive definite on a connected
+    design, so it is inverted by Cholesky in place (LAPACK potrf + potri: R^3 flops, half of an LU
+    inverse's, and one R x R array instead of four).
+    """
+    n_r = b.shape[1]
+
+    def schur() -> np.ndarray:
+        out = (b.T @ b_over_a).toarray()
+        np.negative(out, out=out)
+        out[np.diag_indices(n_r)] += np.asarray(b.sum(axis=0)).ravel()
+        return out
+
+    matrix = schur()
+    c = np.trace(matrix) / n_r
+    matrix += c / n_r
+    # ``matrix`` is symmetric: its transpose is the Fortran-ordered array LAPACK overwrites in place.
+    factor, info = lapack.dpotrf(matrix.T, lower=1, overwrite_a=1, clean=0)
+    if info == 0:
+        inverse, info = lapack.dpotri(factor, lower=1, overwrite_c=1)
+    if info != 0:  # disconnected design: more than the common shift is free
+        matrix = schur()
+        cov_delta = np.linalg.pinv(matrix, hermitian=True)
+        cov_delta = (cov_delta + cov_delta.T) / 2.0
+        return cov_delta, np.einsum("ij,ji->i", cov_delta, matrix)
+    cov_delta = inverse.T  # C-ordered again; its upper triangle holds the inverse
+    for start in range(0, n_r, _MIRROR_ROWS):  # mirror the upper triangle into the lower, by blocks
+        stop = min(start + _MIRROR_ROWS, n_r)
+        cov_delta[start:stop, :start] = cov_delta[:start, start:stop].T
+        block = cov_delta[start:stop, start:stop]
+        block[np.tril_indices(stop - start, -1)] = block.T[np.tril_indices(stop - start, -1)]
+    cov_delta -= 1.0 / (c * n_r)
+    return cov_delta, np.full(n_r, 1.0 - 1.0 / n_r)
+
+
+def _quadratic_forms(rows: sparse.csr_matrix, matrix: np.ndarray) -> np.ndarray:
+    """``rows_j matrix rows_j^T`` for every row ``j`` of a sparse matrix: a sum over the pairs of
+    each row's entries (a crowd study's stimulus has a few raters), or, for a nearly complete design,
+    dense blocks of ``rows matrix`` (BLAS)."""
+    n_s, n_r = rows.shape
+    out = np.empty(n_s)
+    if rows.nnz > _DENSE_SHARE * n_s * n_r:
+        step = max(1, _PAIRS_AT_ONCE // max(n_r, 1))
+        for start in range(0, n_s, step):
+            block = rows[start:start + step].toarray()
+            out[start:start + step] = np.einsum("ij,ij->i", block @ matrix, block)
+        return out
+    indptr, indices, data = rows.indptr, rows.indices, rows.data
+    lens = np.diff(indptr)
+    ends = np.cumsum(lens**2)
+    start = 0
+    while start < n_s:
+        done = int(ends[start - 1]) if start else 0
+        stop = max(start + 1, int(np.searchsorted(ends, done + _PAIRS_AT_ONCE, side="right")))
+        n, pairs = lens[start:stop], lens[start:stop] ** 2
+        row = np.repeat(np.arange(stop - start), pairs)
+        p = np.arange(int(pairs.sum())) - np.repeat(np.cumsum(pairs) - pairs, pairs)
+        first = indptr[start:stop][row]
+        ka, kb = first + p // n[row], first + p % n[row]
+        terms = data[ka] * data[kb] * matrix[indices[ka], indices[kb]]
+        out[start:stop] = np.bincount(row, weights=terms, minlength=stop - start)
+        start = stop
+    return out
+
+
+@dataclass(frozen=True)
+class _Covariance:
+    """What the rater model needs from the inverse Fisher information of ``(psi, Delta)``."""
+
+    var_psi: np.ndarray  # (S,)
+    cov_delta: np.ndarray  # (R, R)
+    shift_diag: np.ndarray  # diag(cov(Delta) (D - B^T A^-1 B)), (R,)
+    b_over_a: sparse.csr_matrix
+
+
+def _covariance(nij, w: np.ndarray) -> _Covariance:
     """Inverse Fisher information of ``(psi, Delta)`` given the weights, under ``sum(Delta) = 0``.
 
-    Returns ``var(psi)`` (S), ``cov(Delta)`` (R, R) and ``cov(psi, Delta)`` at the (stimulus, rater)
-    code pairs ``cross_at`` (None without them). The information is ``[[A, B], [B^T, D]]`` with
-    ``A = diag(sum_i w_i n_ij)``, ``B_ji = w_i n_ij`` and ``D = diag(w_i n_i)``; its Schur complement
-    ``D - B^T A^-1 B`` is singular along the common shift of ``psi`` and ``Delta``, and its
-    pseudo-inverse is the covariance of the centred biases. ``nij`` (dense or sparse) is used
-    sparse and ``cov(psi, Delta) = -A^-1 B cov(Delta)`` is formed only where it is asked for
-    (``_cross_at``), so memory grows with the ratings and R^2, not with stimuli x raters; the
-    inverse of the R x R Schur complement (R^3) is what remains.
+    The information is ``[[A, B], [B^T, D]]`` with ``A = diag(sum_i w_i n_ij)``, ``B_ji = w_i n_ij``
+    and ``D = diag(w_i n_i)``; its Schur complement ``D - B^T A^-1 B`` is singular along the common
+    shift of ``psi`` and ``Delta``, and its pseudo-inverse is the covariance of the centred biases
+    (:func:`_schur_pinv`). ``var(psi_j) = 1 / A_j + (B/A)_j cov(Delta) (B/A)_j^T`` needs
+    ``cov(Delta)`` only at the pairs of raters of one stimulus (:func:`_quadratic_forms`), so memory
+    grows with the ratings and R^2, not with stimuli x raters; the R x R inverse (R^3) remains.
     """
     b = sparse.csr_matrix(sparse.csr_matrix(nij).multiply(w[None, :]))
     a = np.asarray(b.sum(axis=1)).ravel()
     b_over_a = sparse.csr_matrix(b.multiply(1.0 / a[:, None]))
-    n_s, n_r = b.shape
-    schur = -(b.T @ b_over_a).toarray()
-    schur[np.diag_indices(n_r)] += np.asarray(b.sum(axis=0)).ravel()
-    # (S + c u u^T)^-1 = S^+ + u u^T / c for the unit null vector u = 1 / sqrt(R): an exact
-    # pseudo-inverse that stays positive semi-definite where pinv's cut-off of the null eigenvalue
-    # (about 1e-13, of either sign) is not.
-    c = np.trace(schur) / n_r
-    try:
-        cov_delta = np.linalg.inv(schur + c / n_r) - 1.0 / (c * n_r)
-    except np.linalg.LinAlgError:  # disconnected design: more than the common shift is free
-        cov_delta = np.linalg.pinv(schur, hermitian=True)
-    del schur
-    cov_delta = (cov_delta + cov_delta.T) / 2.0
     b_over_a.sort_indices()
-    rated_s = np.repeat(np.arange(n_s), np.diff(b_over_a.indptr))  # the stimulus of each rated cell
-    cross_rated = _cross_at(b_over_a, cov_delta, rated_s, b_over_a.indices)
-    var_psi = 1.0 / a - np.bincount(rated_s, weights=cross_rated * b_over_a.data, minlength=n_s)
-    cross = None if cross_at is None else _cross_at(b_over_a, cov_delta, *cross_at)
-    return var_psi, cov_delta, cross
+    cov_delta, shift_diag = _schur_pinv(b, b_over_a)
+    var_psi = 1.0 / a + _quadratic_forms(b_over_a, cov_delta)
+    return _Covariance(var_psi, cov_delta, shift_diag, b_over_a)
+
+
+def _rater_model_covariance(nij, w: np.ndarray, cross_at: tuple[np.ndarray, np.ndarray] | None = None,
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``var(psi)`` (S), ``cov(Delta)`` (R, R) and ``cov(psi, Delta)`` at the (stimulus, rater)
+    code pairs ``cross_at`` (None without them) of :func:`_covariance`."""
+    cov = _covariance(nij, w)
+    cross = None if cross_at is None else _cross_at(cov.b_over_a, cov.cov_delta, *cross_at)
+    return cov.var_psi, cov.cov_delta, cross
 
 
 def _residual_df(nij, w, r_codes, s_codes, n_r) -> np.ndarray:
-    """Each rater's residual degrees of freedom, ``n_i - sum_j h_ij`` (``h`` the leverages)."""
-    var_psi, cov_delta, cross = _rater_model_covariance(nij, w, cross_at=(s_codes, r_codes))
-    h = w[r_codes] * (var_psi[s_codes] + np.diag(cov_delta)[r_codes] + 2.0 * cross)
-    return np.bincount(r_codes, weights=1.0 - h, minlength=n_r)
+    """Each rater's residual degrees of freedom, ``n_i - sum_j h_ij`` (``h`` the leverages).
+
+    ``h_ij = w_i (var(psi_j) + var(Delta_i) + 2 cov(psi_j, Delta_i))``; summed over the rater's
+    ratings the cross terms are ``-[cov(Delta) K]_ii`` with ``K = (D - Schur) / w_i``, so
+    ``sum_j h_ij = w_i (sum_j n_ij var(psi_j) - n_i var(Delta_i)) + 2 [cov(Delta) Schur]_ii``: no
+    covariance of a (stimulus, rater) pair is formed.
+    """
+    cov = _covariance(nij, w)
+    count_r = np.bincount(r_codes, minlength=n_r).astype(float)
+    per_rater = np.bincount(r_codes, weights=cov.var_psi[s_codes], minlength=n_r)
+    leverage = w * (per_rater - count_r * np.diag(cov.cov_delta)) + 2.0 * cov.shift_diag
+    return count_r - leverage
 
 
 def _components(r_codes: np.ndarray, s_codes: np.ndarray, n_r: int, n_s: int) -> int:

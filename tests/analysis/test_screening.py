@@ -626,3 +626,43 @@ def test_rater_model_covariance_is_exact_with_many_raters():
     np.testing.assert_allclose(var_psi, 1 / (260 * 2.0), rtol=1e-9)
     assert abs(cov_delta.sum()) < 1e-9  # no variance along the common shift (sum of biases is 0)
     assert np.all(np.linalg.eigvalsh(cov_delta) > -1e-12)
+
+
+def _schur_dense(nij, w):
+    """The Schur complement ``D - B^T A^-1 B`` of the rater model's information, written out densely."""
+    b = np.asarray(nij, float) * w[None, :]
+    return np.diag(b.sum(axis=0)) - b.T @ (b / b.sum(axis=1, keepdims=True))
+
+
+@pytest.mark.parametrize("mirror_rows", [1024, 3])
+def test_schur_inverse_in_place_is_the_pseudo_inverse(mirror_rows, monkeypatch):
+    # The Cholesky inverse fills one triangle and is mirrored into the other by blocks of rows: with
+    # blocks of 3 rows of 6 a block's rows or columns misplaced (or the diagonal block's lower
+    # triangle left unfilled) breaks symmetry and the match with numpy's pseudo-inverse.
+    monkeypatch.setattr(screening, "_MIRROR_ROWS", mirror_rows)
+    r, s, n_r, n_s, w = _incomplete_design(seed=3)
+    nij = screening._incidence(r, s, n_r, n_s)
+    _, cov_delta, _ = screening._rater_model_covariance(nij, w)
+    np.testing.assert_allclose(cov_delta, np.linalg.pinv(_schur_dense(nij.toarray(), w)), atol=1e-12)
+    np.testing.assert_array_equal(cov_delta, cov_delta.T)
+
+
+def test_residual_df_on_a_disconnected_design_counts_the_free_shifts():
+    # Two groups of raters and stimuli sharing no rating: the Schur complement has two null vectors,
+    # the pseudo-inverse comes from the fallback, and [cov(Delta) Schur]_ii is no longer 1 - 1/R.
+    # A fallback that kept 1 - 1/R would give degrees of freedom summing to N - (S + R - 1), one
+    # too many; the reference is the hat matrix of the rank-deficient WLS fit.
+    sm = pytest.importorskip("statsmodels.api")
+    r1, s1, n_r1, n_s1, w1 = _incomplete_design(seed=4, n_r=4, n_s=6)
+    r2, s2, n_r2, n_s2, w2 = _incomplete_design(seed=5, n_r=3, n_s=5)
+    r, s = np.concatenate([r1, r2 + n_r1]), np.concatenate([s1, s2 + n_s1])
+    n_r, n_s, w = n_r1 + n_r2, n_s1 + n_s2, np.concatenate([w1, w2])
+    nij = screening._incidence(r, s, n_r, n_s)
+    df = screening._residual_df(nij, w, r, s, n_r)
+    x = np.hstack([np.eye(n_s)[s], np.eye(n_r)[r]])
+    root = np.sqrt(w[r])[:, None]
+    with warnings.catch_warnings():  # the rank deficiency is the point of the test
+        warnings.simplefilter("ignore")
+        hat = sm.OLS(np.ones(len(r)), x * root).fit().get_influence().hat_matrix_diag
+    np.testing.assert_allclose(df, np.bincount(r, weights=1 - hat, minlength=n_r), atol=1e-9)
+    assert df.sum() == pytest.approx(len(r) - (n_s + n_r - 2))
