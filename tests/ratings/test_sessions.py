@@ -11,13 +11,18 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from analysis._frames import test_rows
 from ratings import dispatch, session_order, sessions, studies
+from ratings.balance import counted_items
+from ratings.export import ratings_frame
 from ratings.forms import RatingForm
 from ratings.models import Rater, Rating, Session, SessionItem, Stimulus, Study
 from ratings.pair_steps import PairStep
 from ratings.study_file import parse_study_file
 
 from .designs import set_design
+from .qualified import answer, qualified_study
+from .qualified import started as started_on_desktop
 
 pytestmark = pytest.mark.django_db
 
@@ -563,3 +568,146 @@ def test_a_new_kind_of_step_plugs_into_the_flow_through_the_registry(rating_stud
     assert answered.count(True) == 2
     assert sorted(Rating.objects.filter(rater=rater, item__kind="gold").values_list("score", flat=True)) == [5, 5]
     assert Rating.objects.filter(rater=rater).count() == 19
+
+
+# -- qualification and attention (issue 18) ------------------------------------------------------------
+def _close(expected: int) -> int:
+    """A training answer one point off the expected score (within one: it counts as close)."""
+    return 2 if expected == 1 else 4
+
+
+FAR = 3  # two points from both expected training scores (1 and 5): never close
+
+
+def _training_items(rater):
+    return list(SessionItem.objects.filter(session__rater=rater, kind=SessionItem.Kind.TRAINING)
+                .select_related("stimulus__condition", "stimulus__image").order_by("position"))
+
+
+def test_training_items_follow_calibration_are_told_and_stay_out_of_the_mos(datasets_root, media_root):
+    """Catches training items missing, placed among the scored items, drawn on calibration or gold
+    images, not alternating NN (1) and HR (5), in one order for every worker, counted as scored items
+    (the progress figures, the breaks), told nothing or the wrong score, or entering the MOS."""
+    study = qualified_study(datasets_root)
+    raters = [started_on_desktop(study) for _ in range(3)]
+    rater = raters[0]
+    items = list(SessionItem.objects.filter(session__rater=rater).select_related("stimulus__condition", "stimulus__image")
+                 .order_by("position"))
+    kinds = [i.kind for i in items]
+    assert kinds[:6] == ["calibration"] * 2 + ["training"] * 4
+    assert Counter(kinds[6:]) == {"test": 10, "gold": 1}
+    training = _training_items(rater)
+    assert sorted((i.stimulus.condition.name, i.expected_score) for i in training) == [
+        ("hr", 5), ("hr", 5), ("nearest", 1), ("nearest", 1)]
+    used = {i.stimulus.image_id for i in items if i.kind in ("calibration", "gold")}
+    assert len({i.stimulus.image_id for i in training} | used) == 4 + len(used)  # four images of their own
+    assert all(i.stimulus.image.dataset.role == "calibration" for i in training)
+    orders = {tuple(i.stimulus.image_id for i in _training_items(r)) for r in raters}
+    assert len(orders) > 1  # drawn per worker
+    session = Session.objects.get(rater=rater)
+    assert (session.calibration_items, session.planned_scored_items) == (6, 11)
+
+    session = skip_calibration(rater)
+    step = sessions.current_step(session, mark_shown=False)
+    assert step.next_page() == "ratings:rate" and step.payload()["training"] is True
+    assert (step.number, step.total, step.done) == (1, 4, 0)
+    told = []
+    for k, item in enumerate(training):
+        result = answer(rater, _close(item.expected_score) if k == 0 else item.expected_score)
+        told.append(result.feedback)
+    first = training[0].expected_score
+    assert told[0] == ("Expected: 1 (Bad); you answered 2 (Poor)." if first == 1
+                       else "Expected: 5 (Excellent); you answered 4 (Good).")
+    assert told[1] == f"Expected: {training[1].expected_score} ({sessions.SCORE_LABELS[training[1].expected_score]}); " \
+                      f"you answered {training[1].expected_score} ({sessions.SCORE_LABELS[training[1].expected_score]})."
+    assert result.session.state == Session.State.RATING  # passed (4 of 4 close)
+    step = result.step
+    assert (step.number, step.total, step.done) == (1, 11, 0) and "training" not in step.payload()
+    assert answer(rater, 4).feedback == ""  # scored items are told nothing
+
+    frame = ratings_frame(study)
+    assert (frame["kind"] == "training").sum() == 4
+    assert len(test_rows(frame)) == Rating.objects.filter(rater=rater, item__kind="test").count() <= 1
+
+
+def test_the_training_pass_rule_screens_out_one_below_pass_within_one(datasets_root, media_root):
+    """pass_within_one = 3 of 4: three close answers pass, two are screened out. Catches an off-by-one,
+    the rule applied before the last training answer, the last answer not stored, the session not
+    ended (state, time, reason, the screened-out code), further answers taken, and the screened-out
+    worker's unrated items still counted for top-up."""
+    study = qualified_study(datasets_root)
+    passer, failer = started_on_desktop(study), started_on_desktop(study)
+    for rater, close in ((passer, 3), (failer, 2)):
+        for k, item in enumerate(_training_items(rater)):
+            result = answer(rater, _close(item.expected_score) if k < close else FAR)
+            if k < 3:
+                assert result.session.state == Session.State.RATING  # nothing decided before the last
+    assert Session.objects.get(rater=passer).state == Session.State.RATING
+    session = Session.objects.get(rater=failer)
+    assert session.state == Session.State.SCREENED_OUT and session.is_over
+    assert session.end_reason == ("qualification: 2 of 4 training answers within one point of the expected score, "
+                                  "3 needed")
+    assert session.ended_at is not None and session.completed_at is None
+    assert session.completion_code == sessions.completion_code(failer, "screened_out") != sessions.completion_code(failer)
+    assert result.stored and result.feedback.startswith("Expected:")  # the last answer is told and kept
+    assert result.step.next_page() == "ratings:done"
+    assert Rating.objects.filter(rater=failer, item__kind="training").count() == 4
+    following = SessionItem.objects.get(session=session, position=session.position)
+    with pytest.raises(sessions.RatingRefused) as refused:
+        sessions.record_rating(failer, sessions.item_token(following), 4)
+    assert refused.value.status == 410 and refused.value.message == sessions.ENDED_MESSAGE
+    # the passer's 10 test items wait in a live session and count; the failer's 10 go back to the pool
+    assert SessionItem.objects.filter(counted_items(), session__rater__study=study).count() == 10
+
+
+def _pass_training(rater, last=FAR):
+    """Pass the training (three answers exact, the last ``last``)."""
+    training = _training_items(rater)
+    for item in training[:-1]:
+        answer(rater, item.expected_score)
+    return answer(rater, last)
+
+
+def test_attention_checks_as_answers_arrive(datasets_root, media_root):
+    """straight_line = 4: the fourth same score in a row ends the session, the third does not, the
+    training answers do not count, and the answer that ends it is kept; with end_session = false the
+    same answers are stored and the session goes on; too fast ends it on the median of the window.
+    Catches an off-by-one, warm-up answers in the run, the triggering rating dropped or rolled back,
+    a flag-only study ended, and response times not read."""
+    study = qualified_study(datasets_root)
+    rater = started_on_desktop(study)
+    _pass_training(rater, last=3)  # the training's last answer is a 3: not part of the run
+    for n in range(1, 4):
+        result = answer(rater, 3)
+        assert result.session.state == Session.State.RATING, n
+    result = answer(rater, 3)
+    session = Session.objects.get(rater=rater)
+    assert session.state == Session.State.SCREENED_OUT
+    assert session.end_reason == "attention: the same answer (3) 4 times in a row"
+    assert result.stored and result.step.next_page() == "ratings:done"
+    scored = Rating.objects.filter(rater=rater).exclude(item__kind="training")
+    assert list(scored.order_by("item__position").values_list("score", flat=True)) == [3, 3, 3, 3]
+    with pytest.raises(sessions.RatingRefused) as refused:
+        answer(rater, 4)
+    assert refused.value.status == 410
+
+    config = Study.objects.get(pk=study.pk).config
+    config["attention"]["end_session"] = False
+    Study.objects.filter(pk=study.pk).update(config=config)
+    study.refresh_from_db()
+    flagged_only = started_on_desktop(study)
+    _pass_training(flagged_only)
+    for _ in range(6):
+        assert answer(flagged_only, 3).session.state == Session.State.RATING
+    assert Rating.objects.filter(rater=flagged_only).exclude(item__kind="training").count() == 6
+
+    config.update(attention={"straight_line": 0, "too_fast_ms": 600, "window": 3, "end_session": True})
+    Study.objects.filter(pk=study.pk).update(config=config)
+    study.refresh_from_db()
+    hasty = started_on_desktop(study)
+    _pass_training(hasty)
+    assert answer(hasty, 1, response_ms=100).session.state == Session.State.RATING
+    assert answer(hasty, 2, response_ms=900).session.state == Session.State.RATING
+    assert answer(hasty, 1, response_ms=100).session.state == Session.State.SCREENED_OUT  # median 100 ms
+    assert Session.objects.get(rater=hasty).end_reason == (
+        "attention: median response time 100 ms over 3 answers in a row, below 600 ms")
