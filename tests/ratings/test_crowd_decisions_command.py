@@ -225,3 +225,56 @@ def test_query_count_does_not_grow_with_the_workers(datasets_root, media_root):
 
     few = queries(5)
     assert queries(50) == few
+
+
+PAIRED = """name = "paircrowd"
+seed = 5
+datasets = ["Set5"]
+methods = ["nearest", "bicubic", "hr"]
+protocol = "pairwise"
+
+[pairwise]
+practice_pairs = 1
+gold_pairs = 2
+"""
+
+
+def judge(rater, *, miss_gold=False):
+    """Consent, then every pair: practice and gold as expected (or gold against it), the rest alternating."""
+    from ratings.pair_steps import PairAnswer
+
+    sessions.start_session(rater, device_pixel_ratio=1.0, viewport="1366x768")
+    session = Session.objects.get(rater=rater)
+    while (item := sessions.current_item(session)) is not None and not session.is_over:
+        SessionItem.objects.filter(pk=item.pk).update(shown_at=timezone.now() - dt.timedelta(seconds=10))
+        other = {"left": "right", "right": "left"}
+        if item.kind == SessionItem.Kind.PAIR_GOLD:
+            side = other[item.expected_side] if miss_gold else item.expected_side
+        elif item.kind == SessionItem.Kind.PRACTICE:
+            side = item.expected_side
+        else:
+            side = ("left", "right")[item.position % 2]
+        session = sessions.record_judgment(rater, sessions.item_token(item), PairAnswer(side), 1800).session
+    return session
+
+
+def test_a_paired_crowd_study_counts_judgments_and_gold_pairs(datasets_root, media_root, tmp_path):
+    """Catches the worker table reading ratings in a paired study (no answers, no gold), gold pairs
+    counted by another rule than the pairwise screening's (chosen against the expected side), and
+    practice pairs counted as rated items."""
+    study = ready_study(PAIRED + CROWD.format(platform="prolific"), datasets_root)
+    careful, careless = worker(study, "5f00careful"), worker(study, "5f00careless")
+    judge(careful)
+    judge(careless, miss_gold=True)
+    table = worker_table(study).set_index("rater_id")
+    good, bad = table.loc[careful.label], table.loc[careless.label]
+    assert good["state"] == bad["state"] == "complete"
+    planned = Session.objects.get(rater=careful).planned_scored_items
+    assert good["items_rated"] == planned == SessionItem.objects.filter(
+        session__rater=careful, kind__in=[SessionItem.Kind.PAIR, SessionItem.Kind.PAIR_GOLD]).count()
+    assert (good["gold_n"], good["gold_misses"], bad["gold_n"], bad["gold_misses"]) == (2, 0, 2, 2)
+    assert good["median_response_ms"] == 1800
+    out = tmp_path / "pairs.csv"
+    call_command("crowd_decisions", study.name, "--out", str(out))
+    decisions = pd.read_csv(out, keep_default_na=False).set_index("rater_id")["decision"]
+    assert (decisions[careful.label], decisions[careless.label]) == ("approve", "reject")
