@@ -5,6 +5,23 @@ that enters the results: it is rated in a session that was not screened out, or 
 session (not yet finished, expired or screened out). So the unrated items of an expired or
 screened-out session go back into the pool, and the next worker is given them; a rating already
 stored in an expired session still counts (it is a rating, and it enters the results).
+
+What a newcomer is given (:func:`stimuli_with_counts`, read by ``session_order``): only stimuli
+still *short* of the target by this count, the least counted first, at most ``items_per_rater``.
+When fewer than ``items_per_rater`` are short the session is shorter; when none is short (the rest
+waits in live sessions) the newcomer is given no test item at all. We chose this over filling the
+session with the least-counted full stimuli (every HIT the same work) because only this keeps a
+hard bound: a stimulus is assigned only while its count is below the target, a counted item
+stops counting only by expiry or screening (never the other way: an expired or screened-out
+session takes no answer), so no stimulus is ever counted above ``ratings_per_stimulus`` and none
+ends over-collected at all, whatever the timing of quits and arrivals. Filling instead adds a
+rating to full stimuli for every arrival while the last short stimuli wait in a slow session, so
+its over-collection grows with the arrivals, not with the workers in flight. The price is that the
+last sessions of a study are shorter than ``items_per_rater`` (a crowd platform pays per HIT, so
+those workers are paid the same for less), and that an arrival while every short stimulus is held
+by a live session finds nothing to rate until a stalled one expires.
+
+Every count here is one aggregate query; nothing loops over ratings in Python.
 """
 
 from __future__ import annotations
@@ -13,7 +30,7 @@ from django.db.models import Count, Q, QuerySet
 
 from .models import Session, SessionItem, Stimulus, Study, StudyDataset
 
-__all__ = ["counted_items", "stimuli_with_counts"]
+__all__ = ["counted_items", "item_counts", "stimulus_counts", "stimuli_with_counts", "target_counts"]
 
 _GONE = (Session.State.EXPIRED, Session.State.SCREENED_OUT)
 
@@ -25,7 +42,51 @@ def counted_items(prefix: str = "") -> Q:
     return Q(**{f"{prefix}kind": SessionItem.Kind.TEST}) & (rated | waiting)
 
 
-def stimuli_with_counts(study: Study) -> QuerySet:
-    """The study's made test stimuli, each annotated with ``n``: its counted items."""
+def stimulus_counts(study: Study) -> QuerySet:
+    """Every made test stimulus of the study, each annotated with ``n``: its counted items."""
     done = Stimulus.objects.filter(study=study, state=Stimulus.State.DONE, image__dataset__role=StudyDataset.Role.TEST)
     return done.annotate(n=Count("items", filter=counted_items("items__"), distinct=True)).order_by("pk")
+
+
+def stimuli_with_counts(study: Study) -> QuerySet:
+    """The stimuli a new balanced session may be given: those still short of ``ratings_per_stimulus``
+    by the counting rule, each annotated with ``n`` (the caller ranks them, least counted first, and
+    takes ``items_per_rater``; it holds the study lock while counting)."""
+    return stimulus_counts(study).filter(n__lt=study.ratings_per_stimulus)
+
+
+def item_counts(study: Study) -> dict[str, int]:
+    """The study's test items (pairs judged, in a paired study) by where they stand, in one query:
+    ``assigned`` (all), ``rated``, ``waiting`` (unrated in a live session), ``returned`` (unrated in an
+    expired or screened-out session: back in the pool), ``discarded`` (rated in a screened-out
+    session: kept, flagged, not counted) and ``counted`` (the rule above: rated and not discarded,
+    or waiting)."""
+    kind, answer = ((SessionItem.Kind.PAIR, "judgment") if study.is_paired else (SessionItem.Kind.TEST, "rating"))
+    rated = Q(**{f"{answer}__isnull": False})
+    gone = Q(session__state__in=_GONE)
+    screened = Q(session__state=Session.State.SCREENED_OUT)
+    counts = SessionItem.objects.filter(session__rater__study=study, kind=kind).aggregate(
+        assigned=Count("pk"), rated=Count("pk", filter=rated), waiting=Count("pk", filter=~rated & ~gone),
+        returned=Count("pk", filter=~rated & gone), discarded=Count("pk", filter=rated & screened))
+    counts["counted"] = counts["assigned"] - counts["returned"] - counts["discarded"]
+    return counts
+
+
+def target_counts(study: Study) -> dict[str, int] | None:
+    """A balanced 1-5 study's stimuli against ``ratings_per_stimulus``, in one grouped query:
+    ``stimuli``, ``at_target`` (rated at least the target by the rule: stored ratings outside
+    screened-out sessions), ``short`` (counted below the target: a newcomer is given these) and
+    ``ratings_missing`` (ratings still to collect). None for other designs."""
+    if study.is_paired or study.assignment != Study.Assignment.BALANCED:
+        return None
+    target = study.ratings_per_stimulus
+    kept = Q(items__kind=SessionItem.Kind.TEST, items__rating__isnull=False) & ~Q(
+        items__session__state=Session.State.SCREENED_OUT)
+    rows = stimulus_counts(study).annotate(r=Count("items", filter=kept, distinct=True)).values_list("n", "r")
+    stimuli = at_target = short = missing = 0
+    for n, r in rows:  # one row per stimulus (thousands at most), never per rating
+        stimuli += 1
+        at_target += r >= target
+        short += n < target
+        missing += max(0, target - r)
+    return {"stimuli": stimuli, "target": target, "at_target": at_target, "short": short, "ratings_missing": missing}

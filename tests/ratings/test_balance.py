@@ -1,0 +1,203 @@
+"""Topping up a balanced crowd study (ratings.balance): what counts, what goes back, who gets it, and a
+study whose workers quit at random ending with every stimulus at exactly its target."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from ratings import balance, enrolment, expiry, sessions
+from ratings.models import Rating, Session, SessionItem, Stimulus
+
+from .crowd_study import STALL, idle_since, make_crowd_study, rate_current, worker
+
+pytestmark = pytest.mark.django_db
+
+TARGET, PER_WORKER = 2, 5  # the crowd study's design: 15 stimuli x 2 ratings, 5 per worker
+
+
+@pytest.fixture
+def crowd_study(datasets_root, media_root):
+    return make_crowd_study(datasets_root)
+
+
+def counts(study) -> dict[int, int]:
+    return {s.pk: s.n for s in balance.stimulus_counts(study)}
+
+
+def given(rater) -> set[int]:
+    return set(SessionItem.objects.filter(session__rater=rater, kind="test").values_list("stimulus_id", flat=True))
+
+
+def rated_of(rater) -> set[int]:
+    return set(Rating.objects.filter(rater=rater).values_list("stimulus_id", flat=True))
+
+
+def test_an_expired_sessions_ratings_count_and_its_unrated_items_go_back(crowd_study):
+    """Catches dropping an expired worker's ratings (they are in the results, so the stimulus would be
+    over-collected) and keeping their unrated items counted (those stimuli would never be topped up)."""
+    quitter = worker(crowd_study, "quitter")
+    rate_current(quitter)
+    rate_current(quitter)
+    idle_since(quitter, timezone.now() - 2 * STALL)
+    assert expiry.expire_stalled(crowd_study) == 1
+    mine, rated = given(quitter), rated_of(quitter)
+    assert len(mine) == PER_WORKER and len(rated) == 2
+    n = counts(crowd_study)
+    assert {pk: n[pk] for pk in mine} == {pk: 1 if pk in rated else 0 for pk in mine}
+    assert balance.item_counts(crowd_study) == {"assigned": 5, "rated": 2, "waiting": 0, "returned": 3,
+                                                "discarded": 0, "counted": 2}
+
+
+def test_a_screened_out_sessions_items_all_go_back(crowd_study):
+    """A screened-out worker's ratings stay out of the results, so they must not count either. Catches
+    counting them (their stimuli would end short of real ratings)."""
+    out = worker(crowd_study, "careless")
+    rate_current(out)
+    Session.objects.filter(rater=out).update(state=Session.State.SCREENED_OUT)
+    assert set(counts(crowd_study).values()) == {0}
+    assert balance.item_counts(crowd_study) == {"assigned": 5, "rated": 1, "waiting": 0, "returned": 4,
+                                                "discarded": 1, "counted": 0}
+
+
+def test_a_newcomer_after_an_expiry_is_given_exactly_the_returned_items(crowd_study):
+    """Six workers hold all 30 places; one rates 2 and stalls. The next worker must get exactly the 3
+    returned stimuli, and nothing more. Catches returned items not ranked first, and filling the rest
+    of the session with stimuli already at their target (over-collection)."""
+    first = [worker(crowd_study, f"w{k}") for k in range(6)]
+    assert set(counts(crowd_study).values()) == {TARGET}
+    quitter = first[2]
+    rate_current(quitter)
+    rate_current(quitter)
+    idle_since(quitter, timezone.now() - 2 * STALL)
+    expiry.expire_stalled(crowd_study)
+    returned = given(quitter) - rated_of(quitter)
+    newcomer = worker(crowd_study, "newcomer")
+    assert given(newcomer) == returned
+    assert Session.objects.get(rater=newcomer).planned_scored_items == 3  # a shorter session
+    assert set(counts(crowd_study).values()) == {TARGET}
+
+
+def test_no_stimulus_is_counted_above_its_target_and_a_full_study_gives_nothing(crowd_study):
+    """The over-collection bound by construction: a stimulus is handed out only while it is short.
+    Catches the fill rule (a newcomer given full stimuli when fewer than items_per_rater are short)."""
+    for k in range(5):
+        worker(crowd_study, f"w{k}")
+    short = {pk for pk, n in counts(crowd_study).items() if n < TARGET}
+    assert len(short) == 5  # 25 of 30 places given, the least-assigned first: five stimuli at 1
+    sixth = worker(crowd_study, "sixth")
+    assert given(sixth) == short and max(counts(crowd_study).values()) == TARGET
+    late = balance_late_comer(crowd_study)
+    assert late is not None and late.status == 410 and "nothing left to rate" in late.message
+    assert max(counts(crowd_study).values()) == TARGET
+
+
+def balance_late_comer(study):
+    rater = enrolment.enrol(study, "late")
+    try:
+        sessions.start_session(rater)
+    except sessions.RatingRefused as exc:
+        return exc
+    return None
+
+
+# -- a study of workers who quit at random, through the real pages ---------------------------------
+class SimulatedWorker:
+    """A browser of one worker: joins by the study link, consents, rates with rater.js's JSON posts."""
+
+    def __init__(self, study, name: str):
+        self.client, self.name, self.study = Client(), name, study
+        self.token = self.item = self.rate_url = None
+        self.sent: list[int] = []  # scores the server answered 200 and stored
+
+    def join(self) -> str:
+        """'rating', 'nothing' (consent refused: nothing short now) or 'closed' (enrolment refused)."""
+        joined = self.client.post(f"/join/{self.study.open_enrolment_token}/", {"worker_id": self.name})
+        if joined.status_code != 302:
+            return "closed"
+        self.token = joined["Location"].strip("/").split("/")[-1]
+        started = self.client.post(f"/r/{self.token}/start/", {"consent": "on", "device_pixel_ratio": "1",
+                                                                 "viewport": "1366x768"})
+        if started.status_code == 410:
+            return "nothing"
+        self.rate_url = f"/r/{self.token}/rate/"
+        page = self.client.get(self.rate_url).content.decode()
+        self.item = re.search(r'name="item" value="([^"]+)"', page).group(1)
+        return "rating"
+
+    def rate(self, score: int) -> bool:
+        """One answer; False once the session is over (complete, or refused because it expired)."""
+        answer = self.client.post(self.rate_url, {"item": self.item, "score": str(score), "response_ms": "900"},
+                                  HTTP_X_RATING_CLIENT="fetch")
+        data = answer.json()
+        if answer.status_code != 200:
+            return False
+        assert data["stored"]
+        self.sent.append(score)
+        if "redirect" in data:
+            return False
+        self.item = data["item"]
+        return True
+
+
+def test_workers_quitting_at_random_leave_every_stimulus_at_exactly_its_target(crowd_study, settings):
+    """Up to 4 workers at once; each answer has a 15% chance of being the worker's last (they never come
+    back); a quitter's session is idle for longer than stall_minutes 3 steps later (its clock moved
+    back), and the next enrolment expires it. Arrivals continue until every stimulus has its target.
+
+    Catches: expired items never returned (the study never ends), returned items not given out (same),
+    ratings lost (a 200 without its row), over-collection (any stimulus above its target: more than
+    the workers in flight at the end, which is zero here since no stimulus is ever counted above its
+    target), and a stimulus ending short."""
+    rng = random.Random(18)
+    in_flight: list[SimulatedWorker] = []
+    stalled: list[tuple[int, SimulatedWorker]] = []
+    everyone: list[SimulatedWorker] = []
+    in_flight_at_target, turned_away = None, False
+    for step in range(2000):
+        for due, w in [entry for entry in stalled if entry[0] <= step]:
+            Session.objects.filter(rater__token=w.token).update(last_active_at=timezone.now() - STALL - timedelta(minutes=1))
+            stalled.remove((due, w))
+            turned_away = False  # an arrival now finds that session expired and its items back
+        missing = balance.target_counts(crowd_study)["ratings_missing"]
+        if missing == 0 and in_flight_at_target is None:
+            in_flight_at_target = len(in_flight)
+        if missing == 0 and not in_flight:
+            break
+        if missing and len(in_flight) < 4 and not turned_away:
+            newcomer = SimulatedWorker(crowd_study, f"worker-{len(everyone)}")
+            outcome = newcomer.join()
+            assert outcome != "closed", "enrolment closed with stimuli short of their target"
+            everyone.append(newcomer)
+            if outcome == "rating":
+                in_flight.append(newcomer)
+            turned_away = outcome == "nothing"  # the rest waits in live or stalled sessions
+            continue
+        if not in_flight:
+            continue  # everyone left holds items of stalled sessions: wait for them to expire
+        w = rng.choice(in_flight)
+        if rng.random() < 0.15:
+            in_flight.remove(w)
+            stalled.append((step + 3, w))
+        elif not w.rate(rng.randint(1, 5)):
+            in_flight.remove(w)
+    else:
+        pytest.fail("the study did not reach its target in 2000 steps")
+
+    states = Counter(Session.objects.filter(rater__study=crowd_study).values_list("state", flat=True))
+    assert states[Session.State.EXPIRED] > 0 and states[Session.State.COMPLETE] > 0  # both happened
+    kept = Counter(Rating.objects.filter(rater__study=crowd_study).exclude(
+        item__session__state=Session.State.SCREENED_OUT).values_list("stimulus_id", flat=True))
+    stimuli = Stimulus.objects.filter(study=crowd_study, image__dataset__role="test").values_list("pk", flat=True)
+    assert {pk: kept[pk] for pk in stimuli} == {pk: TARGET for pk in stimuli}
+    assert max(kept.values()) - TARGET <= in_flight_at_target
+    for w in everyone:  # none lost: every stored answer has its row, in the order sent
+        stored = list(Rating.objects.filter(rater__token=w.token).order_by("item__position")
+                      .values_list("score", flat=True)) if w.token else []
+        assert stored == w.sent, w.name
