@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from ratings import sessions, studies
-from ratings.models import Rating, Session, Stimulus, Study
+from ratings.models import Rater, Rating, Session, Stimulus, Study
 from ratings.study_file import parse_study_file
 
 from .conftest import RATING_STUDY
@@ -275,3 +275,49 @@ def test_a_missing_token_or_calibration_position_is_refused_with_400(client, rat
     response = client.post(f"/r/{rater.token}/rate/", {"score": "3"})
     assert response.status_code == 400 and b"damaged or forged" in response.content
     assert Rating.objects.count() == 0
+
+
+# -- the viewing-environment rules at consent (issue 18) ----------------------------------------------
+def _consent_from(client, rater, user_agent, **reported):
+    sent = {"consent": "yes", "device_pixel_ratio": "1", "viewport": "1366x768", "screen": "1920x1080",
+            "coarse_pointer": "0", "touch_points": "0", **reported}
+    return client.post(f"/r/{rater.token}/start/", sent, HTTP_USER_AGENT=user_agent)
+
+
+def test_consent_reports_screen_and_device_and_screens_out_before_any_item(client, datasets_root, media_root):
+    """The consent page's fields reach the rules: a desktop with a large screen starts (its screen and
+    device type stored); a small screen and an iPhone are screened out with the reason in words and
+    no item drawn (so a balanced pool loses nothing); a browser that reports no screen is asked to
+    allow JavaScript, and nothing is stored. Catches the fields missing from the page or the form,
+    the user agent not read, the rules applied after the items are drawn, and a missing screen
+    taken as large enough."""
+    from .qualified import DESKTOP_CHROME, IPHONE_SAFARI, qualified_study
+
+    study = qualified_study(datasets_root)
+    page = client.get(f"/r/{studies.create_invitations(study, 1)[0].token}/start/").content.decode()
+    for field in ('name="screen"', 'name="coarse_pointer"', 'name="touch_points"', "training image"):
+        assert field in page
+    desktop, small, phone, blind = studies.create_invitations(study, 4)
+    assert _consent_from(client, desktop, DESKTOP_CHROME)["Location"].endswith("/calibrate/")
+    desktop.refresh_from_db()
+    assert (desktop.screen, desktop.device_type) == ("1920x1080", "desktop")
+
+    for rater, user_agent, reported, reason in (
+            (small, DESKTOP_CHROME, {"screen": "1280x700"},
+             "qualification: the screen is 1280 x 700 CSS pixels; this study needs at least 1280 x 720"),
+            (phone, IPHONE_SAFARI, {"screen": "390x844", "coarse_pointer": "1", "touch_points": "5"},
+             "qualification: a phone is not used in this study (allowed: desktop)")):
+        response = _consent_from(client, rater, user_agent, **reported)
+        assert response.status_code == 302 and response["Location"].endswith("/done/")
+        session = Session.objects.get(rater=rater)
+        assert (session.state, session.end_reason) == (Session.State.SCREENED_OUT, reason)
+        assert not session.items.exists() and session.ended_at is not None
+        assert session.completion_code == sessions.completion_code(rater, "screened_out")
+        rater.refresh_from_db()
+        assert rater.screen == reported["screen"] and rater.consent_at is not None
+    assert Rater.objects.get(pk=phone.pk).device_type == "phone"
+
+    response = _consent_from(client, blind, DESKTOP_CHROME, screen="")
+    assert response.status_code == 400 and b"allow JavaScript" in response.content
+    assert Session.objects.get(rater=blind).state == Session.State.CONSENT and not Session.objects.get(
+        rater=blind).items.exists()
