@@ -1,4 +1,10 @@
-"""The state of a study in numbers: stimuli per state and method, metrics, raters and ratings."""
+"""The state of a study in numbers: stimuli per state and method, metrics, raters and ratings.
+
+Also, for crowd studies, where sessions and items stand: sessions not started, in progress,
+complete, expired and screened out; test items assigned, rated, waiting, returned to the pool
+(unrated in an expired or screened-out session) and discarded (rated in a screened-out session),
+by :mod:`ratings.balance`'s rule. Every figure is an SQL aggregate (the dashboard reads this every
+30 seconds, at 10^6 ratings)."""
 
 from __future__ import annotations
 
@@ -6,10 +12,24 @@ from collections import defaultdict
 
 from django.db.models import Avg, Count
 
-from . import reports
-from .models import Judgment, Rating, Stimulus, Study, StudyDataset
+from . import balance, reports
+from .models import Judgment, Rating, Session, Stimulus, Study, StudyDataset
 
-__all__ = ["format_status", "study_status"]
+__all__ = ["format_status", "session_counts", "study_status"]
+
+#: The session states as progress names them (consent given and not over: in progress).
+SESSION_GROUPS = {Session.State.CONSENT: "not_started", Session.State.CALIBRATION: "in_progress",
+                  Session.State.RATING: "in_progress", Session.State.COMPLETE: "complete",
+                  Session.State.EXPIRED: "expired", Session.State.SCREENED_OUT: "screened_out"}
+
+
+def session_counts(study: Study) -> dict[str, int]:
+    """The study's sessions per group of :data:`SESSION_GROUPS`, in one grouped query."""
+    counts = dict.fromkeys(SESSION_GROUPS.values(), 0)
+    for state, n in (Session.objects.filter(rater__study=study).order_by().values_list("state")
+                     .annotate(n=Count("pk")).values_list("state", "n")):
+        counts[SESSION_GROUPS[state]] += n
+    return counts
 
 
 def study_status(study: Study, *, build: reports.Build | None = None) -> dict:
@@ -53,6 +73,9 @@ def study_status(study: Study, *, build: reports.Build | None = None) -> dict:
             "completed": raters.filter(session__completed_at__isnull=False).count(),
             "flagged": build.flagged if built else None,
         },
+        "sessions": session_counts(study),
+        "items": balance.item_counts(study),
+        "balance": balance.target_counts(study),
         "ratings": ratings.count(),
         "judgments": Judgment.objects.filter(rater__study=study).count(),
         "analysis": {"built_at": build.record["built_at"], "ratings": build.ratings} if built else None,
@@ -88,6 +111,18 @@ def format_status(status: dict) -> str:
     lines.append(f"raters: {r['total']} invited or enrolled, {r['started']} started, {r['completed']} completed, "
                  f"{flagged}; ratings: {status['ratings']}"
                  + (f", judgments: {status['judgments']}" if status.get('judgments') else ""))
+    if status.get("sessions"):
+        n = status["sessions"]
+        lines.append(f"sessions: {n['in_progress']} in progress, {n['complete']} complete, {n['expired']} expired, "
+                     f"{n['screened_out']} screened out, {n['not_started']} not started")
+        i = status["items"]
+        lines.append(f"items: {i['assigned']} assigned, {i['rated']} rated, {i['waiting']} waiting in live sessions, "
+                     f"{i['returned']} returned to the pool (unrated when their session expired or was screened "
+                     f"out), {i['discarded']} rated in screened-out sessions (kept, not counted)")
+    if status.get("balance"):
+        b = status["balance"]
+        lines.append(f"balance: {b['at_target']} of {b['stimuli']} stimuli have their {b['target']} ratings, "
+                     f"{b['short']} still short (handed to newcomers), {b['ratings_missing']} ratings missing")
     if status.get("analysis"):
         a = status["analysis"]
         lines.append(f"last analysis: built {a['built_at']} from {a['ratings']} ratings")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ratings import enrolment, sessions
+from django.utils import timezone
+
+from ratings import enrolment, expiry, sessions
 from ratings.models import Session
 
 from .conftest import ready_study
@@ -51,3 +53,21 @@ def rate_current(rater, score=3):
 
 def idle_since(rater, when):
     Session.objects.filter(rater=rater).update(last_active_at=when)
+
+
+def one_session_of_each_state(study) -> dict:
+    """Five workers: one enrolled only, one rating (1 of 5 rated), one complete, one expired after 2
+    ratings, one screened out after 1; returns them by state."""
+    made = {"not_started": enrolment.enrol(study, "enrolled-only")}
+    made["complete"] = worker(study, "finished")
+    while Session.objects.get(rater=made["complete"]).state != Session.State.COMPLETE:
+        rate_current(made["complete"])
+    for state, ratings in (("in_progress", 1), ("expired", 2), ("screened_out", 1)):
+        made[state] = worker(study, state)
+        for _ in range(ratings):
+            rate_current(made[state])
+    idle_since(made["expired"], timezone.now() - 2 * STALL)
+    assert expiry.expire_stalled(study) == 1
+    Session.objects.filter(rater=made["screened_out"]).update(state=Session.State.SCREENED_OUT,
+                                                             end_reason="failed the attention checks")
+    return made

@@ -15,7 +15,7 @@ from django.utils import timezone
 from ratings import balance, enrolment, expiry, sessions
 from ratings.models import Rating, Session, SessionItem, Stimulus
 
-from .crowd_study import STALL, idle_since, make_crowd_study, rate_current, worker
+from .crowd_study import STALL, idle_since, make_crowd_study, one_session_of_each_state, rate_current, worker
 
 pytestmark = pytest.mark.django_db
 
@@ -201,3 +201,14 @@ def test_workers_quitting_at_random_leave_every_stimulus_at_exactly_its_target(c
         stored = list(Rating.objects.filter(rater__token=w.token).order_by("item__position")
                       .values_list("score", flat=True)) if w.token else []
         assert stored == w.sent, w.name
+
+
+def test_the_dashboard_shows_sessions_and_items_by_state(crowd_study, admin_client):
+    """Catches a dashboard that shows only started/completed raters (expired and screened-out
+    sessions hidden among them) or counts returned items as assigned work still to come."""
+    one_session_of_each_state(crowd_study)
+    page = admin_client.get(f"/studies/{crowd_study.name}/").content.decode()
+    assert "Sessions: 1 in progress, 1 complete, 1 expired, 1 screened out, 1 not started." in page
+    assert ("Items: 20 assigned, 9 rated, 4 waiting in live sessions, 7 returned to the pool (unrated when their "
+            "session expired or was screened out), 1 rated in screened-out sessions (kept, not counted).") in page
+    assert "stimuli have their 2 ratings" in page

@@ -189,3 +189,33 @@ def test_invitations_are_made_in_batches_of_their_own_transaction(rating_study, 
     assert sum(q["sql"].startswith("SAVEPOINT") for q in queries.captured_queries) == 3
     with pytest.raises(CommandError, match="from 1 to 10,000"):
         run("invite_raters", rating_study.name, "--count", "1000000000")
+
+
+def test_study_status_counts_sessions_and_items_by_state(datasets_root, media_root):
+    """One session of each state. Catches an expired or screened-out session counted as in progress
+    or complete, unrated items of ended sessions counted as waiting (not returned), ratings of a
+    screened-out session counted toward the target, and a balance line computed another way than
+    from the stored ratings (recounted here from the rows)."""
+    from collections import Counter
+
+    from .crowd_study import make_crowd_study, one_session_of_each_state
+
+    study = make_crowd_study(datasets_root)
+    one_session_of_each_state(study)
+    status = json.loads(run("study_status", "crowd", "--json"))
+    assert status["sessions"] == {"not_started": 1, "in_progress": 1, "complete": 1, "expired": 1, "screened_out": 1}
+    # 4 sessions x 5 items; rated 5 + 1 + 2 + 1; waiting: the live one's 4; returned: 3 expired + 4 screened out
+    assert status["items"] == {"assigned": 20, "rated": 9, "waiting": 4, "returned": 7, "discarded": 1, "counted": 12}
+    kept = Counter(Rating.objects.filter(rater__study=study).exclude(
+        item__session__state=Session.State.SCREENED_OUT).values_list("stimulus_id", flat=True))
+    assert sum(kept.values()) == 8
+    stimuli = Stimulus.objects.filter(study=study, image__dataset__role="test").values_list("pk", flat=True)
+    at_target = sum(kept[pk] >= 2 for pk in stimuli)
+    missing = sum(max(0, 2 - kept[pk]) for pk in stimuli)
+    assert status["balance"]["stimuli"] == 15 and status["balance"]["target"] == 2
+    assert (status["balance"]["at_target"], status["balance"]["ratings_missing"]) == (at_target, missing)
+    assert status["raters"]["total"] == 5 and status["ratings"] == 9  # the existing keys stay
+    text = run("study_status", "crowd")
+    assert "sessions: 1 in progress, 1 complete, 1 expired, 1 screened out, 1 not started" in text
+    assert "items: 20 assigned, 9 rated, 4 waiting in live sessions, 7 returned to the pool" in text
+    assert f"balance: {at_target} of 15 stimuli have their 2 ratings" in text
