@@ -478,7 +478,7 @@ def _schur_pinv(b: sparse.csr_matrix, b_over_a: sparse.csr_matrix) -> tuple[np.n
     n_r = b.shape[1]
 
     def schur() -> np.ndarray:
-        out = (b.T @ b_over_a).toarray()
+        out = (b.T @ b_over_a).toarray(order="C")  # C order: its transpose is what LAPACK overwrites
         np.negative(out, out=out)
         out[np.diag_indices(n_r)] += np.asarray(b.sum(axis=0)).ravel()
         return out
@@ -520,10 +520,11 @@ def _quadratic_forms(rows: sparse.csr_matrix, matrix: np.ndarray) -> np.ndarray:
     indptr, indices, data = rows.indptr, rows.indices, rows.data
     lens = np.diff(indptr)
     ends = np.cumsum(lens**2)
+    at_once = _PAIRS_AT_ONCE // 4  # eight arrays over the pairs here, two in ``_cross_at``
     start = 0
     while start < n_s:
         done = int(ends[start - 1]) if start else 0
-        stop = max(start + 1, int(np.searchsorted(ends, done + _PAIRS_AT_ONCE, side="right")))
+        stop = max(start + 1, int(np.searchsorted(ends, done + at_once, side="right")))
         n, pairs = lens[start:stop], lens[start:stop] ** 2
         row = np.repeat(np.arange(stop - start), pairs)
         p = np.arange(int(pairs.sum())) - np.repeat(np.cumsum(pairs) - pairs, pairs)

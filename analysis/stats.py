@@ -19,6 +19,7 @@ References
 
 from __future__ import annotations
 
+import copy
 import itertools
 import zlib
 from collections.abc import Sequence
@@ -150,6 +151,18 @@ def _resample_counts(rng: np.random.Generator, n_units: int, n_boot: int) -> np.
     draws = rng.integers(0, n_units, size=(n_boot, n_units))
     flat = (np.arange(n_boot)[:, None] * n_units + draws).ravel()
     return np.bincount(flat, minlength=n_boot * n_units).astype(float).reshape(n_boot, n_units)
+
+
+def _two_way_draws(rng: np.random.Generator, n_raters: int, n_images: int, n_boot: int, chunk: int):
+    """The rater and image multiplicities of ``n_boot`` replicates, ``chunk`` at a time, as if drawn
+    all at once, raters first (``_resample_counts(rng, n_raters, n_boot)``, then images): a second
+    generator is moved past the rater draws, so chunking changes memory, not the replicates."""
+    images_rng = copy.deepcopy(rng)
+    for start in range(0, n_boot, chunk):
+        images_rng.integers(0, n_raters, size=(min(chunk, n_boot - start), n_raters))
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        yield _resample_counts(rng, n_raters, b), _resample_counts(images_rng, n_images, b)
 
 
 def _two_way_means(sums: sparse.csr_matrix, counts: sparse.csr_matrix, w: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -650,6 +663,7 @@ def metric_correlations(
     confidence: float = 0.95,
     seed: int | None = 0,
     exclude: Sequence[str] = ("hr",),
+    chunk: int = 250,
 ) -> pd.DataFrame:
     """Spearman and Kendall rank correlation between per-method MOS and per-method mean metric.
 
@@ -664,6 +678,9 @@ def metric_correlations(
         :func:`bootstrap_mos_ci`).
     exclude : sequence of str
         Methods left out, by default the HR original (no PSNR).
+    chunk : int
+        Replicates computed at once (bounds memory to about ``chunk x (methods x raters + images)``
+        floats); the draws, and so the result, do not depend on it.
 
     Returns
     -------
@@ -698,26 +715,27 @@ def metric_correlations(
         methods = sorted(part["method"].unique(), key=str)
         sums, counts, raters, images = _cell_sums(part, methods)
         st = stim.loc[stim["dataset"] == dataset]
-        rng = _dataset_seed(seed, dataset)
-        w = _resample_counts(rng, len(raters), n_boot)
-        v = _resample_counts(rng, len(images), n_boot)
-        boot_mos = _two_way_means(sums, counts, w, v)  # (B, M)
         with np.errstate(invalid="ignore", divide="ignore"):
             mos = _method_totals(sums, len(methods)) / _method_totals(counts, len(methods))
+        kept = {}  # metric -> (methods kept, their per-image values with 0 for missing, present)
         for metric in metrics:
             table = st.pivot_table(index="method", columns="image", values=metric, aggfunc="mean")
             x = table.reindex(index=methods, columns=images).to_numpy(dtype=float)  # (M, I)
             keep = ~np.isnan(x).all(axis=1) & ~np.isnan(mos)
-            if keep.sum() < 3:
-                continue
-            xk = x[keep]
-            present = ~np.isnan(xk)
-            point_metric = np.nanmean(xk, axis=1)
-            boot_metric = ((np.nan_to_num(xk)[None] * v[:, None, :]).sum(-1)) / (present[None] * v[:, None, :]).sum(-1)
-            bm = boot_mos[:, keep]
-            ok = ~np.isnan(bm).any(1) & ~np.isnan(boot_metric).any(1)
-            sp = _spearman_rows(boot_metric[ok], bm[ok])
-            kt = _kendall_rows(boot_metric[ok], bm[ok])
+            if keep.sum() >= 3:
+                kept[metric] = (keep, np.nan_to_num(x[keep]), (~np.isnan(x[keep])).astype(float))
+        boot_mos, boot_metric = [], {metric: [] for metric in kept}
+        for w, v in _two_way_draws(_dataset_seed(seed, dataset), len(raters), len(images), n_boot, chunk):
+            boot_mos.append(_two_way_means(sums, counts, w, v))  # (b, M)
+            for metric, (_, values, present) in kept.items():
+                boot_metric[metric].append((values @ v.T).T / (present @ v.T).T)  # (b, M kept)
+        boot_mos = np.concatenate(boot_mos)
+        for metric, (keep, values, present) in kept.items():
+            point_metric = values.sum(axis=1) / present.sum(axis=1)  # np.nanmean's sum and count
+            bm, boot = boot_mos[:, keep], np.concatenate(boot_metric[metric])
+            ok = ~np.isnan(bm).any(1) & ~np.isnan(boot).any(1)
+            sp = _spearman_rows(boot[ok], bm[ok])
+            kt = _kendall_rows(boot[ok], bm[ok])
             sp_lo, sp_hi = percentile_interval(sp, confidence)
             kt_lo, kt_hi = percentile_interval(kt, confidence)
             rho = sps.spearmanr(point_metric, mos[keep]).statistic

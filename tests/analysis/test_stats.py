@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pingouin
 import pytest
+import statsmodels.api as sm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
-import statsmodels.api as sm
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import DescrStatsW
 
@@ -471,3 +471,17 @@ def test_metric_correlation_interval_resamples_the_images_of_the_metric_too():
     row = stats.metric_correlations(ratings, stimuli, metrics=["psnr_y"], n_boot=400, seed=2).iloc[0]
     assert row.spearman == pytest.approx(-0.5)  # a (lowest MOS) has the highest mean PSNR
     assert row.spearman_low == pytest.approx(-0.5) and row.spearman_high == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 50])
+def test_two_way_draws_in_chunks_are_the_draws_made_at_once(chunk):
+    # metric_correlations draws its replicates a chunk at a time to bound memory at 10^6 ratings; its
+    # numbers must stay those of drawing every rater resample and then every image resample. Catches
+    # an image generator not moved past all the rater draws (only the first chunk's, or none), and
+    # the last, short chunk drawn at full size.
+    n_raters, n_images, n_boot = 9, 13, 50
+    rng = np.random.default_rng(5)
+    w_all, v_all = stats._resample_counts(rng, n_raters, n_boot), stats._resample_counts(rng, n_images, n_boot)
+    pieces = list(stats._two_way_draws(np.random.default_rng(5), n_raters, n_images, n_boot, chunk))
+    np.testing.assert_array_equal(np.concatenate([w for w, _ in pieces]), w_all)
+    np.testing.assert_array_equal(np.concatenate([v for _, v in pieces]), v_all)
