@@ -1,0 +1,79 @@
+"""A Prolific worker who fails the training, in a real Chromium through the real URLs: enrols from the
+link's parameters, consents (the page reports the screen and device), sees the two examples, rates
+the training images and is told the expected score after each, and, with no answer close to it, is
+sent through the screened-out exit to Prolific's screened-out URL with the screened-out code.
+Prolific's host is answered locally by Playwright's routing (no network). Screenshots go to
+test-artifacts/browser/."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from ratings import sessions
+from ratings.models import Rater, Rating, Session
+
+from .conftest import shot
+from .qualified import qualified_study
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+COMPLETED = "https://app.prolific.com/submissions/complete?cc={code}"
+SCREENED_OUT = "https://app.prolific.com/submissions/screened-out?cc={code}"
+CROWD = f"""
+[crowd]
+platform = "prolific"
+completion_url = "{COMPLETED}"
+screened_out_url = "{SCREENED_OUT}"
+"""
+
+
+def test_a_prolific_worker_who_fails_the_training_leaves_by_the_screened_out_route(page_factory, live_server,
+                                                                                   datasets_root, media_root):
+    """Catches: training images not shown or not marked as training, the expected score not told in
+    the browser, the pass rule not applied (the worker would go on to rate), and the exit sending a
+    screened-out worker to the completion URL or with the finished workers' code (Prolific would pay
+    them as finished)."""
+    study = qualified_study(datasets_root, rating="raters = 2", crowd=CROWD)
+    page = page_factory()
+    landed = []
+    page.route("https://app.prolific.com/**", lambda route: (landed.append(route.request.url), route.fulfill(
+        status=200, content_type="text/html", body="<h1>Prolific</h1>")))
+    page.goto(f"{live_server.url}/join/{study.open_enrolment_token}/?PROLIFIC_PID=5f3cTrainee&STUDY_ID=S1"
+              "&SESSION_ID=X9")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Start the study").click()
+    page.wait_for_url("**/start/")
+    page.get_by_label("I have read the above and agree to take part.").check()
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_url("**/calibrate/")
+    rater = Rater.objects.get(study=study)
+    assert (rater.device_type, rater.screen) == ("desktop", "1366x768")  # what consent.js reported
+    while "/calibrate/" in page.url:
+        with page.expect_navigation():
+            page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/rate/")
+    feedback = page.locator("#feedback")
+    for k in range(1, 5):
+        expect(page.locator("#progress-text")).to_have_text(f"Training image {k} of 4")
+        expect(page.get_by_role("button", name="3 Fair")).to_be_enabled()
+        page.keyboard.press("3")  # two points from both expected scores (1 and 5): never close
+        expect(feedback).to_be_visible()
+        expect(feedback).to_have_text(re.compile(r"^Expected: (1 \(Bad\)|5 \(Excellent\)); you answered 3 \(Fair\)\.$"))
+        if k == 1:
+            shot(page, "qualification-01-training-feedback")
+    page.wait_for_url("**/done/")
+    expect(page.get_by_role("heading", name="Thank you for your time")).to_be_visible()
+    code = sessions.completion_code(rater, "screened_out")
+    expect(page.locator("#completion-code")).to_have_text(code)
+    shot(page, "qualification-02-screened-out-exit")
+    page.wait_for_url(SCREENED_OUT.format(code=code))
+    assert landed == [SCREENED_OUT.format(code=code)]
+    session = Session.objects.get(rater=rater)
+    assert session.state == Session.State.SCREENED_OUT
+    assert session.end_reason == ("qualification: 0 of 4 training answers within one point of the expected score, "
+                                  "3 needed")
+    assert list(Rating.objects.filter(rater=rater).values_list("score", flat=True)) == [3, 3, 3, 3]
+    assert code != sessions.completion_code(rater)
