@@ -252,6 +252,13 @@ except ValueError:
 if SR_ENROLMENT_CAP_FACTOR < 0:
     raise ImproperlyConfigured(f"SR_ENROLMENT_CAP_FACTOR={SR_ENROLMENT_CAP_FACTOR}: must be >= 0")
 
+# MTurk ExternalQuestion (ratings.crowd): a finished worker's page posts the completion code to the
+# arrival link's turkSubmitTo, which anyone writing a link can set, so only these hosts are taken
+# (comma-separated host names; the sandbox for testing HITs). A local test endpoint may be named as
+# 127.0.0.1:<port> (plain http is accepted for 127.0.0.1 and localhost only).
+SR_MTURK_SUBMIT_HOSTS = tuple(h.strip() for h in env_str("SR_MTURK_SUBMIT_HOSTS", "www.mturk.com,workersandbox.mturk.com")
+                              .split(",") if h.strip())
+
 # The cache holds the enrolment rate-limit counters. Several web processes need one shared cache
 # (Redis, CACHE_URL=redis://host:6379/1) to count together; without it each process counts alone.
 _cache_url = env_str("CACHE_URL")

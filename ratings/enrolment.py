@@ -1,13 +1,24 @@
 """Open enrolment: crowd workers join a study through its link, once each, within limits.
 
 Every rule of joining lives here: what a worker id is (normalised, so ``CaseWorker``, ``caseworker``
-and ``ｃａｓｅｗｏｒｋｅｒ`` are one person), how many may join (``SR_ENROLMENT_CAP_FACTOR`` times the
-study's target), how often one address may try (``SR_ENROLMENT_RATE``), and who gets a returning
-worker's link back: only the browser that enrolled them, which holds a signed cookie naming the rater
-(:class:`EnrolmentCookie`). Anyone else typing a known worker id learns nothing of that rater.
+and ``ｃａｓｅｗｏｒｋｅｒ`` are one person; on a crowd platform stored with the platform's name in
+front, :func:`ratings.crowd.platform_worker_id`, so ``prolific:abc`` and ``mturk:abc`` are two
+people), how many may join, how often one address may try (``SR_ENROLMENT_RATE``), and who gets a
+returning worker's link back: only the browser that enrolled them, which holds a signed cookie naming
+the rater (:class:`EnrolmentCookie`). Anyone else typing a known worker id learns nothing of that rater.
 
-The form's fields are plain parameters, so a crowd platform's own (``PROLIFIC_PID``, ``workerId``)
-can fill it later; enrolment itself is always a POST (a GET only shows the form).
+Quotas and topping up. The study's target (:func:`enrolment_target`: ``raters``, or for a balanced
+design the raters needed to give every stimulus ``ratings_per_stimulus`` ratings) counts *completed*
+sessions. Every enrolment first expires the study's stalled sessions
+(:func:`ratings.expiry.expire_stalled`), so their unrated items go back before the newcomer's items
+are drawn. A newcomer is then refused (410) when the study is closed, when its completed sessions
+reached the target, or at the cap: ``SR_ENROLMENT_CAP_FACTOR`` x the target of open raters that can
+still finish (live or complete; expired and screened-out ones no longer count), so replacements join
+after quitters while the cap and the rate limit bound abuse. A returning worker (the same id, this
+browser's cookie) is never refused at the door: they go back to their session, or to its exit when it
+is over.
+
+Enrolment itself is always a POST (a GET only shows the form or the crowd start page).
 """
 
 from __future__ import annotations
@@ -21,10 +32,13 @@ from django.core import signing
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
+from .crowd import platform_worker_id
+from .expiry import expire_stalled
 from .labels import next_label_number
 from .models import Rater, Session, Study
 
-__all__ = ["EnrolmentCookie", "EnrolmentRefused", "enrol", "enrolment_cap", "normalise_worker_id", "rate_limited"]
+__all__ = ["EnrolmentCookie", "EnrolmentRefused", "enrol", "enrolment_cap", "enrolment_target", "normalise_worker_id",
+           "rate_limited"]
 
 WORKER_ID_MAX = 200
 
@@ -59,8 +73,13 @@ class EnrolmentCookie:
         return signing.dumps(rater.token, salt=self.salt, compress=False)
 
     def set(self, response, rater: Rater) -> None:
+        # MTurk shows the study in a frame of its own site, where only a SameSite=None cookie (which
+        # browsers take only when Secure) is sent; every other study keeps Lax.
+        secure = settings.SESSION_COOKIE_SECURE
+        crowd = rater.study.crowd
+        framed = secure and crowd is not None and crowd.platform == "mturk"
         response.set_cookie(self.name(rater.study), self.make_token(rater), max_age=self.max_age, httponly=True,
-                            samesite="Lax", secure=settings.SESSION_COOKIE_SECURE)
+                            samesite="None" if framed else "Lax", secure=secure)
 
     def read(self, request, study: Study) -> str | None:
         return self.check_token(request.COOKIES.get(self.name(study)))
@@ -75,17 +94,26 @@ class EnrolmentCookie:
             return None
 
 
-def enrolment_cap(study: Study) -> int:
-    """How many open enrolments the study takes: ``SR_ENROLMENT_CAP_FACTOR`` x its target raters.
-
-    The target is ``raters`` from the study file or, for a balanced design, the raters needed to give
-    every stimulus ``ratings_per_stimulus`` ratings; a study with neither takes no open enrolment.
-    """
+def enrolment_target(study: Study) -> int:
+    """The completed sessions the study wants: ``raters`` from the study file or, for a balanced
+    design, the raters needed to give every stimulus ``ratings_per_stimulus`` ratings (0: none)."""
     target = study.raters_target
     if not target and study.assignment == Study.Assignment.BALANCED and study.items_per_rater:
         rated = study.stimuli.filter(image__dataset__role="test").count()
         target = math.ceil(rated * study.ratings_per_stimulus / study.items_per_rater)
-    return math.floor(target * settings.SR_ENROLMENT_CAP_FACTOR)
+    return target or 0
+
+
+def enrolment_cap(study: Study) -> int:
+    """How many open raters that can still finish the study holds: ``SR_ENROLMENT_CAP_FACTOR`` x its
+    target; a study without a target takes no open enrolment."""
+    return math.floor(enrolment_target(study) * settings.SR_ENROLMENT_CAP_FACTOR)
+
+
+def _can_finish(study: Study):
+    """The study's open raters whose session is live or complete (not expired, not screened out)."""
+    gone = (Session.State.EXPIRED, Session.State.SCREENED_OUT)
+    return study.raters.filter(source=Rater.Source.OPEN).exclude(session__state__in=gone)
 
 
 def rate_limited(address: str) -> bool:
@@ -105,55 +133,77 @@ def rate_limited(address: str) -> bool:
         return False
 
 
-def enrol(study: Study, worker_id: str, *, address: str | None = None, returning_token: str | None = None) -> Rater:
+def enrol(study: Study, worker_id: str, *, address: str | None = None, returning_token: str | None = None,
+          platform_ids: dict | None = None) -> Rater:
     """The rater of crowd worker ``worker_id``, created on their first enrolment.
 
     Parameters
     ----------
-    worker_id : normalised here (:func:`normalise_worker_id`).
+    worker_id : normalised here (:func:`normalise_worker_id`), with the platform's name in front for a
+        crowd study (``[crowd]``).
     address : the client's address, for the rate limit (None: not limited, e.g. a command).
     returning_token : the rater token from this browser's enrolment cookie, if any.
+    platform_ids : the platform's other ids from the arrival URL (``STUDY_ID``, ``assignmentId``,
+        ...), stored with the rater; a returning worker's newer values replace the old.
 
     Raises
     ------
     EnrolmentRefused
-        Too many attempts from the address, an empty or too long id, a closed study, a study that
-        reached its cap, or a worker id that enrolled from another browser (whose link is never
-        handed out again).
+        Too many attempts from the address, an empty or too long id, a closed study, a study whose
+        completed sessions reached its target or whose open raters reached the cap, or a worker id
+        that enrolled from another browser (whose link is never handed out again).
     """
+    expire_stalled(study)  # stalled sessions give their items back (and their workers see the exit)
+    external_id = normalise_worker_id(worker_id)
+    if external_id and study.crowd is not None:
+        external_id = platform_worker_id(study.crowd.platform, external_id)
+    existing = Rater.objects.filter(study=study, external_id=external_id).first() if external_id else None
+    if existing is not None and returning_token == existing.token:
+        return _returning(existing, platform_ids)  # never refused at the door, over or not
     if address is not None and rate_limited(address):
         minutes = math.ceil(settings.SR_ENROLMENT_RATE[1] / 60)
         raise EnrolmentRefused(f"Too many attempts to join from your network. Nothing was stored; please try "
                                f"again in {minutes} minutes.", 429)
-    external_id = normalise_worker_id(worker_id)
     if not external_id or len(external_id) > WORKER_ID_MAX:
         raise EnrolmentRefused(f"Please give your worker id (at most {WORKER_ID_MAX} characters).", 400)
     if study.state == Study.State.CLOSED:
         raise EnrolmentRefused("This study is closed and takes no new raters.", 410)
-    existing = Rater.objects.filter(study=study, external_id=external_id).first()
     if existing is None:
         try:
-            existing = _create(study, external_id)
-            return existing
+            return _create(study, external_id, platform_ids or {})
         except IntegrityError:  # the same worker id enrolled concurrently (a double click)
             existing = Rater.objects.filter(study=study, external_id=external_id).first()
             if existing is None:
                 raise  # another constraint: a real error, not a duplicate enrolment
-    if returning_token != existing.token:
-        raise EnrolmentRefused(
-            "This worker id has already joined this study from another browser. Please continue in the "
-            "browser you started in, or with the personal link you were given there; for help, contact "
-            "the researchers through the crowd platform.", 409)
-    return existing
+        if returning_token == existing.token:
+            return existing
+    raise EnrolmentRefused(
+        "This worker id has already joined this study from another browser. Please continue in the "
+        "browser you started in, or with the personal link you were given there; for help, contact "
+        "the researchers through the crowd platform.", 409)
 
 
-def _create(study: Study, external_id: str) -> Rater:
+def _returning(rater: Rater, platform_ids: dict | None) -> Rater:
+    """A worker back in their own browser; MTurk may give a new assignment id, which the exit needs."""
+    merged = {**rater.platform_ids, **(platform_ids or {})}
+    if merged != rater.platform_ids:
+        rater.platform_ids = merged
+        rater.save(update_fields=["platform_ids"])
+    return rater
+
+
+def _create(study: Study, external_id: str, platform_ids: dict) -> Rater:
     with transaction.atomic():
-        Study.objects.select_for_update().get(pk=study.pk)  # serialise label numbering and the cap
-        if study.raters.filter(source=Rater.Source.OPEN).count() >= enrolment_cap(study):
+        Study.objects.select_for_update().get(pk=study.pk)  # serialise label numbering, target and cap
+        target = enrolment_target(study)
+        if target and Session.objects.filter(rater__study=study, state=Session.State.COMPLETE).count() >= target:
+            raise EnrolmentRefused(f"This study has all the completed sessions it needs ({target}) and takes no "
+                                   "new raters. Thank you for your interest!", 410)
+        if _can_finish(study).count() >= enrolment_cap(study):
             raise EnrolmentRefused("This study has all the raters it needs and takes no more. Thank you for "
                                    "your interest!", 410)
         n = next_label_number(study, "w")  # not a count: that reuses a label after a deletion
-        rater = Rater.objects.create(study=study, label=f"w{n:04d}", source=Rater.Source.OPEN, external_id=external_id)
+        rater = Rater.objects.create(study=study, label=f"w{n:04d}", source=Rater.Source.OPEN,
+                                     external_id=external_id, platform_ids=platform_ids)
         Session.objects.create(rater=rater)
         return rater

@@ -6,6 +6,7 @@ app_name = "ratings"
 
 urlpatterns = [
     path("join/<str:enrolment_token>/", views.join, name="join"),
+    path("join/<str:enrolment_token>/sample/", views.join_sample, name="join_sample"),
     path("r/<str:token>/", views.rater_home, name="home"),
     path("r/<str:token>/start/", views.consent, name="consent"),
     path("r/<str:token>/calibrate/", views.calibrate, name="calibrate"),

@@ -11,7 +11,8 @@ from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from . import enrolment, sessions, stimulus_files
+from . import crowd, enrolment, framing, preview, sessions, stimulus_files
+from .crowd_exits import exit_for
 from .forms import CalibrationForm, ConsentForm, EnrolmentForm, PairForm, RatingForm
 from .models import Rater, Study
 
@@ -20,8 +21,20 @@ def _rater(token: str) -> Rater:
     return get_object_or_404(Rater.objects.select_related("study", "session"), token=token)
 
 
-def _refused(request, rater: Rater | None, exc: sessions.RatingRefused) -> HttpResponse:
-    return render(request, "ratings/refused.html", {"message": exc.message, "rater": rater}, status=exc.status)
+def _render(request, study: Study, template: str, context: dict, status: int = 200, post_to: str = "") -> HttpResponse:
+    """A page of ``study``: an MTurk study's pages may be framed by MTurk (:mod:`ratings.framing`)."""
+    response = render(request, template, {"study": study, "platform": _platform_name(study), **context}, status=status)
+    return framing.allow_platform(response, study.crowd, post_to)
+
+
+def _platform_name(study: Study) -> str:
+    names = {"prolific": "Prolific", "mturk": "MTurk", "generic": "the platform"}
+    return names[study.crowd.platform] if study.crowd else ""
+
+
+def _refused(request, rater: Rater | None, exc: sessions.RatingRefused, study: Study | None = None) -> HttpResponse:
+    study = study or rater.study
+    return _render(request, study, "ratings/refused.html", {"message": exc.message, "rater": rater}, status=exc.status)
 
 
 def _step(rater: Rater) -> sessions.Step:
@@ -50,22 +63,67 @@ def _client_address(request) -> str:
 
 @require_http_methods(["GET", "POST"])
 def join(request, enrolment_token):
-    """Open enrolment: a GET shows the form (filled in from the link's parameters), a POST enrols."""
+    """Open enrolment: a GET shows the form (filled in from the link's parameters), a POST enrols.
+
+    A crowd study (``[crowd]``) reads the platform's parameters instead (:func:`crowd_join`)."""
     study = get_object_or_404(Study, open_enrolment_token=enrolment_token)
+    if study.crowd is not None:
+        return crowd_join(request, study)
     if request.method == "GET":
         form = EnrolmentForm(initial={"worker_id": request.GET.get("worker_id", "")})
         return render(request, "ratings/join.html", {"study": study, "form": form})
     form = EnrolmentForm(request.POST)
     if not form.is_valid():
         return render(request, "ratings/join.html", {"study": study, "form": form}, status=400)
+    return _enrol(request, study, form.cleaned_data["worker_id"])
+
+
+def _enrol(request, study: Study, worker_id: str, platform_ids: dict | None = None):
     cookie = enrolment.EnrolmentCookie()
     try:
-        rater = enrolment.enrol(study, form.cleaned_data["worker_id"], address=_client_address(request),
-                                returning_token=cookie.read(request, study))
+        rater = enrolment.enrol(study, worker_id, address=_client_address(request),
+                                returning_token=cookie.read(request, study), platform_ids=platform_ids)
     except enrolment.EnrolmentRefused as exc:
-        return render(request, "ratings/refused.html", {"message": exc.message}, status=exc.status)
+        return _render(request, study, "ratings/refused.html", {"message": exc.message, "at_door": True},
+                       status=exc.status)
     response = redirect("ratings:home", token=rater.token)
     cookie.set(response, rater)
+    return response
+
+
+ACCEPT_FIRST = "Please accept the HIT on MTurk first; the study starts after that. Nothing was stored."
+
+
+def crowd_join(request, study: Study):
+    """A crowd worker's arrival: the GET shows the start page (MTurk's preview: the task and a sample)
+    with one button that posts the link's parameters back; the POST enrols. A GET never enrols."""
+    data = request.GET if request.method == "GET" else request.POST
+    try:
+        came = crowd.arrival(study.crowd, data)
+    except crowd.CrowdError as exc:
+        message = f"{exc.key} {exc.problem}. Nothing was stored."
+        return _render(request, study, "ratings/refused.html", {"message": message, "at_door": True}, status=400)
+    if came.preview:
+        if request.method == "POST":
+            return _render(request, study, "ratings/refused.html", {"message": ACCEPT_FIRST, "at_door": True},
+                           status=400)
+        return _render(request, study, "ratings/crowd_preview.html",
+                       {"sample": preview.sample_stimulus(study) is not None})
+    if request.method == "GET":
+        fields = [(study.crowd.id_param, came.worker_id), *came.ids.items()]
+        return _render(request, study, "ratings/crowd_start.html", {"worker_id": came.worker_id, "fields": fields})
+    return _enrol(request, study, came.worker_id, came.ids)
+
+
+def join_sample(request, enrolment_token):
+    """The sample image of the arrival page (:mod:`ratings.preview`): no rater needed, nothing stored."""
+    study = get_object_or_404(Study, open_enrolment_token=enrolment_token)
+    path = preview.sample_file(study) if study.crowd is not None else None
+    if path is None:
+        raise Http404("no sample image")
+    response = FileResponse(path.open("rb"), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"
+    response["Content-Disposition"] = "inline"
     return response
 
 
@@ -78,14 +136,14 @@ def consent(request, token):
     if request.method == "POST":
         form = ConsentForm(request.POST)
         if not form.is_valid() and "consent" in form.errors:
-            return render(request, "ratings/consent.html", {"rater": rater, "study": rater.study,
-                                                            "error": form.errors["consent"][0]}, status=400)
+            return _render(request, rater.study, "ratings/consent.html",
+                           {"rater": rater, "error": form.errors["consent"][0]}, status=400)
         try:
             sessions.start_session(rater, **form.viewing(), user_agent=request.headers.get("User-Agent", ""))
         except sessions.RatingRefused as exc:
             return _refused(request, rater, exc)
         return _go_on(rater)
-    return render(request, "ratings/consent.html", {"rater": rater, "study": rater.study})
+    return _render(request, rater.study, "ratings/consent.html", {"rater": rater})
 
 
 @require_http_methods(["GET", "POST"])
@@ -104,7 +162,7 @@ def calibrate(request, token):
     if step.next_page() != "ratings:calibrate":
         return redirect(step.url())
     step.mark_shown()
-    return render(request, "ratings/calibrate.html", {"rater": rater, **step.payload()})
+    return _render(request, rater.study, "ratings/calibrate.html", {"rater": rater, **step.payload()})
 
 
 def _wants_json(request) -> bool:
@@ -149,10 +207,10 @@ def rate(request, token):
     try:
         sessions.ensure_open(rater.study_id)  # no rating form for a study that takes no ratings
     except sessions.RatingRefused as exc:
-        return _refused(request, None, exc)  # no Continue link: there is nowhere to go
+        return _refused(request, None, exc, rater.study)  # no Continue link: there is nowhere to go
     step.mark_shown()
-    return render(request, "ratings/rate.html", {"rater": rater, "scores": sessions.SCORE_LABELS.items(),
-                                                 **step.payload()})
+    return _render(request, rater.study, "ratings/rate.html",
+                   {"rater": rater, "scores": sessions.SCORE_LABELS.items(), **step.payload()})
 
 
 @require_http_methods(["GET", "POST"])
@@ -175,22 +233,29 @@ def pair(request, token):
     try:
         sessions.ensure_open(rater.study_id)
     except sessions.RatingRefused as exc:
-        return _refused(request, None, exc)
+        return _refused(request, None, exc, rater.study)
     step.mark_shown()
-    return render(request, "ratings/pair.html", {"rater": rater, **step.payload()})
+    return _render(request, rater.study, "ratings/pair.html", {"rater": rater, **step.payload()})
 
 
 def take_break(request, token):
     rater = _rater(token)
-    return render(request, "ratings/break.html", {"rater": rater})
+    return _render(request, rater.study, "ratings/break.html", {"rater": rater})
 
 
 def done(request, token):
+    """The exit of a session that is over (:func:`ratings.crowd_exits.exit_for`): a lab study's code; a
+    crowd study's way back to the platform; an expired session's explanation, with no code."""
     rater = _rater(token)
     step = _step(rater)
     if step.next_page() != "ratings:done":
         return redirect(step.url())
-    return render(request, "ratings/done.html", {"rater": rater, "code": rater.session.completion_code})
+    way_out = exit_for(rater)
+    if way_out.kind == "complete" and rater.study.crowd is None:
+        return render(request, "ratings/done.html", {"rater": rater, "code": rater.session.completion_code})
+    template = "ratings/expired.html" if way_out.kind == "expired" else "ratings/exit.html"
+    post_to = way_out.completion.url if way_out.completion and way_out.completion.method == "post" else ""
+    return _render(request, rater.study, template, {"rater": rater, "exit": way_out}, post_to=post_to)
 
 
 def image(request, token, public_id):
