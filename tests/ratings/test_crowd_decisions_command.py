@@ -6,7 +6,7 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -166,6 +166,8 @@ def test_prolific_format_writes_the_bulk_approve_and_bonus_lists(workers, tmp_pa
     assert (tmp_path / "decisions.bonus.txt").read_text() == "'=hyperlink(1),1.25\n"
     call_command("crowd_decisions", study.name, "--out", str(out), "--format", "prolific")
     assert (tmp_path / "decisions.bonus.txt").read_text() == ""  # no --bonus: no bonus lines
+    with pytest.raises(CommandError, match="is not run on mturk"):  # MTurk's columns need MTurk's ids
+        call_command("crowd_decisions", study.name, "--out", str(out), "--format", "mturk")
 
 
 def test_mturk_format_has_approve_and_reject_as_mturk_reads_them(datasets_root, media_root, tmp_path):
@@ -173,6 +175,10 @@ def test_mturk_format_has_approve_and_reject_as_mturk_reads_them(datasets_root, 
     and Reject with the reason), a reject without its reason, and the worker id left in the case
     enrolment folded it to (MTurk's ids are upper case)."""
     study = crowd_study(datasets_root, platform="mturk")
+    empty = tmp_path / "empty.csv"  # before anyone enrolled: the columns, no rows (not a crash)
+    call_command("crowd_decisions", study.name, "--out", str(empty), "--format", "mturk")
+    assert list(pd.read_csv(empty).columns[:5]) == ["HITId", "AssignmentId", "WorkerId", "Approve", "Reject"]
+    assert len(pd.read_csv(empty)) == 0
     good = worker(study, "A1GOOD", assignmentId="3GOODASSIGN", hitId="3HIT", turkSubmitTo="https://www.mturk.com")
     rate(good)
     careless = worker(study, "A2CARELESS", assignmentId="3BADASSIGN", hitId="3HIT")

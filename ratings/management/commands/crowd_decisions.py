@@ -45,8 +45,10 @@ class Command(BaseCommand):
             study = get_study(opts["study"])
         except StudyNotFound as exc:
             raise CommandError(str(exc)) from None
-        if study.crowd is None and opts["format"] != "generic":
-            raise CommandError(f"study {study.name!r} has no [crowd] table: use --format generic")
+        platform = study.crowd.platform if study.crowd else None
+        if opts["format"] not in ("generic", platform):  # another platform's ids are not in the table
+            raise CommandError(f"study {study.name!r} is not run on {opts['format']} ([crowd] platform: "
+                               f"{platform or 'none'}); use --format generic")
         if opts["bonus"] < 0 or opts["min_median_ms"] < 0:
             raise CommandError("--bonus and --min-median-ms must not be negative")
         rules = PaymentRules(min_median_response_ms=opts["min_median_ms"] or None, bonus=opts["bonus"])
