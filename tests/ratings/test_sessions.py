@@ -17,9 +17,10 @@ from ratings.balance import counted_items
 from ratings.export import ratings_frame
 from ratings.forms import RatingForm
 from ratings.models import Rater, Rating, Session, SessionItem, Stimulus, Study
-from ratings.pair_steps import PairStep
+from ratings.pair_steps import PairAnswer, PairStep
 from ratings.study_file import parse_study_file
 
+from .conftest import ready_study
 from .designs import set_design
 from .qualified import answer, qualified_study
 from .qualified import started as started_on_desktop
@@ -711,3 +712,34 @@ def test_attention_checks_as_answers_arrive(datasets_root, media_root):
     assert answer(hasty, 1, response_ms=100).session.state == Session.State.SCREENED_OUT  # median 100 ms
     assert Session.objects.get(rater=hasty).end_reason == (
         "attention: median response time 100 ms over 3 answers in a row, below 600 ms")
+
+
+def test_paired_studies_check_the_sides_chosen_as_they_arrive(datasets_root, media_root):
+    """straight_line = 3 on a paired study: the third judged pair answered "left" in a row ends the
+    session; the practice pairs' answers (told, warm-up) do not count. Catches the attention check
+    reading ratings only (it would never fire here) and practice answers in the run."""
+    study = ready_study("""name = "pairattention"
+seed = 5
+datasets = ["Set5"]
+methods = ["nearest", "bicubic", "hr"]
+protocol = "pairwise"
+
+[pairwise]
+practice_pairs = 2
+gold_pairs = 0
+
+[attention]
+straight_line = 3
+""", datasets_root)
+    rater = started(study)
+    states = []
+    for _ in range(5):
+        session = Session.objects.get(rater=rater)
+        if session.is_over:
+            break
+        item = sessions.current_item(session)
+        result = sessions.record_judgment(rater, sessions.item_token(item), PairAnswer("left"), 1500)
+        states.append((item.kind, result.session.state))
+    assert states == [("practice", "calibration"), ("practice", "rating"), ("pair", "rating"), ("pair", "rating"),
+                      ("pair", "screened_out")]
+    assert Session.objects.get(rater=rater).end_reason == "attention: the same answer (left) 3 times in a row"
