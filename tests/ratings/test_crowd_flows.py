@@ -285,3 +285,32 @@ def test_a_newcomer_is_admitted_after_an_in_flight_session_expires(prolific, set
     assert Session.objects.get(rater=first).state == Session.State.EXPIRED  # expired by the enrolment
     assert enrolment.enrolment_cap(prolific) == 2
     assert arrive(Client(), prolific, prolific_params(pid="P4")).status_code == 410  # two can still finish
+
+
+# -- run_study's link -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("table, line", [
+    (PROLIFIC, "Prolific study URL (paste as the study's URL; Prolific fills in the {{%...%}} parts): "
+               "https://lab.example/join/{token}/?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}"
+               "&SESSION_ID={{%SESSION_ID%}}"),
+    (MTURK, "MTurk ExternalQuestion URL (the <ExternalURL> of the HIT's ExternalQuestion; MTurk appends "
+            "assignmentId, hitId, workerId and turkSubmitTo; it must be https): https://lab.example/join/{token}/"),
+    ({"platform": "generic", "worker_param": "uid", "completion_url": "https://panel.example/done?c={code}"},
+     "Study URL (replace WORKER_ID by the platform's placeholder for the worker id): "
+     "https://lab.example/join/{token}/?uid=WORKER_ID"),
+])
+def test_run_study_prints_the_url_to_paste_into_the_platform(rating_study, settings, table, line):
+    """Catches the lab link (?worker_id=) printed for a crowd study, and a link on run_study's local
+    address instead of SITE_URL, where workers arrive."""
+    import io
+
+    from ratings.management.commands.run_study import Command
+
+    settings.SITE_URL = "https://lab.example"
+    set_design(rating_study, raters=2)
+    set_crowd(rating_study, table)
+    out = io.StringIO()
+    Command(stdout=out)._print_join_instructions(rating_study, "127.0.0.1:8000")
+    printed = out.getvalue()
+    assert line.replace("{token}", rating_study.open_enrolment_token) in printed.splitlines()
+    assert "enrolment closes at 2 completed sessions (at most 6 live at once)" in printed
+    assert "worker_id=WORKER_ID" not in printed

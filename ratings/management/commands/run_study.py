@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.urls import reverse
 from tqdm import tqdm
 
-from ratings import dispatch, enrolment, generation, progress, studies
+from ratings import crowd, dispatch, enrolment, generation, progress, studies
 from ratings.models import Stimulus, Study, absolute_url
 from ratings.study_file import StudyFileError, load_study_file
 
@@ -101,12 +101,30 @@ class Command(BaseCommand):
             for name in excluded:
                 self.stdout.write(f"  excluded {name}")
 
+    def _print_crowd_link(self, study, cap):
+        """The URL to paste into the crowd platform (on SITE_URL: the address workers reach)."""
+        link = crowd.study_link(study.crowd, absolute_url(study.get_enrolment_url()))
+        target = enrolment.enrolment_target(study)
+        self.stdout.write(f"or through the crowd platform: enrolment closes at {target} completed sessions "
+                          f"(at most {cap} live at once); stalled sessions expire after "
+                          f"{study.crowd.stall_minutes} minutes")
+        if study.crowd.platform == "prolific":
+            self.stdout.write(f"Prolific study URL (paste as the study's URL; Prolific fills in the {{{{%...%}}}} "
+                              f"parts): {link}")
+        elif study.crowd.platform == "mturk":
+            self.stdout.write(f"MTurk ExternalQuestion URL (the <ExternalURL> of the HIT's ExternalQuestion; MTurk "
+                              f"appends assignmentId, hitId, workerId and turkSubmitTo; it must be https): {link}")
+        else:
+            self.stdout.write(f"Study URL (replace WORKER_ID by the platform's placeholder for the worker id): {link}")
+
     def _print_join_instructions(self, study, addrport):
         base = f"http://{addrport}"
         self.stdout.write("")
         self.stdout.write(f"Raters join with their personal links (python manage.py invite_raters {study.name} --count N),")
         cap = enrolment.enrolment_cap(study)
-        if cap:
+        if cap and study.crowd is not None:
+            self._print_crowd_link(study, cap)
+        elif cap:
             self.stdout.write(f"or through the open-enrolment link (at most {cap} raters join by it): "
                               f"{absolute_url(study.get_enrolment_url(), base)}?worker_id=WORKER_ID")
         else:
