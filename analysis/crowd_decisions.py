@@ -6,8 +6,9 @@ task, and discourage rejecting for disagreement alone. So:
 
 - a worker who did not finish (left, timed out, expired) gets no decision: the platform treats the
   submission as returned or timed out;
-- a worker screened out at qualification is ``screened_out`` (Prolific pays a screen-out rate; on
-  MTurk approve, or post a qualification HIT instead);
+- a worker screened out (by the qualification or the attention checks) is ``screened_out``, with
+  the session's end reason (Prolific pays a screen-out rate; on MTurk approve, or post a
+  qualification HIT instead);
 - a finished worker who missed more gold items than allowed (the same rule as the analysis, one
   miss always allowed) or answered implausibly fast is ``reject``, with the numbers;
 - any other finished worker is ``approve``; one flagged by the statistical screening is approved
