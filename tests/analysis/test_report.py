@@ -235,3 +235,42 @@ def test_a_bound_hit_in_the_rater_model_is_a_visible_warning(small_study):
     section = report._rater_model_html(fit, raters)
     assert '<p class="warning"><b>Warning:</b> inconsistency of r001' in section and "no standard error" in section
     assert "Warning" not in report._rater_model_html(screening.mle_scores(ratings), raters)
+
+
+def test_html_table_formats_each_column_by_its_rule():
+    # The table is written a column at a time with text cells formatted once per distinct text:
+    # catches a column's format applied to its neighbour, a cached text reused for a number that
+    # equals it (1 and "1"), the class of the left-aligned columns lost, and rows out of order.
+    frame = pd.DataFrame({
+        "name": ["<b>a&b</b>", "x", "<b>a&b</b>", "1"],
+        "value": [1.23456, np.nan, 2.0, 1.0],
+        "n": [1, 2, 3, 4],
+        "ok": [True, False, True, False],
+        "p": [0.5, 1e-5, 0.0, np.nan],
+    })
+    out = report._html_table(frame, formats={"value": 1, "p": report._fmt_p}, left=["name"],
+                             row_class=lambda k: "odd" if k % 2 else "")
+    rows = re.findall(r'<tr class="([^"]*)">(.*?)</tr>', out.split("<tbody>")[1])
+    assert [cls for cls, _ in rows] == ["", "odd", "", "odd"]
+    cells = [re.findall(r'<td class="([^"]*)">(.*?)</td>', body) for _, body in rows]
+    assert cells[0] == [("l", "&lt;b&gt;a&amp;b&lt;/b&gt;"), ("", "1.2"), ("", "1"), ("", "yes"), ("", "0.500")]
+    assert cells[1] == [("l", "x"), ("", ""), ("", "2"), ("", "no"), ("", "1.00e-05")]
+    assert cells[2] == [("l", "&lt;b&gt;a&amp;b&lt;/b&gt;"), ("", "2.0"), ("", "3"), ("", "yes"), ("", "&lt; 1e-300")]
+    assert cells[3] == [("l", "1"), ("", "1.0"), ("", "4"), ("", "no"), ("", "")]
+    assert '<th class="l">name</th>' in out and '<th class="">p</th>' in out
+
+
+def test_csv_escaping_of_mixed_text_columns(tmp_path):
+    # Only text cells that start like a formula are prefixed, whatever else the column holds; the
+    # fast path (testing the column's text at once) must not skip a formula in an object column
+    # with numbers in it, nor prefix a negative number written as text, nor touch numeric columns.
+    frame = pd.DataFrame({
+        "label": ["=HYPERLINK(1)", "plain", "-2.5", "@SUM(A1)", None],
+        "mixed": pd.Series([1, "+cmd", 2.5, "ok", "-x"], dtype=object),
+        "score": [-1, 2, 3, 4, 5],
+    })
+    report._write_csv(tmp_path / "t.csv", frame)
+    back = pd.read_csv(tmp_path / "t.csv", dtype=str, keep_default_na=False)
+    assert back["label"].tolist() == ["'=HYPERLINK(1)", "plain", "-2.5", "'@SUM(A1)", ""]
+    assert back["mixed"].tolist() == ["1", "'+cmd", "2.5", "ok", "'-x"]
+    assert back["score"].tolist() == ["-1", "2", "3", "4", "5"]
