@@ -219,3 +219,17 @@ def test_study_status_counts_sessions_and_items_by_state(datasets_root, media_ro
     assert "sessions: 1 in progress, 1 complete, 1 expired, 1 screened out, 1 not started" in text
     assert "items: 20 assigned, 9 rated, 4 waiting in live sessions, 7 returned to the pool" in text
     assert f"balance: {at_target} of 15 stimuli have their 2 ratings" in text
+
+
+def test_study_status_expires_stalled_sessions_before_counting(datasets_root, media_root):
+    """Catches study_status calling a session idle for hours 'in progress' (nothing else may have run
+    the expiry since: no enrolment, no scheduled task)."""
+    from django.utils import timezone
+
+    from .crowd_study import STALL, idle_since, make_crowd_study, worker
+
+    study = make_crowd_study(datasets_root)
+    idle_since(worker(study, "gone-quiet"), timezone.now() - 2 * STALL)
+    status = json.loads(run("study_status", "crowd", "--json"))
+    assert (status["sessions"]["in_progress"], status["sessions"]["expired"]) == (0, 1)
+    assert status["items"]["returned"] == 5

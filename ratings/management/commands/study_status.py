@@ -1,4 +1,8 @@
-"""``manage.py study_status STUDY [--json]``: stimuli done/pending/failed per method, raters and ratings."""
+"""``manage.py study_status STUDY [--json]``: stimuli done/pending/failed per method, raters and ratings.
+
+A crowd study's stalled sessions are expired first (``ratings.expiry``), so the sessions it calls in
+progress are under way now; the dashboard shows them as of the last expiry (at enrolment, or by the
+scheduled ``expire_sessions``), since a page view changes nothing."""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ratings import progress
+from ratings import expiry, progress
 from ratings.studies import StudyNotFound, get_study
 
 
@@ -22,6 +26,7 @@ class Command(BaseCommand):
             study = get_study(opts["study"])
         except StudyNotFound as exc:
             raise CommandError(str(exc)) from None
+        expiry.expire_stalled(study)
         status = progress.study_status(study)
         if opts["json"]:
             self.stdout.write(json.dumps(status, indent=2))
