@@ -16,9 +16,8 @@ from ratings import expiry, sessions
 from ratings.models import Rater, Rating, Session
 
 from .conftest import shot
-from .designs import set_design
 from .test_browser import progress_number, rate_and_wait
-from .test_crowd_flows import MTURK, PROLIFIC, SANDBOX, finish, set_crowd
+from .test_crowd_flows import MTURK, PROLIFIC, SANDBOX, crowd_study, finish
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -26,15 +25,9 @@ PROLIFIC_QUERY = "PROLIFIC_PID=5f3cWorker&STUDY_ID=S1&SESSION_ID=X9"
 
 
 @pytest.fixture
-def prolific(rating_study):
-    set_design(rating_study, raters=2)
-    return set_crowd(rating_study, PROLIFIC)
-
-
-@pytest.fixture
-def mturk(rating_study):
-    set_design(rating_study, raters=2)
-    return set_crowd(rating_study, MTURK)
+def crowd(rating_study):
+    """The test study on a platform: ``crowd(PROLIFIC)``."""
+    return lambda table: crowd_study(rating_study, table)
 
 
 def watch_policy(page) -> list[str]:
@@ -56,9 +49,10 @@ def consent(page):
 
 
 def test_a_prolific_worker_enrols_from_the_link_rates_and_is_sent_back_with_the_code(page_factory, live_server,
-                                                                                      prolific):
+                                                                                      crowd):
     """Catches enrolment on the GET, the platform's ids lost on the way, and an exit without the
     worker's code (Prolific would not record the completion)."""
+    prolific = crowd(PROLIFIC)
     page = page_factory()
     violations = watch_policy(page)
     landed = []
@@ -93,8 +87,9 @@ def test_a_prolific_worker_enrols_from_the_link_rates_and_is_sent_back_with_the_
     assert violations == []
 
 
-def test_the_mturk_preview_shows_the_task_and_no_enrolment_button(page_factory, live_server, mturk):
+def test_the_mturk_preview_shows_the_task_and_no_enrolment_button(page_factory, live_server, crowd):
     """Catches an enrolment button (or a rater) in preview, and a sample that does not load."""
+    mturk = crowd(MTURK)
     page = page_factory()
     violations = watch_policy(page)
     page.goto(f"{live_server.url}/join/{mturk.open_enrolment_token}/?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE"
@@ -108,9 +103,10 @@ def test_the_mturk_preview_shows_the_task_and_no_enrolment_button(page_factory, 
     assert violations == []
 
 
-def test_an_mturk_workers_final_form_posts_to_turk_submit_to(page_factory, live_server, mturk):
+def test_an_mturk_workers_final_form_posts_to_turk_submit_to(page_factory, live_server, crowd):
     """Catches a form posted elsewhere than turkSubmitTo/mturk/externalSubmit, without the assignment
     id or the code, or blocked by the page's form-action policy."""
+    mturk = crowd(MTURK)
     page = page_factory()
     violations = watch_policy(page)
     posted = []
@@ -135,8 +131,9 @@ def test_an_mturk_workers_final_form_posts_to_turk_submit_to(page_factory, live_
     assert violations == []
 
 
-def test_a_second_tab_of_the_same_worker_resumes(page_factory, live_server, prolific):
+def test_a_second_tab_of_the_same_worker_resumes(page_factory, live_server, crowd):
     """Catches a second rater (or a refusal) for the same worker's second tab."""
+    prolific = crowd(PROLIFIC)
     first = page_factory()
     start_from_link(first, live_server, prolific, PROLIFIC_QUERY)
     consent(first)
@@ -150,8 +147,9 @@ def test_a_second_tab_of_the_same_worker_resumes(page_factory, live_server, prol
     assert Rater.objects.filter(study=prolific).count() == 1
 
 
-def test_an_expired_and_a_screened_out_worker_see_their_exits(page_factory, live_server, prolific):
+def test_an_expired_and_a_screened_out_worker_see_their_exits(page_factory, live_server, crowd):
     """Catches a code shown for an expired session, and the completion URL for a screened-out one."""
+    prolific = crowd(PROLIFIC)
     page = page_factory()
     landed = []
     page.route("https://app.prolific.com/**", lambda route: (landed.append(route.request.url), route.fulfill(

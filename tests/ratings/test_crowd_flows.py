@@ -35,16 +35,20 @@ def set_crowd(study: Study, table: dict) -> Study:
     return study
 
 
+def crowd_study(study: Study, table: dict) -> Study:
+    """The test study run on a crowd platform, with a target of 2 completed sessions."""
+    set_design(study, raters=2)
+    return set_crowd(study, table)
+
+
 @pytest.fixture
 def prolific(rating_study):
-    set_design(rating_study, raters=2)
-    return set_crowd(rating_study, PROLIFIC)
+    return crowd_study(rating_study, PROLIFIC)
 
 
 @pytest.fixture
 def mturk(rating_study):
-    set_design(rating_study, raters=2)
-    return set_crowd(rating_study, MTURK)
+    return crowd_study(rating_study, MTURK)
 
 
 def join_url(study) -> str:
