@@ -2,6 +2,8 @@
 
     python benchmarks/dashboard_report.py --sizes paper 100000
     python benchmarks/dashboard_report.py --sizes 1000000 --dashboard-only
+    python benchmarks/dashboard_report.py --sizes 1000000 --workdir /tmp/bench --insert-only
+    python benchmarks/dashboard_report.py --sizes 1000000 --workdir /tmp/bench --build-only
 
 Each size runs in a fresh process against a fresh scratch SQLite database, filled with bulk inserts
 (not through the web): ``paper`` is the paper's design (26 raters, each rating all 1128 stimuli:
@@ -15,11 +17,16 @@ Rows: the dashboard page (``ratings:dashboard``, a staff client), a report PNG a
 report build itself (``reports.export_report`` with 2000 bootstrap replicates, the dashboard's) in
 a child process of its own: seconds, and RSS before it and at its peak (``/proc/self/status``
 VmRSS, and VmHWM reset just before the build).
+
+``--workdir`` keeps each size's scratch database (``<workdir>/size-<N>/``) and reuses it when the
+study is already there, so the insert (minutes at 10^6) is paid once: ``--insert-only`` fills it,
+``--build-only`` then times the build alone, e.g. of two checkouts against one database.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import resource
@@ -97,7 +104,17 @@ def build_study(size: str, seed: int = 16) -> tuple[int, int]:
     from django.db import transaction
     from django.utils import timezone
 
-    from ratings.models import Condition, Rater, Rating, Session, SessionItem, SourceImage, Stimulus, Study, StudyDataset
+    from ratings.models import (
+        Condition,
+        Rater,
+        Rating,
+        Session,
+        SessionItem,
+        SourceImage,
+        Stimulus,
+        Study,
+        StudyDataset,
+    )
 
     rng = np.random.default_rng(seed)
     datasets, per_rater = _design(size, rng)
@@ -196,7 +213,7 @@ def run_dashboard_only(client, dashboard: str, png: str, repeats: int) -> None:
     print(f"| report PNG, no report built yet (404) | {time.perf_counter() - start:.2f} | 1 |", flush=True)
 
 
-def run_size(size: str, workdir: Path, repeats: int, dashboard_only: bool = False) -> None:
+def run_size(size: str, workdir: Path, repeats: int, dashboard_only: bool = False, mode: str = "") -> None:
     _setup_django(workdir)
     from django.core.management import call_command
     from django.test import Client
@@ -205,8 +222,19 @@ def run_size(size: str, workdir: Path, repeats: int, dashboard_only: bool = Fals
     from ratings.models import Study
 
     call_command("migrate", verbosity=0)
-    seconds, (n_ratings, n_raters) = _timed(lambda: build_study(size))
-    print(f"\n### {size}: {n_ratings} ratings, {n_raters} raters (bulk insert {seconds:.0f} s)", flush=True)
+    if Study.objects.filter(name="bench").exists():  # a kept --workdir: the insert was done before
+        from ratings.models import Rating
+
+        n_ratings, n_raters = Rating.objects.count(), 0
+        print(f"\n### {size}: {n_ratings} ratings, reused scratch database", flush=True)
+    else:
+        seconds, (n_ratings, n_raters) = _timed(lambda: build_study(size))
+        print(f"\n### {size}: {n_ratings} ratings, {n_raters} raters (bulk insert {seconds:.0f} s)", flush=True)
+    if mode == "insert-only":
+        return
+    if mode == "build-only":
+        run_build(workdir)
+        return
     print("| request | seconds (best of runs) | runs |\n|---|---:|---:|", flush=True)
     study = Study.objects.get(name="bench")
     from django.contrib.auth.models import User
@@ -266,6 +294,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each fresh-report request (best is shown)")
     parser.add_argument("--dashboard-only", action="store_true",
                         help="build no report: time the dashboard page and a file request without one")
+    parser.add_argument("--workdir", type=Path,
+                        help="keep the scratch database here (one folder per size) and reuse it on the next run "
+                             "instead of inserting again (the insert of 10^6 ratings takes minutes)")
+    parser.add_argument("--build-only", action="store_const", const="build-only", dest="mode",
+                        help="time only the report build (its own process) on the scratch database")
+    parser.add_argument("--insert-only", action="store_const", const="insert-only", dest="mode",
+                        help="only fill the scratch database (with --workdir, for later --build-only runs)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process of one size
     parser.add_argument("--build", action="store_true", help=argparse.SUPPRESS)  # the build's own process
     args = parser.parse_args()
@@ -273,14 +308,19 @@ def main() -> None:
         run_build(Path(os.environ["BENCH_WORKDIR"]))
         return
     if args.one:
-        run_size(args.one, Path(os.environ["BENCH_WORKDIR"]), args.repeats, args.dashboard_only)
+        run_size(args.one, Path(os.environ["BENCH_WORKDIR"]), args.repeats, args.dashboard_only, args.mode or "")
         return
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    flags = [*(["--dashboard-only"] if args.dashboard_only else []), *([f"--{args.mode}"] if args.mode else [])]
     for size in args.sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run([sys.executable, __file__, "--one", size, "--repeats", str(args.repeats),
-                            *(["--dashboard-only"] if args.dashboard_only else [])],
-                           env=dict(os.environ, BENCH_WORKDIR=tmp), check=True)
+        with contextlib.ExitStack() as stack:
+            if args.workdir:
+                tmp = args.workdir.resolve() / f"size-{size}"
+                tmp.mkdir(parents=True, exist_ok=True)
+            else:
+                tmp = stack.enter_context(tempfile.TemporaryDirectory())
+            subprocess.run([sys.executable, __file__, "--one", size, "--repeats", str(args.repeats), *flags],
+                           env=dict(os.environ, BENCH_WORKDIR=str(tmp)), check=True)
     print(f"load after: {os.getloadavg()[0]:.1f}")
 
 
