@@ -13,7 +13,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from ratings import expiry, sessions
-from ratings.models import Rater, Rating, Session
+from ratings.models import Rater, Rating, Session, Study
 
 from .conftest import shot
 from .test_browser import progress_number, rate_and_wait
@@ -170,3 +170,29 @@ def test_an_expired_and_a_screened_out_worker_see_their_exits(page_factory, live
     shot(page, "crowd-06-screened-out-exit")
     page.wait_for_url("https://app.prolific.com/**")
     assert landed[-1].endswith(f"cc=OUT{sessions.completion_code(rater, 'screened_out')}")
+
+
+def test_mturk_may_frame_an_mturk_studys_page_and_nobody_frames_a_lab_page(page_factory, live_server, crowd):
+    """MTurk shows an ExternalQuestion in an iframe of its own https site. Catches the site-wide
+    frame-ancestors 'none' (or X-Frame-Options) left on an MTurk study's page (MTurk would show an
+    empty frame), and the exception leaking to other pages. The site is reached as https://lab.example
+    (forwarded to the live server), since an https page may not frame a plain-http one."""
+    page = page_factory()
+    page.route("https://lab.example/**", lambda route: route.fulfill(
+        response=route.fetch(url=route.request.url.replace("https://lab.example", live_server.url))))
+    shown = {}
+    page.route("https://worker.mturk.com/**", lambda route: route.fulfill(
+        status=200, content_type="text/html", body=f'<iframe id="q" src="{shown["src"]}" width="1200" height="700">'))
+    mturk = crowd(MTURK)
+    shown["src"] = f"https://lab.example/join/{mturk.open_enrolment_token}/?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE"
+    page.goto("https://worker.mturk.com/projects/1/tasks")
+    expect(page.frame_locator("#q").locator("#accept-first")).to_have_text("Accept the HIT to start.")
+    shot(page, "crowd-07-mturk-preview-framed")
+    config = Study.objects.get(pk=mturk.pk).config
+    del config["crowd"]
+    Study.objects.filter(pk=mturk.pk).update(config=config)
+    shown["src"] = f"https://lab.example/join/{mturk.open_enrolment_token}/"  # now a lab study: the plain form
+    page.goto("https://worker.mturk.com/projects/1/tasks")
+    page.wait_for_timeout(1000)
+    assert page.frame_locator("#q").get_by_text("Your worker id on the crowd platform").count() == 0
+    assert page.frames[1].url.startswith("chrome-error://")  # refused to be framed
