@@ -5,10 +5,12 @@ rated, the expected score told after each) -> rating (test, repeat and gold item
 ``break_every`` rated items) -> done (a completion code). A worker who fails a rule of
 :mod:`ratings.worker_checks` (the viewing environment at consent, the training's pass rule, the
 attention checks as answers arrive) is screened out by :func:`screen_out`: the session ends, the
-answers given are kept, and the exit page takes the worker to the platform's screened-out route. The order itself is drawn by
-:mod:`ratings.session_order`. Every state change happens in a transaction that locks the session
-row; an answer is refused (with a message saying why) unless it is for the item the session waits
-for, so replays, double clicks, stale pages and forged requests store nothing twice and lose nothing.
+answers given are kept, and the exit page takes the worker to the platform's screened-out route.
+
+The order itself is drawn by :mod:`ratings.session_order`. Every state change happens in a
+transaction that locks the session row; an answer is refused (with a message saying why) unless it
+is for the item the session waits for, so replays, double clicks, stale pages and forged requests
+store nothing twice and lose nothing.
 
 Where the rater goes next is decided once, by :meth:`Step.next_page`; what the browser is sent for a
 step is built once, by :meth:`Step.payload` (the rating page's context and the JSON answer after a
@@ -292,9 +294,8 @@ class Step:
 
     ``number`` and ``total`` count the items of its own kind on a warm-up step (calibration,
     training, practice) and rated items (test, repeat, gold) otherwise; ``done`` is how many of
-    those are behind the rater. ``on_break`` is set
-    only on the step an answer led to (a break is offered once, right after the answer that made it
-    due; coming back from it shows the item).
+    those are behind the rater. ``on_break`` is set only on the step an answer led to (a break is
+    offered once, right after the answer that made it due; coming back from it shows the item).
     """
 
     session: Session
