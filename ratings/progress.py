@@ -58,6 +58,7 @@ def study_status(study: Study, *, build: reports.Build | None = None) -> dict:
                   and not any(totals[s] for s in (Stimulus.State.PENDING, Stimulus.State.QUEUED, Stimulus.State.RUNNING)))
     raters = study.raters.all()
     ratings = Rating.objects.filter(rater__study=study)
+    items, balanced = balance.pool_counts(study)
     return {
         "study": study.name,
         "state": study.state,
@@ -74,8 +75,8 @@ def study_status(study: Study, *, build: reports.Build | None = None) -> dict:
             "flagged": build.flagged if built else None,
         },
         "sessions": session_counts(study),
-        "items": balance.item_counts(study),
-        "balance": balance.target_counts(study),
+        "items": items,
+        "balance": balanced,
         "ratings": ratings.count(),
         "judgments": Judgment.objects.filter(rater__study=study).count(),
         "analysis": {"built_at": build.record["built_at"], "ratings": build.ratings} if built else None,
