@@ -311,11 +311,13 @@ def write_report(
 
     # ---- computations (all in the Django-free modules) ----
     mos = stats.mos_table(ratings, confidence=confidence)
-    boot = stats.bootstrap_mos_ci(ratings, n_boot=n_boot, confidence=confidence, seed=seed)
+    replicates = stats.two_way_replicates(ratings, n_boot=n_boot, seed=seed)  # one drawing for both uses
+    boot = stats.bootstrap_mos_ci(ratings, n_boot=n_boot, confidence=confidence, seed=seed, replicates=replicates)
     mos_full = mos.merge(boot, on=["dataset", "method"], how="left")
     per_image = stats.per_image_mos(ratings, confidence=confidence)
     pairwise = stats.pairwise_tests(ratings, methods=order)
-    differences = stats.mos_differences(ratings, methods=order, n_boot=n_boot, confidence=confidence, seed=seed)
+    differences = stats.mos_differences(ratings, methods=order, n_boot=n_boot, confidence=confidence, seed=seed,
+                                        replicates=replicates)  # fmt: skip
     pairwise = pairwise.merge(_twoway_columns(differences), on=["dataset", "method_a", "method_b"], how="left")
     mle = screening.mle_scores(ratings, confidence=confidence)
     raters = screening.rater_report(ratings, flag_rules, mle=mle)

@@ -23,6 +23,7 @@ import copy
 import itertools
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,7 @@ from scipy import stats as sps
 from analysis._frames import ordered, percentile_interval, require_columns, test_rows
 
 __all__ = [
+    "TwoWayReplicates",
     "bootstrap_mos_ci",
     "holm",
     "metric_correlations",
@@ -41,6 +43,7 @@ __all__ = [
     "pairwise_tests",
     "per_image_mos",
     "significance_matrix",
+    "two_way_replicates",
 ]
 
 DEFAULT_METRICS = ("psnr_y", "ssim_y", "lpips", "dists", "niqe")
@@ -199,12 +202,39 @@ def _dataset_replicates(ratings: pd.DataFrame, n_boot: int, seed: int | None, ch
         yield dataset, methods, sums, counts, np.concatenate(reps, axis=0)
 
 
+@dataclass(frozen=True)
+class TwoWayReplicates:
+    """The two-way bootstrap replicates of one ratings frame, drawn once for :func:`bootstrap_mos_ci`
+    and :func:`mos_differences` (the same draws: at 10^6 ratings each drawing is tens of seconds)."""
+
+    n_boot: int
+    seed: int | None
+    chunk: int
+    per_dataset: tuple = field(repr=False)
+
+
+def two_way_replicates(ratings: pd.DataFrame, n_boot: int = 2000, seed: int | None = 0,
+                       chunk: int = 250) -> TwoWayReplicates:
+    """The replicates :func:`bootstrap_mos_ci` and :func:`mos_differences` draw with these settings."""
+    return TwoWayReplicates(n_boot, seed, chunk, tuple(_dataset_replicates(ratings, n_boot, seed, chunk)))
+
+
+def _replicates(ratings, n_boot, seed, chunk, replicates: TwoWayReplicates | None):
+    if replicates is None:
+        return _dataset_replicates(ratings, n_boot, seed, chunk)
+    if (replicates.n_boot, replicates.seed, replicates.chunk) != (n_boot, seed, chunk):
+        raise ValueError(f"replicates drawn with n_boot={replicates.n_boot}, seed={replicates.seed}, "
+                         f"chunk={replicates.chunk}, asked for {n_boot}, {seed}, {chunk}")
+    return replicates.per_dataset
+
+
 def bootstrap_mos_ci(
     ratings: pd.DataFrame,
     n_boot: int = 2000,
     confidence: float = 0.95,
     seed: int | None = 0,
     chunk: int = 250,
+    replicates: TwoWayReplicates | None = None,
 ) -> pd.DataFrame:
     """Two-way cluster bootstrap (raters and images resampled) percentile interval of the MOS.
 
@@ -221,6 +251,9 @@ def bootstrap_mos_ci(
         dataset's name, so results do not depend on which other datasets are in the frame.
     chunk : int
         Replicates computed at once (bounds memory to about ``chunk x methods x images`` floats).
+    replicates : TwoWayReplicates, optional
+        Replicates of the same ``ratings`` drawn before (:func:`two_way_replicates`) with the same
+        ``n_boot``, ``seed`` and ``chunk``; drawn here when not given.
 
     Returns
     -------
@@ -246,7 +279,7 @@ def bootstrap_mos_ci(
     3. Efron, B., Tibshirani, R. (1993). An Introduction to the Bootstrap, chapter 13.
     """
     rows = []
-    for dataset, methods, _, _, boot in _dataset_replicates(ratings, n_boot, seed, chunk):
+    for dataset, methods, _, _, boot in _replicates(ratings, n_boot, seed, chunk, replicates):
         lo, hi = percentile_interval(boot, confidence, axis=0)
         with np.errstate(invalid="ignore"):
             se = np.nanstd(boot, axis=0, ddof=1) if n_boot > 1 else np.full(len(methods), np.nan)
@@ -432,6 +465,7 @@ def mos_differences(
     confidence: float = 0.95,
     seed: int | None = 0,
     chunk: int = 250,
+    replicates: TwoWayReplicates | None = None,
 ) -> pd.DataFrame:
     """Every pair of methods within each dataset: the MOS difference, a test and an interval that
     generalise over raters and over images.
@@ -442,7 +476,7 @@ def mos_differences(
         Long ratings frame; only test rows are used. The design may be incomplete.
     methods : sequence of str, optional
         Pair order, as in :func:`pairwise_tests`.
-    n_boot, confidence, seed, chunk
+    n_boot, confidence, seed, chunk, replicates
         As in :func:`bootstrap_mos_ci`, whose replicates (same seed, same draws) give ``boot_se``.
 
     Returns
@@ -485,7 +519,7 @@ def mos_differences(
     4. Holm, S. (1979). Scandinavian Journal of Statistics 6(2), 65-70.
     """
     rows = []
-    for dataset, present, sums, counts, boot in _dataset_replicates(ratings, n_boot, seed, chunk):
+    for dataset, present, sums, counts, boot in _replicates(ratings, n_boot, seed, chunk, replicates):
         n_r_all, n_i_all = sums.shape[0] // len(present), sums.shape[1]
         n = _method_totals(counts, len(present))
         with np.errstate(invalid="ignore", divide="ignore"):

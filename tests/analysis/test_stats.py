@@ -485,3 +485,18 @@ def test_two_way_draws_in_chunks_are_the_draws_made_at_once(chunk):
     pieces = list(stats._two_way_draws(np.random.default_rng(5), n_raters, n_images, n_boot, chunk))
     np.testing.assert_array_equal(np.concatenate([w for w, _ in pieces]), w_all)
     np.testing.assert_array_equal(np.concatenate([v for _, v in pieces]), v_all)
+
+
+def test_replicates_drawn_once_give_both_bootstraps_their_own_numbers(small_study):
+    # write_report draws the two-way replicates once for bootstrap_mos_ci and mos_differences: each
+    # must give what it gives drawing them itself (catches replicates of another seed or chunking
+    # accepted silently, or a function that ignores the ones passed and draws again differently).
+    ratings, _ = small_study
+    reps = stats.two_way_replicates(ratings, n_boot=120, seed=4, chunk=50)
+    pd.testing.assert_frame_equal(stats.bootstrap_mos_ci(ratings, n_boot=120, seed=4, chunk=50, replicates=reps),
+                                  stats.bootstrap_mos_ci(ratings, n_boot=120, seed=4, chunk=50))
+    pd.testing.assert_frame_equal(stats.mos_differences(ratings, n_boot=120, seed=4, chunk=50, replicates=reps),
+                                  stats.mos_differences(ratings, n_boot=120, seed=4, chunk=50))
+    for other in ({"seed": 5}, {"n_boot": 100}, {"chunk": 60}):
+        with pytest.raises(ValueError, match="replicates drawn with"):
+            stats.bootstrap_mos_ci(ratings, **{"n_boot": 120, "seed": 4, "chunk": 50, **other}, replicates=reps)
