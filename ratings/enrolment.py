@@ -12,9 +12,12 @@ design the raters needed to give every stimulus ``ratings_per_stimulus`` ratings
 sessions. Every enrolment first expires the study's stalled sessions
 (:func:`ratings.expiry.expire_stalled`), so their unrated items go back before the newcomer's items
 are drawn. A newcomer is then refused (410) when the study is closed, when its completed sessions
-reached the target, or at the cap: ``SR_ENROLMENT_CAP_FACTOR`` x the target of open raters that can
-still finish (live or complete; expired and screened-out ones no longer count), so replacements join
-after quitters while the cap and the rate limit bound abuse. A returning worker (the same id, this
+reached ``raters`` (when the study file sets it), when a balanced design has no stimulus short of its target by top-up's count
+(:mod:`ratings.balance`: every rating is collected, or the rest waits in live sessions, so a
+newcomer would be given nothing to rate), or at the cap: ``SR_ENROLMENT_CAP_FACTOR`` x the target of
+open raters that can still finish (live or complete; expired and screened-out ones, and ones who
+never consented within ``stall_minutes``, no longer count), so replacements join after quitters
+while the cap and the rate limit bound abuse. A returning worker (the same id, this
 browser's cookie) is never refused at the door: they go back to their session, or to its exit when it
 is over.
 
@@ -23,6 +26,7 @@ Enrolment itself is always a POST (a GET only shows the form or the crowd start 
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import time
 import unicodedata
@@ -31,7 +35,9 @@ from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from .balance import target_counts
 from .crowd import platform_worker_id
 from .expiry import expire_stalled
 from .labels import next_label_number
@@ -111,9 +117,15 @@ def enrolment_cap(study: Study) -> int:
 
 
 def _can_finish(study: Study):
-    """The study's open raters whose session is live or complete (not expired, not screened out)."""
+    """The study's open raters whose session is live or complete (not expired, not screened out), or
+    who enrolled and may still consent (within the crowd study's ``stall_minutes``: one who never came
+    past the consent page holds no items and no place for ever)."""
     gone = (Session.State.EXPIRED, Session.State.SCREENED_OUT)
-    return study.raters.filter(source=Rater.Source.OPEN).exclude(session__state__in=gone)
+    raters = study.raters.filter(source=Rater.Source.OPEN).exclude(session__state__in=gone)
+    if study.crowd is not None:
+        cutoff = timezone.now() - dt.timedelta(minutes=study.crowd.stall_minutes)
+        raters = raters.exclude(session__state=Session.State.CONSENT, created_at__lt=cutoff)
+    return raters
 
 
 def rate_limited(address: str) -> bool:
@@ -195,10 +207,17 @@ def _returning(rater: Rater, platform_ids: dict | None) -> Rater:
 def _create(study: Study, external_id: str, platform_ids: dict) -> Rater:
     with transaction.atomic():
         Study.objects.select_for_update().get(pk=study.pk)  # serialise label numbering, target and cap
-        target = enrolment_target(study)
+        target = study.raters_target  # a balanced design without one closes on top-up's count, below
         if target and Session.objects.filter(rater__study=study, state=Session.State.COMPLETE).count() >= target:
             raise EnrolmentRefused(f"This study has all the completed sessions it needs ({target}) and takes no "
                                    "new raters. Thank you for your interest!", 410)
+        balance = target_counts(study)
+        if balance is not None and balance["short"] == 0:
+            if balance["ratings_missing"] == 0:
+                raise EnrolmentRefused("This study has all the ratings it needs and takes no new raters. Thank you "
+                                       "for your interest!", 410)
+            raise EnrolmentRefused("Every image of this study is with a worker right now, so there is nothing to "
+                                   "give you. Nothing was stored; please return this study on the platform.", 410)
         if _can_finish(study).count() >= enrolment_cap(study):
             raise EnrolmentRefused("This study has all the raters it needs and takes no more. Thank you for "
                                    "your interest!", 410)

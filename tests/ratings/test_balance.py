@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from ratings import balance, enrolment, expiry, sessions
+from ratings import balance, enrolment, expiry
 from ratings.models import Rating, Session, SessionItem, Stimulus
 
 from .crowd_study import STALL, idle_since, make_crowd_study, one_session_of_each_state, rate_current, worker
@@ -93,18 +93,48 @@ def test_no_stimulus_is_counted_above_its_target_and_a_full_study_gives_nothing(
     assert len(short) == 5  # 25 of 30 places given, the least-assigned first: five stimuli at 1
     sixth = worker(crowd_study, "sixth")
     assert given(sixth) == short and max(counts(crowd_study).values()) == TARGET
-    late = balance_late_comer(crowd_study)
-    assert late is not None and late.status == 410 and "nothing left to rate" in late.message
+    raters_before = crowd_study.raters.count()
+    with pytest.raises(enrolment.EnrolmentRefused) as refused:  # refused at the door: nothing to give
+        enrolment.enrol(crowd_study, "late")
+    assert refused.value.status == 410 and "with a worker right now" in refused.value.message
+    assert crowd_study.raters.count() == raters_before  # no rater left waiting at consent for ever
     assert max(counts(crowd_study).values()) == TARGET
 
 
-def balance_late_comer(study):
-    rater = enrolment.enrol(study, "late")
-    try:
-        sessions.start_session(rater)
-    except sessions.RatingRefused as exc:
-        return exc
-    return None
+def test_a_full_study_refuses_newcomers_until_a_stalled_session_gives_its_items_back(crowd_study):
+    """Balanced enrolment closes on top-up's count, not on completed sessions: catches a door that
+    admits a newcomer with nothing short (a rater stuck at consent, holding a place under the cap) and
+    one that stays shut after an expiry returned items."""
+    holders = [worker(crowd_study, f"w{k}") for k in range(6)]  # 30 places: every stimulus counted twice
+    with pytest.raises(enrolment.EnrolmentRefused, match="with a worker right now"):
+        enrolment.enrol(crowd_study, "early")
+    for quitter in holders[:2]:  # two quit after 3 of their 5 ratings: 4 items come back
+        for _ in range(3):
+            rate_current(quitter)
+        idle_since(quitter, timezone.now() - 2 * STALL)
+    newcomer = worker(crowd_study, "after-expiry")  # the enrolment expires both first
+    assert {Session.objects.get(rater=q).state for q in holders[:2]} == {Session.State.EXPIRED}
+    assert given(newcomer) == (given(holders[0]) - rated_of(holders[0])) | (given(holders[1]) - rated_of(holders[1]))
+    while Session.objects.get(rater=newcomer).state != Session.State.COMPLETE:
+        rate_current(newcomer)
+    for holder in holders[2:]:
+        while Session.objects.get(rater=holder).state != Session.State.COMPLETE:
+            rate_current(holder)
+    # 5 completed sessions (target 6: 15 x 2 / 5), yet every rating is in: the door closes on ratings
+    assert Session.objects.filter(rater__study=crowd_study, state=Session.State.COMPLETE).count() == 5
+    with pytest.raises(enrolment.EnrolmentRefused, match="all the ratings it needs"):
+        enrolment.enrol(crowd_study, "too-late")
+
+
+def test_a_worker_who_never_consents_stops_holding_a_place_after_stall_minutes(crowd_study, settings):
+    """Catches a cap that counts enrolled-but-never-started raters for ever (each arrival that
+    leaves at the consent page would shrink the study's room for replacements)."""
+    settings.SR_ENROLMENT_CAP_FACTOR = 1 / 6  # a cap of one open rater (target 6)
+    idle = enrolment.enrol(crowd_study, "left-at-consent")
+    with pytest.raises(enrolment.EnrolmentRefused, match="all the raters it needs"):
+        enrolment.enrol(crowd_study, "second")
+    type(idle).objects.filter(pk=idle.pk).update(created_at=timezone.now() - 2 * STALL)
+    assert enrolment.enrol(crowd_study, "second").study_id == crowd_study.pk
 
 
 # -- a study of workers who quit at random, through the real pages ---------------------------------
@@ -119,6 +149,8 @@ class SimulatedWorker:
     def join(self) -> str:
         """'rating', 'nothing' (consent refused: nothing short now) or 'closed' (enrolment refused)."""
         joined = self.client.post(f"/join/{self.study.open_enrolment_token}/", {"worker_id": self.name})
+        if joined.status_code == 410 and "with a worker right now" in joined.content.decode():
+            return "nothing"  # refused at the door: the rest waits in live or stalled sessions
         if joined.status_code != 302:
             return "closed"
         self.token = joined["Location"].strip("/").split("/")[-1]
