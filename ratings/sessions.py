@@ -44,6 +44,7 @@ from django.utils.crypto import salted_hmac
 
 from analysis.io import MAX_RESPONSE_MS
 
+from .expiry import expire_stalled
 from .models import Rater, Rating, Session, SessionItem, Study
 from .pair_order import build_pair_items, next_active_item
 from .session_order import build_items
@@ -406,6 +407,7 @@ def start_session(rater: Rater, *, device_pixel_ratio: float | None = None, view
                 screen_out(session, problem)
                 return session
         if not session.items.exists():
+            expire_stalled(study)  # stalled sessions give their items back before this one's are drawn
             (build_pair_items if study.is_paired else build_items)(session)
         first = session.items.order_by("position").first()
         if first is None:

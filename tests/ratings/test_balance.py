@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from ratings import balance, enrolment, expiry
+from ratings import balance, enrolment, expiry, sessions
 from ratings.models import Rating, Session, SessionItem, Stimulus
 
 from .crowd_study import STALL, idle_since, make_crowd_study, one_session_of_each_state, rate_current, worker
@@ -244,3 +244,22 @@ def test_the_dashboard_shows_sessions_and_items_by_state(crowd_study, admin_clie
     assert ("Items: 20 assigned, 9 rated, 4 waiting in live sessions, 7 returned to the pool (unrated when their "
             "session expired or was screened out), 1 rated in screened-out sessions (kept, not counted).") in page
     assert "stimuli have their 2 ratings" in page
+
+
+def test_ties_are_broken_by_each_raters_own_draw_not_by_database_order(crowd_study):
+    """Catches ranking ties by primary key (every first worker of every study would get the same
+    five stimuli: the first images of the first method) and a draw shared by all raters."""
+    first, second = worker(crowd_study, "first"), worker(crowd_study, "second")
+    lowest = set(sorted(counts(crowd_study))[:5])
+    assert given(first) != lowest
+    assert given(first).isdisjoint(given(second))  # 15 stimuli at 0 then 5 at 1: the second takes zeros
+
+
+def test_consent_expires_stalled_sessions_before_drawing(crowd_study):
+    """A session that stalls between a newcomer's enrolment and their consent gives its items back
+    before the newcomer's are drawn; catches expiry at enrolment only."""
+    holder = worker(crowd_study, "holder")
+    newcomer = enrolment.enrol(crowd_study, "newcomer")
+    idle_since(holder, timezone.now() - 2 * STALL)
+    sessions.start_session(newcomer, device_pixel_ratio=1.0, viewport="1366x768")
+    assert Session.objects.get(rater=holder).state == Session.State.EXPIRED
