@@ -429,6 +429,12 @@ _PAIRS_AT_ONCE = 4_000_000
 #: instead of summing over each stimulus' raters: the same numbers, faster for a lab study's
 #: complete design, while a crowd study's sparse one would not fit as dense rows.
 _DENSE_SHARE = 0.05
+#: From this many raters the Schur complement is inverted by Cholesky in place (SciPy's LAPACK)
+#: rather than by NumPy's LU ``inv``. Below it the flops are few and the in-place call costs more
+#: than it saves: each call wakes SciPy's OpenBLAS threads, and on a loaded 2-core box its
+#: fine-grained threaded potrf/potri took 1 s a call at 1000 raters where ``inv`` took 0.3 s (at
+#: 10^4 raters: 124 s and +0.8 GB against 313 s and +3.8 GB).
+_CHOLESKY_RATERS = 3000
 #: Rows of ``cov(Delta)`` mirrored at a time after the in-place Cholesky inverse (which fills one
 #: triangle): the copy's temporary stays a few MB at 10^4 raters.
 _MIRROR_ROWS = 1024
@@ -472,8 +478,8 @@ def _schur_pinv(b: sparse.csr_matrix, b_over_a: sparse.csr_matrix) -> tuple[np.n
     ``(S + c u u^T)^-1 = S^+ + u u^T / c`` for the unit null vector ``u = 1 / sqrt(R)``: an exact
     pseudo-inverse that stays positive semi-definite where pinv's cut-off of the null eigenvalue
     (about 1e-13, of either sign) is not. ``S + c u u^T`` is positive definite on a connected
-    design, so it is inverted by Cholesky in place (LAPACK potrf + potri: R^3 flops, half of an LU
-    inverse's, and one R x R array instead of four).
+    design; from :data:`_CHOLESKY_RATERS` raters on it is inverted by Cholesky in place (LAPACK
+    potrf + potri: R^3 flops, half of an LU inverse's, and one R x R array instead of four).
     """
     n_r = b.shape[1]
 
@@ -486,10 +492,17 @@ def _schur_pinv(b: sparse.csr_matrix, b_over_a: sparse.csr_matrix) -> tuple[np.n
     matrix = schur()
     c = np.trace(matrix) / n_r
     matrix += c / n_r
-    # ``matrix`` is symmetric: its transpose is the Fortran-ordered array LAPACK overwrites in place.
-    factor, info = lapack.dpotrf(matrix.T, lower=1, overwrite_a=1, clean=0)
-    if info == 0:
-        inverse, info = lapack.dpotri(factor, lower=1, overwrite_c=1)
+    if n_r < _CHOLESKY_RATERS:
+        try:
+            cov_delta = np.linalg.inv(matrix) - 1.0 / (c * n_r)
+            return (cov_delta + cov_delta.T) / 2.0, np.full(n_r, 1.0 - 1.0 / n_r)
+        except np.linalg.LinAlgError:
+            info = 1
+    else:
+        # ``matrix`` is symmetric: its transpose is the Fortran-ordered array LAPACK overwrites in place.
+        factor, info = lapack.dpotrf(matrix.T, lower=1, overwrite_a=1, clean=0)
+        if info == 0:
+            inverse, info = lapack.dpotri(factor, lower=1, overwrite_c=1)
     if info != 0:  # disconnected design: more than the common shift is free
         matrix = schur()
         cov_delta = np.linalg.pinv(matrix, hermitian=True)

@@ -348,13 +348,16 @@ def _incomplete_design(seed=0, n_r=6, n_s=10, fraction=0.6):
     return r, s, n_r, n_s, rng.uniform(0.5, 3.0, n_r)
 
 
+@pytest.mark.parametrize("cholesky_raters", [0, 10_000])
 @pytest.mark.parametrize("dense_share", [0.0, 1.0])
-def test_mle_full_covariance_and_leverages_match_statsmodels_wls(dense_share, monkeypatch):
+def test_mle_full_covariance_and_leverages_match_statsmodels_wls(dense_share, cholesky_raters, monkeypatch):
     # With the weights fixed, the model is weighted least squares on stimulus dummies and
     # sum-to-zero rater effects: statsmodels' covariance (scale 1) and hat matrix are the reference.
     # Both ways of forming cov(psi, Delta) (dense blocks, sums over each stimulus' raters) are checked:
-    # catches either one wrong, e.g. a partner index off by one or a block's rows misplaced.
+    # catches either one wrong, e.g. a partner index off by one or a block's rows misplaced; and both
+    # inverses of the Schur complement (in-place Cholesky from _CHOLESKY_RATERS raters, LU below).
     monkeypatch.setattr(screening, "_DENSE_SHARE", dense_share)
+    monkeypatch.setattr(screening, "_CHOLESKY_RATERS", cholesky_raters)
     sm = pytest.importorskip("statsmodels.api")
     r, s, n_r, n_s, w = _incomplete_design()
     x_psi = np.eye(n_s)[s]
@@ -640,6 +643,7 @@ def test_schur_inverse_in_place_is_the_pseudo_inverse(mirror_rows, monkeypatch):
     # blocks of 3 rows of 6 a block's rows or columns misplaced (or the diagonal block's lower
     # triangle left unfilled) breaks symmetry and the match with numpy's pseudo-inverse.
     monkeypatch.setattr(screening, "_MIRROR_ROWS", mirror_rows)
+    monkeypatch.setattr(screening, "_CHOLESKY_RATERS", 0)
     r, s, n_r, n_s, w = _incomplete_design(seed=3)
     nij = screening._incidence(r, s, n_r, n_s)
     _, cov_delta, _ = screening._rater_model_covariance(nij, w)
@@ -647,12 +651,13 @@ def test_schur_inverse_in_place_is_the_pseudo_inverse(mirror_rows, monkeypatch):
     np.testing.assert_array_equal(cov_delta, cov_delta.T)
 
 
-def test_residual_df_on_a_disconnected_design_counts_the_free_shifts():
+def test_residual_df_on_a_disconnected_design_counts_the_free_shifts(monkeypatch):
     # Two groups of raters and stimuli sharing no rating: the Schur complement has two null vectors,
     # the pseudo-inverse comes from the fallback, and [cov(Delta) Schur]_ii is no longer 1 - 1/R.
     # A fallback that kept 1 - 1/R would give degrees of freedom summing to N - (S + R - 1), one
     # too many; the reference is the hat matrix of the rank-deficient WLS fit.
     sm = pytest.importorskip("statsmodels.api")
+    monkeypatch.setattr(screening, "_CHOLESKY_RATERS", 0)  # potrf reports the singularity; LU may not
     r1, s1, n_r1, n_s1, w1 = _incomplete_design(seed=4, n_r=4, n_s=6)
     r2, s2, n_r2, n_s2, w2 = _incomplete_design(seed=5, n_r=3, n_s=5)
     r, s = np.concatenate([r1, r2 + n_r1]), np.concatenate([s1, s2 + n_s1])
