@@ -21,7 +21,7 @@ REQUIRED_RATING_COLUMNS = ("rater_id", "dataset", "image", "method", "score")
 #: item's place in its session. ``ratings.export.ratings_frame`` builds its frame with these.
 RATING_COLUMNS = (*REQUIRED_RATING_COLUMNS, "kind", "expected_score", "response_ms", "created_at", "position")
 STIMULUS_KEY = ("dataset", "image", "method")
-KINDS = ("test", "repeat", "gold")
+KINDS = ("test", "repeat", "gold", "training")  # training: qualification answers, in no MOS
 
 
 def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str = "ratings") -> None:

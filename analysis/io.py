@@ -129,8 +129,9 @@ def read_ratings_csv(source) -> pd.DataFrame:
       otherwise be dropped silently). Without a usable header no record is checked.
     * Every record has as many fields as the header; required fields are non-empty.
     * ``score`` is an integer from 1 to 5 written without a decimal point ("4", not "4.0").
-    * ``kind`` is empty (meaning "test") or one of ``test, repeat, gold``. A gold record needs an
-      integer ``expected_score`` from 1 to 5; other records may leave it empty.
+    * ``kind`` is empty (meaning "test") or one of ``test, repeat, gold, training`` (training:
+      qualification answers, read and kept out of every MOS). A gold record needs an integer
+      ``expected_score`` from 1 to 5; other records may leave it empty.
     * ``created_at`` is empty or an ISO 8601 timestamp (naive times are taken as UTC);
       ``response_ms`` is empty or a non-negative number; ``position`` is empty or a positive integer.
       A ``response_ms`` above ``MAX_RESPONSE_MS`` (one hour) becomes NaN, with one

@@ -56,7 +56,9 @@ def worker_table(study: Study) -> pd.DataFrame:
     platform = crowd.platform if crowd else "generic"
     id_columns = PLATFORM_ID_COLUMNS[platform]
     raters = _rater_rows(study)
-    answers = judgments_frame(study) if study.is_paired else ratings_frame(study)
+    # screened-out workers' answers too: their numbers are shown beside the screened_out decision
+    answers = (judgments_frame(study, results_only=False) if study.is_paired
+               else ratings_frame(study, results_only=False))
     screening = _screening(answers, study.is_paired).reindex(raters["rater_id"])
     attention = _attention(answers, study.attention, study.is_paired).reindex(raters["rater_id"]).fillna("")
     reasons = ["; ".join(r for r in pair if r) for pair in zip(screening["flag_reasons"].fillna(""), attention)]

@@ -8,7 +8,7 @@ from django.db import connection
 
 from analysis.io import RATING_COLUMNS  # the one list of columns; ratings_frame returns them in its order
 
-from .models import Judgment, Rating, SessionItem, Stimulus, Study, StudyDataset
+from .models import Judgment, Rating, Session, SessionItem, Stimulus, Study, StudyDataset
 
 __all__ = ["judgments_frame", "ratings_frame", "stimuli_frame", "study_info", "RATING_COLUMNS"]
 
@@ -29,13 +29,22 @@ def _lookup(codes: np.ndarray, table: dict[int, tuple]) -> list[np.ndarray]:
     return [np.asarray(column, dtype=object)[at] for column in values]
 
 
-def ratings_frame(study: Study, *, max_rating_id: int | None = None) -> pd.DataFrame:
+def _results_only(answers, results_only: bool):
+    """The results keep out what screening put aside: the answers of screened-out sessions (kept in the
+    database and in crowd_decisions, flagged, never in a MOS or a scale)."""
+    return answers.exclude(item__session__state=Session.State.SCREENED_OUT) if results_only else answers
+
+
+def ratings_frame(study: Study, *, max_rating_id: int | None = None, results_only: bool = True) -> pd.DataFrame:
     """One row per rating: test items, repeats (kind 'repeat') and gold items (kind 'gold'), in each
-    rater's order (label, then item position), ratings above ``max_rating_id`` left out.
+    rater's order (label, then item position), ratings above ``max_rating_id`` left out. Calibration
+    and qualification training answers are never in it; screened-out sessions' ratings only when
+    ``results_only`` is False (crowd_decisions shows those workers' numbers).
 
     Read in chunks of plain values from the database cursor (no model rows); raters and stimuli are
     joined in from small tables, so memory grows with the numbers of a rating, not its strings."""
-    ratings = Rating.objects.filter(rater__study=study).exclude(item__kind=SessionItem.Kind.CALIBRATION)
+    ratings = _results_only(Rating.objects.filter(rater__study=study).exclude(
+        item__kind__in=[SessionItem.Kind.CALIBRATION, SessionItem.Kind.TRAINING]), results_only)
     if max_rating_id is not None:
         ratings = ratings.filter(pk__lte=max_rating_id)
     query = ratings.order_by("rater__label", "item__position").values_list(
@@ -71,11 +80,13 @@ def ratings_frame(study: Study, *, max_rating_id: int | None = None) -> pd.DataF
     return frame[list(RATING_COLUMNS)]
 
 
-def judgments_frame(study: Study, *, max_judgment_id: int | None = None) -> pd.DataFrame:
+def judgments_frame(study: Study, *, max_judgment_id: int | None = None, results_only: bool = True) -> pd.DataFrame:
     """One row per paired judgment (practice pairs left out) in the tidy format of
     :mod:`analysis.pairwise`: ``method_a`` is the method shown on the left, ``method_b`` on the
-    right, ``choice`` the one chosen; gold pairs have ``kind`` 'gold' and their ``expected_choice``."""
-    judgments = Judgment.objects.filter(rater__study=study, item__kind__in=list(_JUDGED_KINDS))
+    right, ``choice`` the one chosen; gold pairs have ``kind`` 'gold' and their ``expected_choice``.
+    Screened-out sessions' judgments as in :func:`ratings_frame`."""
+    judgments = _results_only(Judgment.objects.filter(rater__study=study, item__kind__in=list(_JUDGED_KINDS)),
+                              results_only)
     if max_judgment_id is not None:
         judgments = judgments.filter(pk__lte=max_judgment_id)
     rows = judgments.order_by("rater__label", "item__position").values_list(

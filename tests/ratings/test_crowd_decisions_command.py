@@ -92,8 +92,9 @@ def workers(datasets_root, media_root):
     rate(made["expired"], 3)
     Session.objects.filter(rater=made["expired"]).update(last_active_at=timezone.now() - dt.timedelta(minutes=31))
     made["progress"] = worker(study, "5f00progress", STUDY_ID="s1", SESSION_ID="progress-session")
-    rate(made["progress"], 2)
-    assert expire_stalled(study) == 1
+    rate(made["progress"], 2)  # its consent expires the stalled session (ratings.sessions.start_session)
+    assert expire_stalled(study) == 0
+    assert Session.objects.get(rater=made["expired"]).state == Session.State.EXPIRED
     made["idle"] = worker(study, "5f00idle", STUDY_ID="s1", SESSION_ID="idle-session")
     return study, made
 
