@@ -121,6 +121,10 @@ if SR_BEHIND_HTTPS_PROXY:
 SR_SECURE_COOKIES = env_bool("SR_SECURE_COOKIES", SR_BEHIND_HTTPS_PROXY)
 SESSION_COOKIE_SECURE = SR_SECURE_COOKIES
 CSRF_COOKIE_SECURE = SR_SECURE_COOKIES
+# MTurk shows a study inside an iframe of its own site, where browsers send only SameSite=None
+# cookies (which must be Secure): without it the start button's POST fails its CSRF check there.
+# The CSRF token check itself still applies to every POST.
+CSRF_COOKIE_SAMESITE = "None" if SR_SECURE_COOKIES else "Lax"
 # Behind the HTTPS proxy: send plain-HTTP requests to HTTPS, and tell browsers (HSTS) to use only HTTPS
 # for a year, subdomains included, and that the site may be preloaded into browsers' HSTS lists. Each
 # can be turned down for a domain that cannot commit to it (SR_HSTS_SECONDS=0 ...).

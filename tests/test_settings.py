@@ -21,7 +21,7 @@ PRINT = (
     "django.setup()\n"
     "from django.test import RequestFactory\n"
     "out = {k: getattr(s, k, None) for k in ('SECRET_KEY', 'SECURE_PROXY_SSL_HEADER', 'SESSION_COOKIE_SECURE',"
-    " 'CSRF_COOKIE_SECURE')}\n"
+    " 'CSRF_COOKIE_SECURE', 'CSRF_COOKIE_SAMESITE')}\n"
     "out['forwarded_https_is_secure'] = RequestFactory().get('/', HTTP_X_FORWARDED_PROTO='https').is_secure()\n"
     "print(json.dumps(out))\n"
 )
@@ -79,6 +79,8 @@ def test_https_proxy_and_secure_cookies_from_the_environment(tmp_path):
     proxied = values(tmp_path, SR_BEHIND_HTTPS_PROXY="1")
     assert proxied["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
     assert proxied["SESSION_COOKIE_SECURE"] is True and proxied["CSRF_COOKIE_SECURE"] is True
+    # MTurk's iframe sends only SameSite=None cookies; a browser refuses those unless Secure
+    assert proxied["CSRF_COOKIE_SAMESITE"] == "None" and plain["CSRF_COOKIE_SAMESITE"] == "Lax"
     assert proxied["forwarded_https_is_secure"] is True
     cookies_only = values(tmp_path, SR_SECURE_COOKIES="yes")
     assert cookies_only["SECURE_PROXY_SSL_HEADER"] is None and cookies_only["SESSION_COOKIE_SECURE"] is True
