@@ -2,11 +2,13 @@
 
     python benchmarks/report_analysis.py --size 100000 --profile /tmp/prof.out
     python benchmarks/report_analysis.py --size 1000000 --only mle
+    python benchmarks/report_analysis.py --size 1000000 --only df
 
 The ratings and stimuli frames are made in memory with the design and score model of
 ``benchmarks/dashboard_report.py`` (same seed, same draws), so what is timed here is what a report
 build spends after its two database reads: ``--only mle`` runs the P.910 rater model alone
-(``screening.mle_scores``), the default the whole ``analysis.report.write_report`` into a
+(``screening.mle_scores``), ``--only df`` one evaluation of its residual degrees of freedom (the
+R x R inversion an iteration costs), the default the whole ``analysis.report.write_report`` into a
 temporary folder. Peak memory is VmHWM, reset just before the timed call.
 """
 
@@ -62,16 +64,28 @@ def frames(size: str, seed: int = 16) -> tuple[pd.DataFrame, pd.DataFrame]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="100000", help="'paper' or a number of ratings")
-    parser.add_argument("--only", choices=["report", "mle"], default="report")
+    parser.add_argument("--only", choices=["report", "mle", "df"], default="report",
+                        help="report: write_report; mle: mle_scores; df: one evaluation of the rater "
+                             "model's residual degrees of freedom (one R x R inversion) at random weights")
     parser.add_argument("--n-boot", type=int, default=2000)
     parser.add_argument("--profile", help="write a cProfile of the timed call here")
     args = parser.parse_args()
     ratings, stimuli = frames(args.size)
     from analysis import report, screening
+    from analysis._frames import STIMULUS_KEY, test_rows
 
     if args.only == "mle":
         def call():
             return screening.mle_scores(ratings)
+    elif args.only == "df":
+        data = test_rows(ratings)
+        r_codes, raters = pd.factorize(data["rater_id"], sort=True)
+        s_codes = data.groupby(list(STIMULUS_KEY), sort=True).ngroup().to_numpy()
+        nij = screening._incidence(r_codes, s_codes, len(raters), int(s_codes.max()) + 1)
+        weights = np.random.default_rng(0).uniform(1, 3, len(raters))
+
+        def call():
+            return screening._residual_df(nij, weights, r_codes, s_codes, len(raters))
     else:
         out = tempfile.mkdtemp(prefix="report_analysis_")
 
