@@ -6,6 +6,8 @@ One table per platform's conventions, read from the study file's ``[crowd]`` tab
     platform = "prolific"          # or "mturk", or "generic"
     completion_url = "https://app.prolific.com/submissions/complete?cc={code}"
     screened_out_url = "https://app.prolific.com/submissions/complete?cc={code}"
+    completion_code = "C1A2B3C4"   # optional: the code set in Prolific's study form (else each worker's own)
+    screened_out_code = "S9X8Y7"   # optional: likewise for screened-out workers
     worker_param = "PROLIFIC_PID"  # generic only: the URL parameter holding the worker id
     stall_minutes = 60             # a session idle this long is expired and its items go back
 
@@ -25,6 +27,7 @@ two platforms is two people. Nothing here talks to a platform's API.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
@@ -42,7 +45,9 @@ PARAMS = {
 }
 URL_MAX = 2000
 PARAM_VALUE_MAX = 200
-_KEYS = ("platform", "completion_url", "screened_out_url", "worker_param", "stall_minutes")
+_KEYS = ("platform", "completion_url", "screened_out_url", "worker_param", "stall_minutes", "completion_code",
+         "screened_out_code")
+FIXED_CODE = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 __all__ = ["Arrival", "Completion", "CrowdConfig", "CrowdError", "PLATFORMS", "arrival", "completion",
            "parse_crowd", "platform_worker_id", "study_link"]
@@ -63,6 +68,10 @@ class CrowdConfig:
     screened_out_url: str = ""
     worker_param: str = ""
     stall_minutes: int = 60
+    # Prolific matches the codes set in its study form: fixed codes, when given, go into {code}
+    # instead of each worker's own (which stays on record with the session).
+    completion_code: str = ""
+    screened_out_code: str = ""
 
     @property
     def id_param(self) -> str:
@@ -117,8 +126,14 @@ def parse_crowd(table: Mapping | None) -> CrowdConfig | None:
             raise CrowdError("crowd.worker_param", "a generic platform needs the URL parameter holding the worker id")
     elif worker_param:
         raise CrowdError("crowd.worker_param", f"{platform} sends {PARAMS[platform][0]}; worker_param is for generic")
+    codes = {}
+    for key in ("completion_code", "screened_out_code"):
+        value = table.get(key, "")
+        if value and (not isinstance(value, str) or not FIXED_CODE.fullmatch(value)):
+            raise CrowdError(f"crowd.{key}", f"must be the platform's code: 1 to 40 letters, digits, _ or -, got {value!r}")
+        codes[key] = value
     if platform == "mturk":
-        for key in ("completion_url", "screened_out_url"):
+        for key in ("completion_url", "screened_out_url", "completion_code", "screened_out_code"):
             if table.get(key):
                 raise CrowdError(f"crowd.{key}", "MTurk workers submit back to MTurk; there is no completion URL")
         return CrowdConfig("mturk", stall_minutes=stall)
@@ -126,7 +141,7 @@ def parse_crowd(table: Mapping | None) -> CrowdConfig | None:
     if platform == "prolific" and not completion_url:
         completion_url = PROLIFIC_COMPLETE
     screened_out = _template(table, "screened_out_url", required=False) or completion_url
-    return CrowdConfig(platform, completion_url, screened_out, worker_param, stall)
+    return CrowdConfig(platform, completion_url, screened_out, worker_param, stall, **codes)
 
 
 def platform_worker_id(platform: str, worker_id: str) -> str:

@@ -64,6 +64,9 @@ def test_generic_platform_uses_its_parameter():
     ({"platform": "mturk", "completion_url": "https://x/?c={code}"}, "crowd.completion_url"),
     ({"platform": "prolific", "stall_minutes": 0}, "crowd.stall_minutes"),
     ({"platform": "prolific", "complete_url": "https://x/{code}"}, "crowd.complete_url"),
+    ({"platform": "prolific", "completion_code": "C1 2<b>"}, "crowd.completion_code"),
+    ({"platform": "prolific", "screened_out_code": "X" * 41}, "crowd.screened_out_code"),
+    ({"platform": "mturk", "completion_code": "C1A2B3"}, "crowd.completion_code"),
 ])
 def test_bad_crowd_tables_name_the_key(table, key):
     with pytest.raises(CrowdError) as caught:

@@ -233,6 +233,24 @@ def test_a_screened_out_worker_exits_through_the_screened_out_route(prolific):
     assert sessions.completion_code(rater) not in html
 
 
+def test_prolifics_fixed_codes_replace_each_workers_own_at_the_exits(prolific):
+    """With [crowd] completion_code / screened_out_code (the codes of Prolific's study form), the
+    exits carry those, so Prolific recognises them; catches the worker's own code still sent (every
+    submission left awaiting review) and the two fixed codes mixed up."""
+    fixed = {**prolific.crowd.to_json(), "completion_code": "C1A2B3C4", "screened_out_code": "S9X8Y7"}
+    study = set_crowd(prolific, fixed)
+    finished, client = enrolled(study, prolific_params())
+    session = finish(finished)
+    html = client.get(f"/r/{finished.token}/done/").content.decode()
+    assert "cc=C1A2B3C4" in html and session.completion_code not in html
+    out, out_client = enrolled(study, prolific_params(pid="5f3cOUT", session_id="X10"))
+    sessions.start_session(out, device_pixel_ratio=1.0, viewport="1366x768")
+    Session.objects.filter(rater=out).update(state=Session.State.SCREENED_OUT, ended_at=timezone.now(),
+                                             end_reason="failed the training")
+    html = out_client.get(f"/r/{out.token}/", follow=True).content.decode()
+    assert "cc=OUTS9X8Y7" in html and "C1A2B3C4" not in html  # the fixture's screened_out_url: cc=OUT{code}
+
+
 def test_an_expired_session_is_told_so_and_gets_no_code(prolific):
     """Catches a completion code for an expired session (it would be paid as finished)."""
     rater, client = enrolled(prolific, prolific_params())
