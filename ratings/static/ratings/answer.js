@@ -57,5 +57,16 @@
     });
   }
 
-  window.RaterPage = { zoomProblem: zoomProblem, tooSmall: tooSmall, fitsWindow: fitsWindow, post: post };
+  // What the server told about the answer just given (training and practice items), shown in the
+  // page's #feedback box for ``ms`` before ``then`` goes on; nothing told: on at once.
+  function tell(data, ms, then) {
+    var box = document.getElementById("feedback");
+    if (!data.feedback || !box) { then(); return; }
+    box.textContent = data.feedback;
+    box.hidden = false;
+    setTimeout(function () { box.hidden = true; then(); }, ms);
+  }
+
+  window.RaterPage = { zoomProblem: zoomProblem, tooSmall: tooSmall, fitsWindow: fitsWindow, post: post,
+                       tell: tell };
 })();

@@ -124,21 +124,13 @@
   }
 
   // After a practice pair the answer is told for a moment before the next pair appears.
-  function afterFeedback(data, then) {
-    var box = document.getElementById("feedback");
-    if (!data.feedback || !box) { then(); return; }
-    box.textContent = data.feedback;
-    box.hidden = false;
-    setTimeout(function () { box.hidden = true; then(); }, FEEDBACK_MS);
-  }
-
   function send(choice) {
     document.getElementById("response-ms").value = shownAt === null ? "" : Math.round(performance.now() - shownAt);
     document.getElementById("toggles").value = toggles;
     busy = true;
     refreshButtons();
     RaterPage.post(form, { choice: choice }, function (data) {
-      afterFeedback(data, function () {
+      RaterPage.tell(data, FEEDBACK_MS, function () {
         busy = false;
         if (data.redirect) { window.location.assign(data.redirect); return; }
         showNext(data);

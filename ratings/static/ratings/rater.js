@@ -74,21 +74,13 @@
   }
 
   // The answer to a training image is told (the JSON answer's ``feedback``), then the next step shows.
-  function afterFeedback(data, then) {
-    var box = document.getElementById("feedback");
-    if (!data.feedback || !box) { then(); return; }
-    box.textContent = data.feedback;
-    box.hidden = false;
-    setTimeout(function () { box.hidden = true; then(); }, FEEDBACK_MS);
-  }
-
   function sendScore(form, score) {
     var ms = document.getElementById("response-ms");
     if (ms && shownAt !== null) ms.value = Math.round(performance.now() - shownAt);
     busy = true;
     refreshButtons();
     RaterPage.post(form, { score: score }, function (data) {
-      afterFeedback(data, function () {
+      RaterPage.tell(data, FEEDBACK_MS, function () {
         busy = false;
         if (data.redirect) { window.location.assign(data.redirect); return; }
         showNext(data);
