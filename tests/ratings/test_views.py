@@ -15,7 +15,15 @@ from .conftest import RATING_STUDY
 
 pytestmark = pytest.mark.django_db
 
-METHOD_WORDS = re.compile(r"nearest|bicubic|srresnet|srgan|\bhr\b|Set5|img_0", re.IGNORECASE)
+_METHOD_WORDS = re.compile(r"nearest|bicubic|srresnet|srgan|\bhr\b|Set5|img_0", re.IGNORECASE)
+# Random tokens (token_urlsafe(18): 24 characters; signed item tokens: longer, with ':') may spell
+# "hr" or "set5" by chance: they are taken out before looking for method words.
+_TOKENS = re.compile(r"[A-Za-z0-9_:-]{24,}")
+
+
+def method_words(text: str):
+    """A method or file word outside random tokens (a token made the page test fail about 1 run in 50)."""
+    return _METHOD_WORDS.search(_TOKENS.sub(" ", text))
 
 
 @pytest.fixture
@@ -64,13 +72,13 @@ def test_rating_page_has_five_named_buttons_and_reveals_no_method(client, rater)
     page = client.get(f"/r/{rater.token}/rate/").content.decode()
     for label in ("1 Bad", "2 Poor", "3 Fair", "4 Good", "5 Excellent"):
         assert f">{label}</button>" in page
-    assert not METHOD_WORDS.search(page), METHOD_WORDS.search(page)
+    assert not method_words(page), method_words(page)
     image_urls = re.findall(r'/r/[^"]+/img/[^"]+', page)
     assert image_urls  # the shown and the preloaded image, by opaque id
     response = client.get(image_urls[0])
     assert response["Content-Type"] == "image/png"
     assert "filename" not in response.get("Content-Disposition", "")
-    assert not METHOD_WORDS.search(" ".join(f"{k}: {v}" for k, v in response.items()))
+    assert not method_words(" ".join(f"{k}: {v}" for k, v in response.items()))
 
 
 def test_images_are_served_only_to_raters_of_their_study(client, study, rater, datasets_root):
@@ -158,7 +166,7 @@ def test_fetch_submission_returns_the_next_item_as_json(client, rater):
     data = client.post(f"/r/{rater.token}/rate/", {"item": token, "score": "5"}, **headers).json()
     assert data["ok"] and data["stored"] and data["number"] == 2 and data["done"] == 1 and data["total"] == 19
     assert data["item"] != token and "/img/" in data["image_url"]
-    assert not METHOD_WORDS.search(str(data))
+    assert not method_words(str(data))
     replay = client.post(f"/r/{rater.token}/rate/", {"item": token, "score": "5"}, **headers).json()
     assert replay["ok"] and not replay["stored"] and replay["item"] == data["item"]  # the same next item
     refused = client.post(f"/r/{rater.token}/rate/", {"item": token, "score": "2"}, **headers)
