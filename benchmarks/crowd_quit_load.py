@@ -144,7 +144,8 @@ def _field(page: str, name: str) -> str | None:
 
 async def worker(http, base: str, join_url: str, worker_id: str, args, rng: random.Random, tally: Tally) -> str:
     """One worker from arrival to the end: 'complete', 'quit', 'expired while active', 'nothing left'
-    (consent refused: every short stimulus waits in a live session), 'closed' (enrolment refused)."""
+    (refused at the door or at consent: every short stimulus waits in a live session), 'closed'
+    (enrolment refused otherwise: the target reached, the cap)."""
     async with http.get(f"{base}{join_url}?worker_id={worker_id}") as response:
         page = await response.text()
     csrf = _field(page, "csrfmiddlewaretoken")
@@ -153,6 +154,8 @@ async def worker(http, base: str, join_url: str, worker_id: str, args, rng: rand
     form = {"csrfmiddlewaretoken": csrf, "worker_id": worker_id}
     async with http.post(f"{base}{join_url}", data=form, headers={"Referer": f"{base}{join_url}"},
                          allow_redirects=False) as response:
+        if response.status == 410 and "with a worker right now" in await response.text():
+            return "nothing left"
         if response.status != 302:
             return "closed"
         home = response.headers["Location"]
