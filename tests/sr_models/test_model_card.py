@@ -52,7 +52,8 @@ def test_ship_weights_writes_file_card_and_readme(tmp_path, tiny_run, tiny_set, 
     losses = card["losses"]
     assert (losses["adversarial_weight"], losses["low_frequency_weight"]) == (1e-4, 1.0)
     assert losses["paper"] == {"adversarial_weight": 1e-3, "tv_weight": 0.0, "low_frequency_weight": 0.0,
-                               "vgg_rescale": 1 / 12.75}
+                               "vgg_rescale": 1 / 12.75, "gan_loss": "standard"}
+    assert losses["gan_loss"] == "standard" and "gan_loss_note" not in losses
     assert losses["as_in_paper"] is False and "grey levels" in losses["why_not"]
     assert [s["precision"] for s in card["training"]["sessions"]] in (["bf16-autocast"], ["fp32"])
     # SRGAN starts from a generator file that may later be replaced: the card keeps its hash.
@@ -112,3 +113,17 @@ def test_card_says_where_the_learning_rate_dropped_when_a_resumed_run_changed_it
     t = card["training"]
     assert t["learning_rate"]["as_run"] == [{"from_step": 0, "lr": 1e-4}, {"from_step": 3, "lr": pytest.approx(1e-5)}]
     assert [(s["from_step"], s["steps"], s["lr_at_start"]) for s in t["sessions"]] == [(0, 8, 1e-4), (2, 6, 1e-4)]
+
+
+def test_a_relativistic_run_is_named_in_the_card_as_leaving_the_paper(tmp_path):
+    """srgan-mse at the paper's weights is as in the paper, unless its GAN loss was the relativistic
+    one: catches a card that reads the weights and not the loss (a non-paper run passed as the paper's)."""
+    from sr_models.model_card import _loss_summary
+    from sr_models.variants import get_variant
+
+    variant = get_variant("srgan-mse")
+    for gan_loss, as_in_paper in (("standard", True), ("relativistic", False)):
+        (tmp_path / "config.json").write_text(json.dumps({"adversarial_weight": 1e-3, "gan_loss": gan_loss}))
+        summary = _loss_summary(variant, tmp_path, "vgg16")
+        assert summary["gan_loss"] == gan_loss and summary["as_in_paper"] is as_in_paper
+        assert ("gan_loss_note" in summary) is (not as_in_paper)

@@ -217,12 +217,12 @@ def test_every_option_named_like_a_config_field_reaches_the_config():
     argv = ["srgan-vgg54", "--out", "o", "--datasets-root", "d", "--steps", "7", "--batch-size", "3", "--crop-size",
             "64", "--lr", "0.002", "--lr-decay-at", "0.4", "--seed", "5", "--backbone", "vgg19", "--vgg-weights",
             "v.pth", "--init", "g.safetensors", "--adversarial-weight", "0.01", "--low-frequency-weight", "0.5",
-            "--vgg-rescale", "0.2", "--checkpoint-every", "9", "--keep-every", "3", "--validate-every", "11", "--max-train-images", "4",
+            "--vgg-rescale", "0.2", "--gan-loss", "relativistic", "--checkpoint-every", "9", "--keep-every", "3", "--validate-every", "11", "--max-train-images", "4",
             "--device", "cpu", "--threads", "2", "--precision", "fp32"]  # fmt: skip
     args = parser.parse_args(argv)
     config = train_cli.config_from_args(args, "root", "runs", "vgg16")
     dests = {a.dest for a in parser._actions} & fields
-    assert len(dests) == 21  # premise: every option but --out, --no-progress and the help
+    assert len(dests) == 22  # premise: every option but --out, --no-progress and the help
     for dest in dests:
         assert getattr(config, dest) == getattr(args, dest) != parser.get_default(dest), dest
     assert (config.out_dir, config.datasets_root, config.backbone) == ("o", "d", "vgg19")
