@@ -77,3 +77,46 @@ def test_a_prolific_worker_who_fails_the_training_leaves_by_the_screened_out_rou
                                   "3 needed")
     assert list(Rating.objects.filter(rater=rater).values_list("score", flat=True)) == [3, 3, 3, 3]
     assert code != sessions.completion_code(rater)
+
+
+def test_a_prolific_worker_qualifies_rates_and_lands_on_the_completion_redirect(page_factory, live_server,
+                                                                                datasets_root, media_root):
+    """The whole Prolific path of issue 18 in one browser: the link's parameters, consent, the two
+    examples, the four training images answered right (each told), every scored image rated (answers
+    varied, so the straight-lining rule stays quiet), and the exit to the completion URL with the
+    finished workers' code. Catches a pass rule that screens out a passing worker, training items
+    counted among the scored ones, and an exit to the screened-out URL or with the wrong code."""
+    study = qualified_study(datasets_root, rating="raters = 2", crowd=CROWD)
+    page = page_factory()
+    landed = []
+    page.route("https://app.prolific.com/**", lambda route: (landed.append(route.request.url), route.fulfill(
+        status=200, content_type="text/html", body="<h1>Prolific</h1>")))
+    page.goto(f"{live_server.url}/join/{study.open_enrolment_token}/?PROLIFIC_PID=5f3cPasses&STUDY_ID=S1"
+              "&SESSION_ID=X10")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Start the study").click()
+    page.get_by_label("I have read the above and agree to take part.").check()
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_url("**/calibrate/")
+    rater = Rater.objects.get(study=study)
+    while "/calibrate/" in page.url:
+        with page.expect_navigation():
+            page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/rate/")
+    training = list(rater.session.items.filter(kind="training").order_by("position"))
+    for k, item in enumerate(training, start=1):
+        expect(page.locator("#progress-text")).to_have_text(f"Training image {k} of 4")
+        expect(page.get_by_role("button", name="3 Fair")).to_be_enabled()
+        page.keyboard.press(str(item.expected_score))
+        expect(page.locator("#feedback")).to_have_text(re.compile(r"^Expected: (1|5) .*; you answered (1|5) "))
+    scored = rater.session.items.exclude(kind__in=["calibration", "training"]).count()
+    for k in range(1, scored + 1):
+        expect(page.locator("#progress-text")).to_have_text(f"Image {k} of {scored}")
+        expect(page.get_by_role("button", name="3 Fair")).to_be_enabled()
+        page.keyboard.press("2" if k % 2 else "4")
+    page.wait_for_url("**/done/")
+    session = Session.objects.get(rater=rater)
+    assert session.state == Session.State.COMPLETE and session.end_reason == ""
+    page.wait_for_url(COMPLETED.format(code=session.completion_code))
+    assert landed == [COMPLETED.format(code=session.completion_code)]
+    assert Rating.objects.filter(rater=rater).count() == 4 + scored
