@@ -48,6 +48,7 @@ PARAM_VALUE_MAX = 200
 _KEYS = ("platform", "completion_url", "screened_out_url", "worker_param", "stall_minutes", "completion_code",
          "screened_out_code")
 FIXED_CODE = re.compile(r"[A-Za-z0-9_-]{1,40}")
+WORKER_ID = re.compile(r"[A-Za-z0-9_.:=()-]+")
 
 __all__ = ["Arrival", "Completion", "CrowdConfig", "CrowdError", "PLATFORMS", "arrival", "completion",
            "parse_crowd", "platform_worker_id", "study_link"]
@@ -178,6 +179,11 @@ def arrival(crowd: CrowdConfig, query: Mapping) -> Arrival:
     worker = _value(query, crowd.id_param)
     if not worker:
         raise CrowdError(crowd.id_param, "is missing from the link: please open the study from the platform")
+    if not WORKER_ID.fullmatch(worker):
+        # Platforms' ids are letters and digits: a comma, space or quote would split a line of the
+        # bulk files crowd_decisions writes (one id per line, "id,amount") into two workers.
+        raise CrowdError(crowd.id_param, "is not a worker id of the platform (letters, digits and _ . : = ( ) - "
+                                         "only): please open the study from the platform")
     return Arrival(worker, {k: v for k, v in ids.items() if v})
 
 
@@ -185,10 +191,19 @@ def mturk_submit_url(turk_submit_to: str) -> str:
     """``<turkSubmitTo>/mturk/externalSubmit``, for MTurk's own hosts only (``SR_MTURK_SUBMIT_HOSTS``)."""
     parts = urlsplit(turk_submit_to)
     hosts = tuple(getattr(settings, "SR_MTURK_SUBMIT_HOSTS", DEFAULT_MTURK_SUBMIT_HOSTS))
-    local_test = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost") and parts.netloc in hosts
-    if not (local_test or (parts.scheme == "https" and parts.hostname in hosts)) or parts.path not in ("", "/"):
+    # No user info, backslash or anything else around the host: urlsplit reads "https://evil\@www.mturk.com"
+    # as host www.mturk.com, while a browser posts to evil. The address is rebuilt from host and port.
+    try:
+        host = parts.hostname or ""
+        netloc = host if parts.port is None else f"{host}:{parts.port}"
+    except ValueError:  # a port that is no number
+        netloc = ""
+    plain = bool(host) and parts.netloc.lower() == netloc and not parts.query and not parts.fragment and \
+        not any(c in turk_submit_to for c in "\\@ \t\r\n")
+    local_test = parts.scheme == "http" and host in ("127.0.0.1", "localhost") and netloc in hosts
+    if not plain or not (local_test or (parts.scheme == "https" and host in hosts)) or parts.path not in ("", "/"):
         raise CrowdError("turkSubmitTo", f"{turk_submit_to!r} is not an MTurk address")
-    return f"{parts.scheme}://{parts.netloc}{MTURK_SUBMIT_PATH}"
+    return f"{parts.scheme}://{netloc}{MTURK_SUBMIT_PATH}"
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,10 @@ def test_mturk_preview_enrols_nobody_and_submits_only_to_mturk(settings):
     assert (done.method, done.url, done.fields) == (
         "post", "https://workersandbox.mturk.com/mturk/externalSubmit", {"assignmentId": "A1", "completion_code": "CODE"})
     for bad in ("https://evil.example", "https://www.mturk.com.evil.example", "http://www.mturk.com",
-                "https://www.mturk.com/somewhere"):
+                "https://www.mturk.com/somewhere",
+                # urlsplit's host is www.mturk.com in these, a browser's is evil.example (or user info)
+                "https://evil.example\\@www.mturk.com", "https://user@www.mturk.com", "https://www.mturk.com:x",
+                "https://www.mturk.com?x=1", "https://www.mturk.com#x"):
         with pytest.raises(CrowdError, match="turkSubmitTo"):
             arrival(config, {"assignmentId": "A1", "workerId": "W1", "turkSubmitTo": bad})
     settings.SR_MTURK_SUBMIT_HOSTS = ("127.0.0.1:8765",)
@@ -76,3 +79,12 @@ def test_bad_crowd_tables_name_the_key(table, key):
 
 def test_platform_ids_never_collide():
     assert crowd.platform_worker_id("prolific", "abc") != crowd.platform_worker_id("mturk", "abc")
+
+
+@pytest.mark.parametrize("worker", ["5f3c,50", "5f3c 5f3d", "5f3c\n5f3d", '5f3c"', "<b>x</b>"])
+def test_a_worker_id_that_would_split_a_bulk_file_line_is_refused(worker):
+    """Catches ids taken as they come: "<accomplice>,50" would become a bonus line of its own in the
+    Prolific bonus file, "a b" two ids of the approve list."""
+    with pytest.raises(CrowdError, match="not a worker id"):
+        arrival(parse_crowd({"platform": "prolific"}), {"PROLIFIC_PID": worker})
+

@@ -121,13 +121,15 @@ def test_a_lab_study_keeps_the_worker_id_form(client, rating_study):
     assert rater.external_id == "w1" and rater.platform_ids == {}
 
 
-def test_a_worker_id_with_markup_is_shown_escaped(client, prolific):
-    """Catches a template printing the id with |safe or outside autoescape."""
+def test_link_values_with_markup_are_shown_escaped_and_a_worker_id_with_markup_is_refused(client, prolific):
+    """Catches a template printing a link's value with |safe or outside autoescape (the platform's
+    other ids go back into the start page's hidden fields), and a worker id with markup let in."""
     evil = '<script>alert(1)</script>"'
-    html = client.get(join_url(prolific), prolific_params(pid=evil)).content.decode()
+    html = client.get(join_url(prolific), prolific_params(session_id=evil)).content.decode()
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;&quot;" in html
-    rater, _ = enrolled(prolific, prolific_params(pid=evil))
-    assert rater.external_id == "prolific:" + evil.casefold()
+    refused = client.get(join_url(prolific), prolific_params(pid=evil))
+    assert refused.status_code == 400 and "<script>alert" not in refused.content.decode()
+    assert not Rater.objects.exists()
 
 
 # -- returning workers --------------------------------------------------------------------------------
