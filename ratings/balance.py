@@ -26,14 +26,15 @@ Every count here is one aggregate query; nothing loops over ratings in Python.
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet, Sum, Value
+from django.db.models import Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Least
 
 from .models import Session, SessionItem, Stimulus, Study, StudyDataset
 
-__all__ = ["counted_items", "item_counts", "pool_counts", "stimulus_counts", "stimuli_with_counts", "target_counts"]
+__all__ = ["counted_items", "item_counts", "open_places", "pool_counts", "stimulus_counts", "stimuli_with_counts",
+           "target_counts"]
 
-_GONE = (Session.State.EXPIRED, Session.State.SCREENED_OUT)
+_GONE = Session.GONE_STATES
 
 
 def counted_items(prefix: str = "") -> Q:
@@ -54,6 +55,14 @@ def stimuli_with_counts(study: Study) -> QuerySet:
     by the counting rule, each annotated with ``n`` (the caller ranks them, least counted first, and
     takes ``items_per_rater``; it holds the study lock while counting)."""
     return stimulus_counts(study).filter(n__lt=study.ratings_per_stimulus)
+
+
+def open_places(study: Study) -> int:
+    """How many more counted items a balanced study can hand out: the sum over short stimuli of
+    ``ratings_per_stimulus - n``; one aggregate, cheap enough to run under the study lock at every
+    enrolment (where :func:`pool_counts` is the dashboard's fuller account)."""
+    places = stimuli_with_counts(study).aggregate(open=Sum(Value(study.ratings_per_stimulus) - F("n")))["open"]
+    return int(places or 0)
 
 
 def pool_counts(study: Study) -> tuple[dict[str, int], dict[str, int] | None]:

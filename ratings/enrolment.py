@@ -26,7 +26,6 @@ Enrolment itself is always a POST (a GET only shows the form or the crowd start 
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import time
 import unicodedata
@@ -35,9 +34,8 @@ from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
-from .balance import target_counts
+from .balance import open_places, stimulus_counts, target_counts
 from .crowd import platform_worker_id
 from .expiry import expire_stalled
 from .labels import next_label_number
@@ -105,7 +103,7 @@ def enrolment_target(study: Study) -> int:
     design, the raters needed to give every stimulus ``ratings_per_stimulus`` ratings (0: none)."""
     target = study.raters_target
     if not target and study.assignment == Study.Assignment.BALANCED and study.items_per_rater:
-        rated = study.stimuli.filter(image__dataset__role="test").count()
+        rated = stimulus_counts(study).count()  # made test stimuli (a failed one is never rated)
         target = math.ceil(rated * study.ratings_per_stimulus / study.items_per_rater)
     return target or 0
 
@@ -117,15 +115,9 @@ def enrolment_cap(study: Study) -> int:
 
 
 def _can_finish(study: Study):
-    """The study's open raters whose session is live or complete (not expired, not screened out), or
-    who enrolled and may still consent (within the crowd study's ``stall_minutes``: one who never came
-    past the consent page holds no items and no place for ever)."""
-    gone = (Session.State.EXPIRED, Session.State.SCREENED_OUT)
-    raters = study.raters.filter(source=Rater.Source.OPEN).exclude(session__state__in=gone)
-    if study.crowd is not None:
-        cutoff = timezone.now() - dt.timedelta(minutes=study.crowd.stall_minutes)
-        raters = raters.exclude(session__state=Session.State.CONSENT, created_at__lt=cutoff)
-    return raters
+    """The study's open raters whose session is not gone (expired or screened out): live, complete, or
+    joined and not yet consented (expiry ends those after ``stall_minutes``, :mod:`ratings.expiry`)."""
+    return study.raters.filter(source=Rater.Source.OPEN).exclude(session__state__in=Session.GONE_STATES)
 
 
 def rate_limited(address: str) -> bool:
@@ -165,12 +157,12 @@ def enrol(study: Study, worker_id: str, *, address: str | None = None, returning
         completed sessions reached its target or whose open raters reached the cap, or a worker id
         that enrolled from another browser (whose link is never handed out again).
     """
-    expire_stalled(study)  # stalled sessions give their items back (and their workers see the exit)
     external_id = normalise_worker_id(worker_id)
     if external_id and study.crowd is not None:
         external_id = platform_worker_id(study.crowd.platform, external_id)
     existing = Rater.objects.filter(study=study, external_id=external_id).first() if external_id else None
     if existing is not None and returning_token == existing.token:
+        expire_stalled(study)  # a stalled worker coming back is shown their exit
         return _returning(existing, platform_ids)  # never refused at the door, over or not
     if address is not None and rate_limited(address):
         minutes = math.ceil(settings.SR_ENROLMENT_RATE[1] / 60)
@@ -180,6 +172,7 @@ def enrol(study: Study, worker_id: str, *, address: str | None = None, returning
         raise EnrolmentRefused(f"Please give your worker id (at most {WORKER_ID_MAX} characters).", 400)
     if study.state == Study.State.CLOSED:
         raise EnrolmentRefused("This study is closed and takes no new raters.", 410)
+    expire_stalled(study)  # stalled sessions give their items back (after the rate limit: it writes)
     if existing is None:
         try:
             return _create(study, external_id, platform_ids or {})
@@ -211,13 +204,17 @@ def _create(study: Study, external_id: str, platform_ids: dict) -> Rater:
         if target and Session.objects.filter(rater__study=study, state=Session.State.COMPLETE).count() >= target:
             raise EnrolmentRefused(f"This study has all the completed sessions it needs ({target}) and takes no "
                                    "new raters. Thank you for your interest!", 410)
-        balance = target_counts(study)
-        if balance is not None and balance["short"] == 0:
-            if balance["ratings_missing"] == 0:
-                raise EnrolmentRefused("This study has all the ratings it needs and takes no new raters. Thank you "
-                                       "for your interest!", 410)
-            raise EnrolmentRefused("Every image of this study is with a worker right now, so there is nothing to "
-                                   "give you. Nothing was stored; please return this study on the platform.", 410)
+        if study.assignment == Study.Assignment.BALANCED and not study.is_paired:
+            # Items are drawn at consent: the places left must exceed what the workers who joined and
+            # have not consented yet will take, or the newcomer would find nothing at consent.
+            waiting = study.raters.filter(source=Rater.Source.OPEN, session__state=Session.State.CONSENT).count()
+            if open_places(study) <= waiting * study.items_per_rater:
+                if target_counts(study)["ratings_missing"] == 0:
+                    raise EnrolmentRefused("This study has all the ratings it needs and takes no new raters. Thank "
+                                           "you for your interest!", 410)
+                raise EnrolmentRefused("Every image of this study is with a worker right now, so there is nothing "
+                                       "to give you. Nothing was stored; please return this study on the platform.",
+                                       410)
         if _can_finish(study).count() >= enrolment_cap(study):
             raise EnrolmentRefused("This study has all the raters it needs and takes no more. Thank you for "
                                    "your interest!", 410)

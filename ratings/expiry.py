@@ -4,7 +4,8 @@ A session that has not moved (consent, an answer) for longer than the study's ``
 stall_minutes`` is expired: its state becomes ``expired`` with the time and the reason in words.
 Its stored ratings are kept and count; its unrated items stop counting (:mod:`ratings.balance`), so
 the next enrolment is given them. A worker who comes back to an expired session is shown its exit
-and can store nothing. A session idle for exactly ``stall_minutes`` is not expired yet.
+and can store nothing. A session idle for exactly ``stall_minutes`` is not expired yet. A worker who
+joined and did not consent within ``stall_minutes`` is expired the same way (no items, but a place).
 
 Expiry runs where it matters: before every enrolment into the study (so the newcomer gets the
 returned items), and from the ``ratings.tasks.expire_sessions`` task or the ``expire_sessions``
@@ -31,8 +32,7 @@ from .models import Rater, Session, Study
 
 __all__ = ["expire_stalled", "expire_all", "crowd_studies", "LIVE_STATES"]
 
-#: The states of a session that is under way (consent given, not over).
-LIVE_STATES = (Session.State.CALIBRATION, Session.State.RATING)
+LIVE_STATES = Session.LIVE_STATES  # the states that expire when stalled (one home: the model)
 
 
 def expire_stalled(study: Study, now: dt.datetime | None = None) -> int:
@@ -50,9 +50,16 @@ def expire_stalled(study: Study, now: dt.datetime | None = None) -> int:
     # row changed under it, so an answer committed meanwhile would not save its session. Here state and
     # last_active_at are the updated row's own columns, re-checked on the row the answer left.
     raters = Rater.objects.filter(study=study).values("pk")
-    return Session.objects.filter(rater_id__in=raters, state__in=LIVE_STATES, last_active_at__lt=cutoff).update(
+    stalled = Session.objects.filter(rater_id__in=raters, state__in=LIVE_STATES, last_active_at__lt=cutoff).update(
         state=Session.State.EXPIRED, ended_at=now,
         end_reason=f"no answer for more than {crowd.stall_minutes} minutes")
+    # A worker who enrolled and never consented within the time holds no items but a place under the
+    # enrolment cap: expired too, so the place is free and a late consent cannot exceed the cap.
+    late = Rater.objects.filter(study=study, created_at__lt=cutoff).values("pk")
+    never = Session.objects.filter(rater_id__in=late, state=Session.State.CONSENT).update(
+        state=Session.State.EXPIRED, ended_at=now,
+        end_reason=f"not started within {crowd.stall_minutes} minutes of joining")
+    return stalled + never
 
 
 def crowd_studies():

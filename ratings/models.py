@@ -307,6 +307,10 @@ class Session(models.Model):
 
     #: States in which a session takes no more answers; the rater is shown its exit.
     ENDED_STATES = (State.COMPLETE, State.EXPIRED, State.SCREENED_OUT)
+    #: Under way: consent given, not over (what expires when stalled).
+    LIVE_STATES = (State.CALIBRATION, State.RATING)
+    #: Over without finishing: their unrated items went back to the pool, their place is free.
+    GONE_STATES = (State.EXPIRED, State.SCREENED_OUT)
 
     rater = models.OneToOneField(Rater, on_delete=models.CASCADE, related_name="session")
     state = models.CharField(max_length=12, choices=State.choices, default=State.CONSENT)

@@ -263,3 +263,17 @@ def test_consent_expires_stalled_sessions_before_drawing(crowd_study):
     idle_since(holder, timezone.now() - 2 * STALL)
     sessions.start_session(newcomer, device_pixel_ratio=1.0, viewport="1366x768")
     assert Session.objects.get(rater=holder).state == Session.State.EXPIRED
+
+
+def test_the_door_counts_the_places_that_workers_waiting_at_consent_will_take(crowd_study):
+    """30 places, 5 a worker: six may wait at consent, a seventh would find nothing when they all
+    consent. Catches a door that admits while any stimulus is short (near the end a whole cap of
+    workers joins for the last rating and all but one are sent away after accepting the task)."""
+    waiting = [enrolment.enrol(crowd_study, f"waiting-{k}") for k in range(6)]
+    with pytest.raises(enrolment.EnrolmentRefused, match="with a worker right now"):
+        enrolment.enrol(crowd_study, "seventh")
+    for rater in waiting:
+        sessions.start_session(rater, device_pixel_ratio=1.0, viewport="1366x768")
+    assert set(counts(crowd_study).values()) == {TARGET}  # every place taken, none twice
+    assert all(Session.objects.get(rater=r).planned_scored_items == 5 for r in waiting)
+

@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from ratings import enrolment, expiry, sessions, studies, tasks
-from ratings.models import Rating, Session, Study
+from ratings.models import Rater, Rating, Session, Study
 
 from .crowd_study import STALL, idle_since, make_crowd_study, rate_current, worker
 
@@ -213,3 +213,17 @@ def test_answers_and_expiries_at_once_never_both_win(crowd_study):
             assert (outcome["expired"], session.state, stored) == (0, Session.State.RATING, 1), outcome
         else:
             assert (outcome, session.state, stored) == ({"refused": 410, "expired": 1}, Session.State.EXPIRED, 0)
+
+
+def test_a_worker_who_joined_and_never_consented_expires_and_cannot_consent_late(datasets_root, media_root):
+    """Catches the cap bypass of a lapsed consent: enrol to the cap, wait out stall_minutes, enrol to
+    the cap again, then have everyone consent (twice the cap live at once)."""
+    study = make_crowd_study(datasets_root)
+    early = enrolment.enrol(study, "joined-early")
+    Rater.objects.filter(pk=early.pk).update(created_at=timezone.now() - 2 * STALL)
+    on_time = enrolment.enrol(study, "joined-now")  # its enrolment expires the lapsed one
+    session = Session.objects.get(rater=early)
+    assert session.state == Session.State.EXPIRED and "not started within 10 minutes" in session.end_reason
+    assert sessions.start_session(early).state == Session.State.EXPIRED  # no items drawn, nothing counted
+    assert not session.items.exists()
+    assert Session.objects.get(rater=on_time).state == Session.State.CONSENT
