@@ -274,7 +274,7 @@ def main() -> None:
     p.add_argument("--port", type=int, default=8766)
     p.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or "sqlite:////tmp/sr-mos-crowd-bench.sqlite3",
                    help="sqlite:///FILE (default) or a PostgreSQL server (its database sr_mos_crowd_bench is made afresh)")
-    p.add_argument("--out", default="/tmp/bench_topup.md", help="the Markdown section written")
+    p.add_argument("--out", default=None, help="also write the Markdown section to this file (it is always printed)")
     args = p.parse_args()
     sqlite = _sqlite_path(args.database_url) is not None
     database_url = args.database_url if sqlite else args.database_url.rsplit("/", 1)[0] + f"/{BENCH_DB}"
@@ -339,7 +339,8 @@ def main() -> None:
         f"| all checks hold | {verdict} |",
         "",
     ]
-    Path(args.out).write_text("\n".join(lines))
+    if args.out:
+        Path(args.out).write_text("\n".join(lines))
     print("\n".join(lines))
     if tally.errors:
         print("errors:", tally.errors[:5])
