@@ -30,6 +30,24 @@ screened_out_url = "{SCREENED_OUT}"
 """
 
 
+def reach_training(page, live_server, study, pid: str, session_id: str) -> Rater:
+    """Enrol from the Prolific link, consent and pass the examples; the page then shows training image 1."""
+    page.goto(f"{live_server.url}/join/{study.open_enrolment_token}/?PROLIFIC_PID={pid}&STUDY_ID=S1"
+              f"&SESSION_ID={session_id}")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Start the study").click()
+    page.wait_for_url("**/start/")
+    page.get_by_label("I have read the above and agree to take part.").check()
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_url("**/calibrate/")
+    rater = Rater.objects.get(study=study, external_id__endswith=pid.casefold())
+    while "/calibrate/" in page.url:
+        with page.expect_navigation():
+            page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/rate/")
+    return rater
+
+
 def test_a_prolific_worker_who_fails_the_training_leaves_by_the_screened_out_route(page_factory, live_server,
                                                                                    datasets_root, media_root):
     """Catches: training images not shown or not marked as training, the expected score not told in
@@ -41,20 +59,9 @@ def test_a_prolific_worker_who_fails_the_training_leaves_by_the_screened_out_rou
     landed = []
     page.route("https://app.prolific.com/**", lambda route: (landed.append(route.request.url), route.fulfill(
         status=200, content_type="text/html", body="<h1>Prolific</h1>")))
-    page.goto(f"{live_server.url}/join/{study.open_enrolment_token}/?PROLIFIC_PID=5f3cTrainee&STUDY_ID=S1"
-              "&SESSION_ID=X9")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Start the study").click()
-    page.wait_for_url("**/start/")
-    page.get_by_label("I have read the above and agree to take part.").check()
-    page.get_by_role("button", name="Start").click()
-    page.wait_for_url("**/calibrate/")
-    rater = Rater.objects.get(study=study)
+    rater = reach_training(page, live_server, study, "5f3cTrainee", "X9")
+    rater.refresh_from_db()
     assert (rater.device_type, rater.screen) == ("desktop", "1366x768")  # what consent.js reported
-    while "/calibrate/" in page.url:
-        with page.expect_navigation():
-            page.get_by_role("button", name="Continue").click()
-    page.wait_for_url("**/rate/")
     feedback = page.locator("#feedback")
     for k in range(1, 5):
         expect(page.locator("#progress-text")).to_have_text(f"Training image {k} of 4")
@@ -91,18 +98,7 @@ def test_a_prolific_worker_qualifies_rates_and_lands_on_the_completion_redirect(
     landed = []
     page.route("https://app.prolific.com/**", lambda route: (landed.append(route.request.url), route.fulfill(
         status=200, content_type="text/html", body="<h1>Prolific</h1>")))
-    page.goto(f"{live_server.url}/join/{study.open_enrolment_token}/?PROLIFIC_PID=5f3cPasses&STUDY_ID=S1"
-              "&SESSION_ID=X10")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Start the study").click()
-    page.get_by_label("I have read the above and agree to take part.").check()
-    page.get_by_role("button", name="Start").click()
-    page.wait_for_url("**/calibrate/")
-    rater = Rater.objects.get(study=study)
-    while "/calibrate/" in page.url:
-        with page.expect_navigation():
-            page.get_by_role("button", name="Continue").click()
-    page.wait_for_url("**/rate/")
+    rater = reach_training(page, live_server, study, "5f3cPasses", "X10")
     training = list(rater.session.items.filter(kind="training").order_by("position"))
     for k, item in enumerate(training, start=1):
         expect(page.locator("#progress-text")).to_have_text(f"Training image {k} of 4")
