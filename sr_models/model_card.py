@@ -134,6 +134,8 @@ def _loss_summary(v, run_dir: Path | None, backbone: str) -> dict:
     if v.is_gan:
         summary["gan_loss"] = config.get("gan_loss", "standard")
         paper["gan_loss"] = "standard"
+        summary["discriminator_lr_scale"] = config.get("discriminator_lr_scale", 1.0)
+        paper["discriminator_lr_scale"] = 1.0
     summary["paper"] = paper
     summary["as_in_paper"] = all(summary[k] == paper[k] for k in paper)
     if summary.get("gan_loss") == "relativistic":

@@ -83,6 +83,8 @@ class TrainConfig:
     vgg_rescale: float | None = None
     # "standard": the paper's -log D(G(x)); "relativistic": the relativistic average GAN (not the paper's).
     gan_loss: str = "standard"
+    # Discriminator lr as a multiple of the generator's at every step (1: the paper's, one lr for both).
+    discriminator_lr_scale: float = 1.0
     checkpoint_every: int = 500
     # Also keep the generator every N steps (snapshots/g_<step>.safetensors), so a run can be scored
     # against steps (benchmarks/gan_checkpoints.py); last.pt alone is overwritten. 0: keep none.
@@ -184,6 +186,10 @@ class Trainer:
             raise ValueError(f"gan_loss {config.gan_loss!r} is not one of {', '.join(GAN_LOSSES)}")
         if config.gan_loss != "standard" and not self.variant.is_gan:
             raise ValueError(f"{config.variant} has no discriminator: gan_loss {config.gan_loss!r} does not apply")
+        if not config.discriminator_lr_scale > 0:
+            raise ValueError(f"discriminator_lr_scale must be positive, not {config.discriminator_lr_scale!r}")
+        if config.discriminator_lr_scale != 1.0 and not self.variant.is_gan:
+            raise ValueError(f"{config.variant} has no discriminator: discriminator_lr_scale does not apply")
         self.loss_weights = resolve_loss_weights(self.variant, config.backbone, config.adversarial_weight,
                                                  config.low_frequency_weight, config.vgg_rescale)
         self.log = log
@@ -319,10 +325,10 @@ class Trainer:
         """One generator update (and, for SRGAN, the discriminator update before it)."""
         w = self.loss_weights
         lr_rate = self._lr(self.step)
-        for opt in (self.g_opt, self.d_opt):
+        for opt, rate in ((self.g_opt, lr_rate), (self.d_opt, lr_rate * self.config.discriminator_lr_scale)):
             if opt is not None:
                 for group in opt.param_groups:
-                    group["lr"] = lr_rate
+                    group["lr"] = rate
         memory = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         lr_batch = lr_batch.to(self.device).contiguous(memory_format=memory)
         hr_batch = hr_batch.to(self.device).contiguous(memory_format=memory)
