@@ -383,6 +383,43 @@ def test_mle_full_covariance_and_leverages_match_statsmodels_wls(dense_share, ch
     assert (var_psi >= 1 / np.bincount(s, weights=w[r]) - 1e-12).all()
 
 
+def test_mle_residual_df_fixed_point_with_few_inversions(monkeypatch):
+    """On a sparse crowd-like design the fit holds the residual degrees of freedom between R x R
+    inversions, yet lands on the fixed point where each ``upsilon_i^2`` is the rater's RSS over its
+    exact residual df at the reported weights (a fit that stopped on held degrees of freedom without
+    a fresh check, or that never refreshed them, misses it by far more than 1e-9), and it needs a
+    few inversions where recomputing them every iteration took one per iteration."""
+    rng = np.random.default_rng(7)
+    n_r, n_s, per_rater = 60, 240, 30
+    psi = rng.uniform(1, 5, n_s)
+    bias, noise = rng.normal(0, 0.4, n_r), rng.uniform(0.6, 1.2, n_r)
+    r = np.repeat(np.arange(n_r), per_rater)
+    s = np.concatenate([rng.choice(n_s, per_rater, replace=False) for _ in range(n_r)])
+    frame = pd.DataFrame({"rater_id": [f"r{k:02d}" for k in r], "dataset": "D", "image": [f"i{k:03d}" for k in s],
+                          "method": "m", "score": psi[s] + bias[r] + noise[r] * rng.standard_normal(len(r))})
+    inversions = []
+    counted = screening._covariance
+    monkeypatch.setattr(screening, "_covariance", lambda *a: inversions.append(1) or counted(*a))
+    fit = screening.mle_scores(frame, tol=1e-12)
+    assert fit.converged
+    # 121 iterations, 6 inversions (each refresh gains about two digits).
+    assert len(inversions) <= 6 and fit.n_iter > 10 * len(inversions)
+    raters = fit.raters.set_index("rater_id")
+    est_psi = fit.quality.set_index("image")["psi"]
+    resid = frame["score"] - frame["image"].map(est_psi) - frame["rater_id"].map(raters["bias"])
+    rss = (resid**2).groupby(frame["rater_id"]).sum().to_numpy()
+    r_codes = pd.factorize(frame["rater_id"], sort=True)[0]
+    s_codes = pd.factorize(frame["image"], sort=True)[0]
+    nij = screening._incidence(r_codes, s_codes, n_r, n_s)
+    ups = raters["inconsistency"].to_numpy()
+    df = counted(nij, 1 / ups**2)
+    exact_df = screening._residual_df_of(df, 1 / ups**2, r_codes, s_codes, n_r)
+    np.testing.assert_allclose(np.sqrt(rss / exact_df), ups, rtol=1e-9)
+    # The standard errors come from the information at the final weights (to the tolerance).
+    np.testing.assert_allclose(fit.quality.set_index("image").loc[sorted(set(frame["image"])), "psi_se"],
+                               np.sqrt(df.var_psi), rtol=1e-9)
+
+
 def test_mle_exact_properties_on_continuous_scores():
     # Shift one rater's scores by +1: their bias moves by 1 - 1/R, psi by 1/R, the rest is unchanged.
     rng = np.random.default_rng(0)
