@@ -422,6 +422,11 @@ def ratings_csv_frame(ratings: pd.DataFrame) -> pd.DataFrame:
 
 def _py_literal(value, indent: int = 0) -> str:
     """Deterministic Python literal (dicts keep insertion order)."""
+    kind = type(value)
+    if kind is str or kind is int:  # most of a crowd study's 10^6 values: no isinstance chain
+        return repr(value)
+    if kind is dict:
+        return "{" + ", ".join(f"{k!r}: {_py_literal(v, indent)}" for k, v in value.items()) + "}"
     pad = " " * indent
     if isinstance(value, list):
         if not value:
@@ -483,7 +488,8 @@ def sureal_dataset_text(
     data = data.sort_values([*keys, "rater_id", "_order"], kind="mergesort")
     files = {}
     if stimuli is not None and "file" in stimuli.columns:
-        files = {tuple(k): f for k, f in zip(stimuli[keys].itertuples(index=False), stimuli["file"])}
+        # Plain lists: iterating pandas' string arrays item by item costs more than the rest here.
+        files = dict(zip(zip(*(stimuli[k].tolist() for k in keys)), stimuli["file"].tolist()))
 
     contents = data[["dataset", "image"]].drop_duplicates().sort_values(["dataset", "image"]).itertuples(index=False)
     ref_videos, content_id = [], {}
