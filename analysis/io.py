@@ -425,17 +425,15 @@ def _py_literal(value, indent: int = 0) -> str:
     kind = type(value)
     if kind is str or kind is int:  # most of a crowd study's 10^6 values: no isinstance chain
         return repr(value)
-    if kind is dict:
-        return "{" + ", ".join(f"{k!r}: {_py_literal(v, indent)}" for k, v in value.items()) + "}"
+    if isinstance(value, dict):
+        items = ", ".join(f"{k!r}: {_py_literal(v, indent)}" for k, v in value.items())
+        return "{" + items + "}"
     pad = " " * indent
     if isinstance(value, list):
         if not value:
             return "[]"
         inner = ",\n".join(pad + "    " + _py_literal(v, indent + 4) for v in value)
         return "[\n" + inner + ",\n" + pad + "]"
-    if isinstance(value, dict):
-        items = ", ".join(f"{k!r}: {_py_literal(v, indent)}" for k, v in value.items())
-        return "{" + items + "}"
     if isinstance(value, (np.integer,)):
         return repr(int(value))
     if isinstance(value, (float, np.floating)):

@@ -647,8 +647,9 @@ def _fit_rater_model(u, r_codes, s_codes, n_r, n_s, *, min_inconsistency, tol, m
         nonlocal cov, at_refresh
         cov = None  # let the previous R x R covariance go before the next one is made
         cov = _covariance(nij, w)
-        at_refresh = _residual_df_of(cov, w, r_codes, s_codes, n_r) + own_leverage(w)
-        return at_refresh - own_leverage(w)
+        exact = _residual_df_of(cov, w, r_codes, s_codes, n_r)
+        at_refresh = exact + own_leverage(w)  # the held part: all but the own-weight leverage
+        return exact
 
     def blocks(psi, df):
         bias = np.bincount(r_codes, weights=u - psi[s_codes], minlength=n_r) / count_r

@@ -412,12 +412,12 @@ def test_mle_residual_df_fixed_point_with_few_inversions(monkeypatch):
     s_codes = pd.factorize(frame["image"], sort=True)[0]
     nij = screening._incidence(r_codes, s_codes, n_r, n_s)
     ups = raters["inconsistency"].to_numpy()
-    df = counted(nij, 1 / ups**2)
-    exact_df = screening._residual_df_of(df, 1 / ups**2, r_codes, s_codes, n_r)
+    cov = counted(nij, 1 / ups**2)
+    exact_df = screening._residual_df_of(cov, 1 / ups**2, r_codes, s_codes, n_r)
     np.testing.assert_allclose(np.sqrt(rss / exact_df), ups, rtol=1e-9)
     # The standard errors come from the information at the final weights (to the tolerance).
     np.testing.assert_allclose(fit.quality.set_index("image").loc[sorted(set(frame["image"])), "psi_se"],
-                               np.sqrt(df.var_psi), rtol=1e-9)
+                               np.sqrt(cov.var_psi), rtol=1e-9)
 
 
 def test_mle_exact_properties_on_continuous_scores():
