@@ -12,6 +12,7 @@ import pytest
 import statsmodels.api as sm
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import sparse
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import DescrStatsW
@@ -128,6 +129,35 @@ def test_two_way_weighted_mean_equals_explicit_resample():
         resample = pd.concat(rows)
         slow = resample.groupby("method")["score"].mean().reindex(methods).to_numpy()
         np.testing.assert_allclose(fast, slow, rtol=1e-12)
+
+
+def test_weighted_totals_are_exact_in_either_precision():
+    # Integer cells take float32 only while every sum stays below 2^24: the totals must equal exact
+    # integer arithmetic. Kills a missing or loose bound (cells near 2^23 times multiplicity 3 round
+    # in float32) and a float32 path taken for fractional scores (2.5 is exact, 0.1 is not).
+    rng = np.random.default_rng(4)
+    n_m, n_r, n_i, n_b = 2, 40, 30, 6
+    pattern = rng.random((n_m * n_r, n_i)) < 0.3
+    w = rng.integers(0, 4, (n_b, n_r)).astype(float)
+    v = rng.integers(0, 4, (n_b, n_i)).astype(float)
+    for values in (rng.integers(1, 6, pattern.shape), 2**23 + rng.integers(0, 9, pattern.shape)):
+        cells = sparse.csr_matrix(np.where(pattern, values, 0).astype(float))
+        exact = np.einsum("br,bi,mri->bm", w.astype(object), v.astype(object),
+                          cells.toarray().astype(np.int64).astype(object).reshape(n_m, n_r, n_i))
+        assert np.array_equal(stats._weighted_totals(cells, w, v), exact.astype(float))
+    fractional = sparse.csr_matrix(np.where(pattern, rng.integers(1, 50, pattern.shape) / 10.0, 0.0))
+    reference = np.einsum("br,bi,mri->bm", w, v, fractional.toarray().reshape(n_m, n_r, n_i))
+    np.testing.assert_allclose(stats._weighted_totals(fractional, w, v), reference, rtol=1e-14)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 7])
+def test_sparse_product_split_over_threads_is_the_same_product(threads):
+    # Each thread writes its own block of rows: a block bound off by one (a row lost, or written
+    # twice from the wrong rows) changes the result.
+    rng = np.random.default_rng(5)
+    matrix = sparse.random(1003, 50, density=0.05, format="csr", random_state=6, dtype=np.float32)
+    dense = rng.random((50, 9)).astype(np.float32)
+    assert np.array_equal(stats._sparse_times_dense(matrix, dense, threads=threads), matrix @ dense)
 
 
 def test_bootstrap_is_deterministic_and_dataset_independent(small_study):
