@@ -435,6 +435,12 @@ _DENSE_SHARE = 0.05
 #: fine-grained threaded potrf/potri took 1 s a call at 1000 raters where ``inv`` took 0.3 s (at
 #: 10^4 raters: 124 s and +0.8 GB against 313 s and +3.8 GB).
 _CHOLESKY_RATERS = 3000
+#: While a refresh of the rater model's residual degrees of freedom moves them by more than this,
+#: the next one inverts in float32: its error on them, about 1e-6 at 10^4 raters (measured against
+#: float64), is then a thousandth of the step and only changes the path of the iteration, never its
+#: end (convergence is declared from float64 refreshes only). At 10^6 ratings the refreshes move
+#: the df by 7e-2, 3e-4 and 2e-6: two of the four inversions run at half the cost.
+_SINGLE_PRECISION_MOVE = 1e-3
 #: Rows of ``cov(Delta)`` mirrored at a time after the in-place Cholesky inverse (which fills one
 #: triangle): the copy's temporary stays a few MB at 10^4 raters.
 _MIRROR_ROWS = 1024
@@ -471,7 +477,8 @@ def _cross_at(b_over_a: sparse.csr_matrix, cov_delta: np.ndarray, at_s: np.ndarr
     return out
 
 
-def _schur_pinv(b: sparse.csr_matrix, b_over_a: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+def _schur_pinv(b: sparse.csr_matrix, b_over_a: sparse.csr_matrix, single: bool = False,
+                ) -> tuple[np.ndarray, np.ndarray]:
     """``cov(Delta)``, the pseudo-inverse of the Schur complement ``D - B^T A^-1 B`` (dense, R x R),
     and the diagonal of ``cov(Delta) (D - B^T A^-1 B)`` (``1 - 1/R`` on a connected design).
 
@@ -479,18 +486,21 @@ def _schur_pinv(b: sparse.csr_matrix, b_over_a: sparse.csr_matrix) -> tuple[np.n
     pseudo-inverse that stays positive semi-definite where pinv's cut-off of the null eigenvalue
     (about 1e-13, of either sign) is not. ``S + c u u^T`` is positive definite on a connected
     design; from :data:`_CHOLESKY_RATERS` raters on it is inverted by Cholesky in place (LAPACK
-    potrf + potri: R^3 flops, half of an LU inverse's, and one R x R array instead of four).
+    potrf + potri: R^3 flops, half of an LU inverse's, and one R x R array instead of four), in
+    float32 when ``single`` (half the time and memory, about 1e-6 relative error; see
+    :func:`_fit_rater_model` for where that is enough).
     """
     n_r = b.shape[1]
 
-    def schur() -> np.ndarray:
-        out = (b.T @ b_over_a).toarray(order="C")  # C order: its transpose is what LAPACK overwrites
+    def schur(dtype=np.float64) -> np.ndarray:
+        out = (b.T @ b_over_a).astype(dtype).toarray(order="C")  # C order: its transpose is what LAPACK overwrites
         np.negative(out, out=out)
         out[np.diag_indices(n_r)] += np.asarray(b.sum(axis=0)).ravel()
         return out
 
-    matrix = schur()
-    c = np.trace(matrix) / n_r
+    single = single and n_r >= _CHOLESKY_RATERS
+    matrix = schur(np.float32 if single else np.float64)
+    c = float(np.trace(matrix, dtype=np.float64)) / n_r
     matrix += c / n_r
     if n_r < _CHOLESKY_RATERS:
         try:
@@ -500,9 +510,10 @@ def _schur_pinv(b: sparse.csr_matrix, b_over_a: sparse.csr_matrix) -> tuple[np.n
             info = 1
     else:
         # ``matrix`` is symmetric: its transpose is the Fortran-ordered array LAPACK overwrites in place.
-        factor, info = lapack.dpotrf(matrix.T, lower=1, overwrite_a=1, clean=0)
+        potrf, potri = (lapack.spotrf, lapack.spotri) if single else (lapack.dpotrf, lapack.dpotri)
+        factor, info = potrf(matrix.T, lower=1, overwrite_a=1, clean=0)
         if info == 0:
-            inverse, info = lapack.dpotri(factor, lower=1, overwrite_c=1)
+            inverse, info = potri(factor, lower=1, overwrite_c=1)
     if info != 0:  # disconnected design: more than the common shift is free
         matrix = schur()
         cov_delta = np.linalg.pinv(matrix, hermitian=True)
@@ -559,7 +570,7 @@ class _Covariance:
     b_over_a: sparse.csr_matrix
 
 
-def _covariance(nij, w: np.ndarray) -> _Covariance:
+def _covariance(nij, w: np.ndarray, single: bool = False) -> _Covariance:
     """Inverse Fisher information of ``(psi, Delta)`` given the weights, under ``sum(Delta) = 0``.
 
     The information is ``[[A, B], [B^T, D]]`` with ``A = diag(sum_i w_i n_ij)``, ``B_ji = w_i n_ij``
@@ -573,7 +584,7 @@ def _covariance(nij, w: np.ndarray) -> _Covariance:
     a = np.asarray(b.sum(axis=1)).ravel()
     b_over_a = sparse.csr_matrix(b.multiply(1.0 / a[:, None]))
     b_over_a.sort_indices()
-    cov_delta, shift_diag = _schur_pinv(b, b_over_a)
+    cov_delta, shift_diag = _schur_pinv(b, b_over_a, single)
     var_psi = 1.0 / a + _quadratic_forms(b_over_a, cov_delta)
     return _Covariance(var_psi, cov_delta, shift_diag, b_over_a)
 
@@ -629,9 +640,11 @@ def _fit_rater_model(u, r_codes, s_codes, n_r, n_s, *, min_inconsistency, tol, m
     these are recomputed at the weights reached each time ``psi`` settles. The fit has converged
     when an iteration that starts from freshly computed degrees of freedom moves no ``psi`` by
     ``tol``: the fixed point of recomputing them every iteration, reached with a few inversions
-    instead of one per iteration (26 at 10^6 ratings). Returns the covariance of that last
-    computation too (None without ``residual_df``): its weights are within one settled iteration
-    of the final ones, and the standard errors use it rather than invert once more.
+    instead of one per iteration (26 at 10^6 ratings). While a refresh still moves the held
+    degrees of freedom by more than :data:`_SINGLE_PRECISION_MOVE` the next one inverts in float32
+    (half the time); convergence is only ever declared from a float64 one. Returns the covariance
+    of that last computation too (None without ``residual_df``): its weights are within one
+    settled iteration of the final ones, and the standard errors use it rather than invert again.
     """
     count_r = np.bincount(r_codes, minlength=n_r).astype(float)
     nij = _incidence(r_codes, s_codes, n_r, n_s) if residual_df else None
@@ -643,13 +656,15 @@ def _fit_rater_model(u, r_codes, s_codes, n_r, n_s, *, min_inconsistency, tol, m
         a = np.bincount(s_codes, weights=w[r_codes], minlength=n_s)
         return w * np.bincount(r_codes, weights=1.0 / a[s_codes], minlength=n_r)
 
-    def fresh_df(w):
-        nonlocal cov, at_refresh
+    def fresh_df(w):  # (df, exact): float32 while the refreshes still move the held df far
+        nonlocal cov, at_refresh, moved
+        single = moved > _SINGLE_PRECISION_MOVE and n_r >= _CHOLESKY_RATERS
         cov = None  # let the previous R x R covariance go before the next one is made
-        cov = _covariance(nij, w)
-        exact = _residual_df_of(cov, w, r_codes, s_codes, n_r)
-        at_refresh = exact + own_leverage(w)  # the held part: all but the own-weight leverage
-        return exact
+        cov = _covariance(nij, w, single)
+        df = _residual_df_of(cov, w, r_codes, s_codes, n_r)
+        held = df + own_leverage(w)  # the held part: all but the own-weight leverage
+        moved, at_refresh = float(np.max(np.abs(held - at_refresh))), held
+        return df, not single
 
     def blocks(psi, df):
         bias = np.bincount(r_codes, weights=u - psi[s_codes], minlength=n_r) / count_r
@@ -662,7 +677,7 @@ def _fit_rater_model(u, r_codes, s_codes, n_r, n_s, *, min_inconsistency, tol, m
         return psi, bias, resid, np.maximum(np.nan_to_num(ups), min_inconsistency)
 
     # Until the first inversion, each rater's bias is taken to cost it one degree of freedom.
-    at_refresh = count_r - 1.0
+    at_refresh, moved = count_r - 1.0, np.inf
     df = at_refresh - own_leverage(w) if residual_df else count_r
     df_is_fresh = not residual_df  # computed exactly at the weights the next iteration starts from
     for it in range(1, max_iter + 1):
@@ -675,7 +690,7 @@ def _fit_rater_model(u, r_codes, s_codes, n_r, n_s, *, min_inconsistency, tol, m
             if df_is_fresh:
                 converged = True
                 break
-            df, df_is_fresh = fresh_df(w), True
+            df, df_is_fresh = fresh_df(w)
         elif residual_df:
             df, df_is_fresh = at_refresh - own_leverage(w), False
     # Final consistent block updates for the reported Delta and upsilon.

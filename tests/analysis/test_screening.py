@@ -383,12 +383,17 @@ def test_mle_full_covariance_and_leverages_match_statsmodels_wls(dense_share, ch
     assert (var_psi >= 1 / np.bincount(s, weights=w[r]) - 1e-12).all()
 
 
-def test_mle_residual_df_fixed_point_with_few_inversions(monkeypatch):
+@pytest.mark.parametrize("cholesky_raters", [3000, 0])
+def test_mle_residual_df_fixed_point_with_few_inversions(monkeypatch, cholesky_raters):
     """On a sparse crowd-like design the fit holds the residual degrees of freedom between R x R
     inversions, yet lands on the fixed point where each ``upsilon_i^2`` is the rater's RSS over its
     exact residual df at the reported weights (a fit that stopped on held degrees of freedom without
     a fresh check, or that never refreshed them, misses it by far more than 1e-9), and it needs a
-    few inversions where recomputing them every iteration took one per iteration."""
+    few inversions where recomputing them every iteration took one per iteration. With the
+    Cholesky path (``cholesky_raters`` 0) the early refreshes run in float32: a fit that declared
+    convergence from one, or took its standard errors from one, misses the 1e-9 checks (float32's
+    error here is about 1e-7)."""
+    monkeypatch.setattr(screening, "_CHOLESKY_RATERS", cholesky_raters)
     rng = np.random.default_rng(7)
     n_r, n_s, per_rater = 60, 240, 30
     psi = rng.uniform(1, 5, n_s)
@@ -397,13 +402,15 @@ def test_mle_residual_df_fixed_point_with_few_inversions(monkeypatch):
     s = np.concatenate([rng.choice(n_s, per_rater, replace=False) for _ in range(n_r)])
     frame = pd.DataFrame({"rater_id": [f"r{k:02d}" for k in r], "dataset": "D", "image": [f"i{k:03d}" for k in s],
                           "method": "m", "score": psi[s] + bias[r] + noise[r] * rng.standard_normal(len(r))})
-    inversions = []
+    inversions = []  # True where a refresh inverted in float32
     counted = screening._covariance
-    monkeypatch.setattr(screening, "_covariance", lambda *a: inversions.append(1) or counted(*a))
+    monkeypatch.setattr(screening, "_covariance",
+                        lambda nij, w, single=False: inversions.append(single) or counted(nij, w, single))
     fit = screening.mle_scores(frame, tol=1e-12)
     assert fit.converged
     # 121 iterations, 6 inversions (each refresh gains about two digits).
     assert len(inversions) <= 6 and fit.n_iter > 10 * len(inversions)
+    assert any(inversions) == (cholesky_raters == 0) and not inversions[-1]
     raters = fit.raters.set_index("rater_id")
     est_psi = fit.quality.set_index("image")["psi"]
     resid = frame["score"] - frame["image"].map(est_psi) - frame["rater_id"].map(raters["bias"])
@@ -418,6 +425,28 @@ def test_mle_residual_df_fixed_point_with_few_inversions(monkeypatch):
     # The standard errors come from the information at the final weights (to the tolerance).
     np.testing.assert_allclose(fit.quality.set_index("image").loc[sorted(set(frame["image"])), "psi_se"],
                                np.sqrt(cov.var_psi), rtol=1e-9)
+
+
+def test_mle_standard_errors_never_come_from_a_float32_inversion(monkeypatch):
+    # At a loose tolerance psi may already sit still after the first refresh, which inverts in
+    # float32: the fit must still end on a float64 one and take its standard errors from it (a fit
+    # that trusted the float32 refresh reports them with float32's 1e-7 error).
+    monkeypatch.setattr(screening, "_CHOLESKY_RATERS", 0)
+    rng = np.random.default_rng(8)
+    n_r, n_s = 40, 60
+    u = rng.uniform(1, 5, n_s)[None] + rng.normal(0, 0.3, (n_r, 1)) + rng.uniform(0.5, 1, (n_r, 1)) * rng.standard_normal((n_r, n_s))
+    frame = pd.DataFrame({"rater_id": np.repeat([f"r{k:02d}" for k in range(n_r)], n_s), "dataset": "D",
+                          "image": np.tile([f"i{k:02d}" for k in range(n_s)], n_r), "method": "m", "score": u.ravel()})
+    calls = []
+    counted = screening._covariance
+    monkeypatch.setattr(screening, "_covariance",
+                        lambda nij, w, single=False: calls.append((single, w.copy())) or counted(nij, w, single))
+    fit = screening.mle_scores(frame, tol=1e-3)
+    assert fit.converged and calls[0][0] and not calls[-1][0]
+    r_codes = pd.factorize(frame["rater_id"], sort=True)[0]
+    s_codes = pd.factorize(frame["image"], sort=True)[0]
+    exact = counted(screening._incidence(r_codes, s_codes, n_r, n_s), calls[-1][1])
+    np.testing.assert_allclose(fit.quality.sort_values("image")["psi_se"], np.sqrt(exact.var_psi), rtol=1e-12)
 
 
 def test_mle_exact_properties_on_continuous_scores():
