@@ -420,11 +420,17 @@ def ratings_csv_frame(ratings: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
+class _Rendered(str):
+    """Text already written as a literal by :func:`_py_literal`'s rules, inserted as it is."""
+
+
 def _py_literal(value, indent: int = 0) -> str:
     """Deterministic Python literal (dicts keep insertion order)."""
     kind = type(value)
-    if kind is str or kind is int:  # most of a crowd study's 10^6 values: no isinstance chain
+    if kind is str or kind is int:  # most values: no isinstance chain
         return repr(value)
+    if kind is _Rendered:
+        return str(value)
     if isinstance(value, dict):
         items = ", ".join(f"{k!r}: {_py_literal(v, indent)}" for k, v in value.items())
         return "{" + items + "}"
@@ -483,45 +489,58 @@ def sureal_dataset_text(
         data = pd.concat([data.assign(_order=0), rep.assign(_order=1)], ignore_index=True)
     else:
         data = data.assign(_order=0)
-    data = data.sort_values([*keys, "rater_id", "_order"], kind="mergesort")
     files = {}
     if stimuli is not None and "file" in stimuli.columns:
         # Plain lists: iterating pandas' string arrays item by item costs more than the rest here.
         files = dict(zip(zip(*(stimuli[k].tolist() for k in keys)), stimuli["file"].tolist()))
 
-    contents = data[["dataset", "image"]].drop_duplicates().sort_values(["dataset", "image"]).itertuples(index=False)
-    ref_videos, content_id = [], {}
-    for cid, (dataset, image) in enumerate(contents):
-        content_id[(dataset, image)] = cid
+    # Rows in (dataset, image, method, rater, first/repeat) order, sorted on integer codes (what
+    # a stable multi-column sort_values does, without re-factorizing the strings for each step).
+    uniques, codes = [], []
+    for column in [*keys, "rater_id"]:
+        code, unique = pd.factorize(data[column], sort=True)
+        codes.append(code)
+        uniques.append(unique.tolist())
+    order = np.lexsort([data["_order"].to_numpy(), *codes[::-1]])
+    d, i, m, r = (code[order] for code in codes)
+    n = len(order)
+    new_content = np.r_[True, (d[1:] != d[:-1]) | (i[1:] != i[:-1])] if n else np.zeros(0, bool)
+    new_asset = new_content | np.r_[True, m[1:] != m[:-1]] if n else new_content
+    new_run = np.flatnonzero(new_asset | np.r_[True, r[1:] != r[:-1]]) if n else np.zeros(0, int)
+    datasets, images, methods, raters = uniques
+
+    ref_videos = []
+    for cid, row in enumerate(np.flatnonzero(new_content)):
+        dataset, image = datasets[d[row]], images[i[row]]
         path = files.get((dataset, image, reference_method), f"{dataset}/{image}/{reference_method}")
         ref_videos.append({"content_id": cid, "content_name": f"{dataset}/{image}", "path": str(path)})
 
-    # One pass over the sorted rows (a groupby per asset and rater is far too slow for large studies).
-    asset_codes = data.groupby(keys, sort=True).ngroup().to_numpy()
-    firsts = data.drop_duplicates(keys)[keys].itertuples(index=False)
+    # Each asset's ``os`` text is made here, one (asset, rater) run at a time (a rater's repeated
+    # scores form a list); the 10^6 values of a crowd study would take most of the time as dicts.
+    values = [int(v) if v.is_integer() else v for v in data["score"].to_numpy(dtype=float)[order].tolist()]
+    rater_keys = [repr(str(rater)) + ": " for rater in raters]
+    run_ends = np.r_[new_run[1:], n].tolist()
+    entries = [rater_keys[rater] + (repr(values[start]) if end - start == 1 else _py_literal(values[start:end], 4))
+               for rater, start, end in zip(r[new_run].tolist(), new_run.tolist(), run_ends)]
+    asset_rows = np.flatnonzero(new_asset)
+    asset_of_run = np.cumsum(new_asset)[new_run] - 1
+    entry_bounds = np.searchsorted(asset_of_run, np.arange(len(asset_rows) + 1)).tolist()
+    content_of_row = np.cumsum(new_content) - 1
     dis_videos = []
-    for asset_id, (dataset, image, method) in enumerate(firsts):
+    for asset_id, row in enumerate(asset_rows.tolist()):
+        dataset, image, method = datasets[d[row]], images[i[row]], methods[m[row]]
+        os_text = "{" + ", ".join(entries[entry_bounds[asset_id]:entry_bounds[asset_id + 1]]) + "}"
         dis_videos.append(
             {
-                "content_id": content_id[(dataset, image)],
+                "content_id": int(content_of_row[row]),
                 "asset_id": asset_id,
-                "os": {},
+                "os": _Rendered(os_text),
                 "path": str(files.get((dataset, image, method), f"{dataset}/{image}/{method}")),
                 "dataset": str(dataset),
                 "image": str(image),
                 "method": str(method),
             }
         )
-    scores = data["score"].to_numpy(dtype=float)
-    for code, rater, value in zip(asset_codes, data["rater_id"].astype(str).to_numpy(), scores):
-        value = int(value) if value.is_integer() else float(value)
-        entry = dis_videos[code]["os"]
-        if rater not in entry:
-            entry[rater] = value
-        elif isinstance(entry[rater], list):
-            entry[rater].append(value)
-        else:
-            entry[rater] = [entry[rater], value]
     return (
         "# SUREAL dataset file written by analysis.io.sureal_dataset_text.\n"
         "# One content per (dataset, image); one distorted asset per rated (dataset, image, method).\n"

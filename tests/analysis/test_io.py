@@ -149,6 +149,27 @@ def test_sureal_dataset_text_structure(small_study, small_stimuli):
     assert hr_ref["path"] == files[("Set5", "img_001", "hr")]
 
 
+def test_sureal_dataset_text_sparse_design_with_odd_names():
+    # Assets rated by different numbers of raters, names with quotes, backslashes and accents,
+    # fractional scores and a repeat: each asset must hold exactly its own raters' scores (an
+    # off-by-one between assets shifts them), every name must survive exec, and the repeat follows
+    # its first score.
+    rng = np.random.default_rng(11)
+    raters, images = ["r'1", 'r"2', "r\\3", "r\u00e94"], ["a'", "b\\", "c"]
+    rows = [(r, "D", im, m, float(rng.integers(1, 6)) if k % 3 else 2.5, "test")
+            for k, (r, im, m) in enumerate((r, im, m) for r in raters for im in images for m in ("x", "y"))
+            if rng.random() < 0.6]
+    rows.append((rows[0][0], *rows[0][1:4], 1.0, "repeat"))
+    frame = pd.DataFrame(rows, columns=["rater_id", "dataset", "image", "method", "score", "kind"])
+    dis = _load(aio.sureal_dataset_text(frame))["dis_videos"]
+    got = {(d["image"], d["method"], rater): value for d in dis for rater, value in d["os"].items()}
+    expected = {(im, m, r): score for r, _, im, m, score, kind in rows if kind == "test"}
+    first = rows[0]
+    expected[(first[2], first[3], first[0])] = [first[4], 1.0]
+    assert got == expected
+    assert [(d["image"], d["method"]) for d in dis] == sorted({(im, m) for _, _, im, m, _, _ in rows})
+
+
 def test_sureal_reads_the_file(small_study, tmp_path):
     sureal_model = pytest.importorskip("sureal.subjective_model")
     from sureal.dataset_reader import RawDatasetReader
