@@ -441,6 +441,9 @@ _CHOLESKY_RATERS = 3000
 #: end (convergence is declared from float64 refreshes only). At 10^6 ratings the refreshes move
 #: the df by 7e-2, 3e-4 and 2e-6: two of the four inversions run at half the cost.
 _SINGLE_PRECISION_MOVE = 1e-3
+#: The largest ratio between the df moves of successive refreshes from which the rater model
+#: trusts their geometric decay to bound what a further refresh could move (measured: ~5e-3).
+_CONTRACTION = 0.1
 #: Rows of ``cov(Delta)`` mirrored at a time after the in-place Cholesky inverse (which fills one
 #: triangle): the copy's temporary stays a few MB at 10^4 raters.
 _MIRROR_ROWS = 1024
@@ -639,8 +642,10 @@ def _fit_rater_model(u, r_codes, s_codes, n_r, n_s, *, min_inconsistency, tol, m
     themselves a pass over the ratings; so the updates run with the degrees of freedom held, and
     these are recomputed at the weights reached each time ``psi`` settles. The fit has converged
     when an iteration that starts from freshly computed degrees of freedom moves no ``psi`` by
-    ``tol``: the fixed point of recomputing them every iteration, reached with a few inversions
-    instead of one per iteration (26 at 10^6 ratings). While a refresh still moves the held
+    ``tol``, or when the refreshes contract so fast that a further one could not move psi by
+    ``tol`` (:func:`last_needed`, which spares that last inversion): the fixed point of
+    recomputing them every iteration, reached with a few inversions instead of one per iteration
+    (26 at 10^6 ratings). While a refresh still moves the held
     degrees of freedom by more than :data:`_SINGLE_PRECISION_MOVE` the next one inverts in float32
     (half the time); convergence is only ever declared from a float64 one. Returns the covariance
     of that last computation too (None without ``residual_df``): its weights are within one
@@ -664,7 +669,22 @@ def _fit_rater_model(u, r_codes, s_codes, n_r, n_s, *, min_inconsistency, tol, m
         df = _residual_df_of(cov, w, r_codes, s_codes, n_r)
         held = df + own_leverage(w)  # the held part: all but the own-weight leverage
         moved, at_refresh = float(np.max(np.abs(held - at_refresh))), held
+        refreshes.append((moved, psi.copy()))
         return df, not single
+
+    def last_needed() -> bool:
+        """Whether the refresh just made leaves less than ``tol`` for any later one to move psi.
+
+        Each refresh moves the held df by a near-constant fraction ``r`` of the one before (about
+        5e-3 at 10^6 ratings), and psi's response with it. With that fraction below
+        :data:`_CONTRACTION` twice running, what the skipped refreshes would still move psi is at
+        most ``r^2 D / (1 - r)``, ``D`` how far psi moved between the two refreshes before.
+        """
+        if len(refreshes) < 3:
+            return False
+        (m0, _), (m1, p1), (m2, p2) = refreshes[-3:]
+        r1, r2 = m1 / max(m0, 1e-300), m2 / max(m1, 1e-300)
+        return max(r1, r2) < _CONTRACTION and r2**2 * float(np.max(np.abs(p2 - p1))) / (1.0 - r2) < tol
 
     def blocks(psi, df):
         bias = np.bincount(r_codes, weights=u - psi[s_codes], minlength=n_r) / count_r
@@ -677,9 +697,10 @@ def _fit_rater_model(u, r_codes, s_codes, n_r, n_s, *, min_inconsistency, tol, m
         return psi, bias, resid, np.maximum(np.nan_to_num(ups), min_inconsistency)
 
     # Until the first inversion, each rater's bias is taken to cost it one degree of freedom.
-    at_refresh, moved = count_r - 1.0, np.inf
+    at_refresh, moved, refreshes = count_r - 1.0, np.inf, []
     df = at_refresh - own_leverage(w) if residual_df else count_r
     df_is_fresh = not residual_df  # computed exactly at the weights the next iteration starts from
+    settled = False  # the last float64 refresh left nothing for a later one to move (last_needed)
     for it in range(1, max_iter + 1):
         psi, bias, resid, ups = blocks(psi, df)
         w = 1.0 / ups**2
@@ -687,10 +708,11 @@ def _fit_rater_model(u, r_codes, s_codes, n_r, n_s, *, min_inconsistency, tol, m
         change = np.max(np.abs(new_psi - psi))
         psi = new_psi
         if change < tol:
-            if df_is_fresh:
+            if df_is_fresh or settled:
                 converged = True
                 break
             df, df_is_fresh = fresh_df(w)
+            settled = df_is_fresh and last_needed()
         elif residual_df:
             df, df_is_fresh = at_refresh - own_leverage(w), False
     # Final consistent block updates for the reported Delta and upsilon.

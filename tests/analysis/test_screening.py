@@ -408,8 +408,9 @@ def test_mle_residual_df_fixed_point_with_few_inversions(monkeypatch, cholesky_r
                         lambda nij, w, single=False: inversions.append(single) or counted(nij, w, single))
     fit = screening.mle_scores(frame, tol=1e-12)
     assert fit.converged
-    # 121 iterations, 6 inversions (each refresh gains about two digits).
-    assert len(inversions) <= 6 and fit.n_iter > 10 * len(inversions)
+    # 120 iterations, 5 inversions (each refresh gains about two digits; the sixth, which would only
+    # confirm that psi stays within tol, is spared once two refreshes contract by < 0.1).
+    assert len(inversions) <= 5 and fit.n_iter > 10 * len(inversions)
     assert any(inversions) == (cholesky_raters == 0) and not inversions[-1]
     raters = fit.raters.set_index("rater_id")
     est_psi = fit.quality.set_index("image")["psi"]
