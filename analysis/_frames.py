@@ -39,7 +39,8 @@ def test_rows(ratings: pd.DataFrame) -> pd.DataFrame:
     """
     require_columns(ratings, REQUIRED_RATING_COLUMNS)
     if "kind" in ratings.columns:
-        out = ratings.loc[ratings["kind"].astype(str) == "test"]
+        test = ratings["kind"].astype(str) == "test"
+        out = ratings if test.all() else ratings.loc[test]
     else:
         out = ratings
     return _scored(out)
@@ -53,11 +54,15 @@ def kind_rows(ratings: pd.DataFrame, kind: str) -> pd.DataFrame:
 
 
 def _scored(rows: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``rows`` with a float ``score``, rows without a score left out."""
+    """A copy of ``rows`` with a float ``score``, rows without a score left out.
+
+    A new frame, never ``rows`` itself; pandas' copy-on-write (always on from pandas 3) copies a
+    column only when one of the two frames writes to it, so the many calls of a report build on
+    10^6 ratings do not each copy every column."""
     score = pd.to_numeric(rows["score"], errors="raise").astype(float)
-    out = rows.loc[score.notna()].copy()
-    out["score"] = score[score.notna()]
-    return out
+    keep = score.notna()
+    out = rows if keep.all() else rows.loc[keep]
+    return out.assign(score=score[keep])
 
 
 def ordered(values: Iterable, order: Sequence | None) -> list:

@@ -49,3 +49,20 @@ def test_a_row_without_score_is_no_rating(with_missing, name):
     expected = FUNCTIONS[name](ratings)
     got = FUNCTIONS[name](padded)
     pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+
+
+@pytest.mark.parametrize("kinds", [["test", "test", "test"], ["test", "gold", "test"]])
+def test_test_rows_is_a_new_frame_even_when_every_row_counts(kinds):
+    # When no row is dropped test_rows hands back the rows without a take; what the caller then
+    # writes (a new column, a changed score) must still not reach the ratings frame it was given.
+    from analysis._frames import test_rows
+
+    ratings = pd.DataFrame({"rater_id": ["a", "b", "c"], "dataset": "D", "image": "i", "method": "m",
+                            "score": [1, 2, 3], "kind": kinds})
+    before = ratings.copy()
+    out = test_rows(ratings)
+    assert out is not ratings and out["score"].dtype == float
+    out["extra"] = 1
+    out.loc[out.index[0], "score"] = 5.0
+    out["rater_id"] = out["rater_id"] + "x"
+    pd.testing.assert_frame_equal(ratings, before)

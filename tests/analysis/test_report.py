@@ -268,9 +268,14 @@ def test_csv_escaping_of_mixed_text_columns(tmp_path):
         "label": ["=HYPERLINK(1)", "plain", "-2.5", "@SUM(A1)", None],
         "mixed": pd.Series([1, "+cmd", 2.5, "ok", "-x"], dtype=object),
         "score": [-1, 2, 3, 4, 5],
+        # Distinct values are tested once: every cell holding a formula value is escaped.
+        "again": ["=A1", "x", "=A1", None, "=A1"],
+        "when": pd.to_datetime(["2026-12-01"] * 5, utc=True),
     })
     report._write_csv(tmp_path / "t.csv", frame)
     back = pd.read_csv(tmp_path / "t.csv", dtype=str, keep_default_na=False)
     assert back["label"].tolist() == ["'=HYPERLINK(1)", "plain", "-2.5", "'@SUM(A1)", ""]
     assert back["mixed"].tolist() == ["1", "'+cmd", "2.5", "ok", "'-x"]
     assert back["score"].tolist() == ["-1", "2", "3", "4", "5"]
+    assert back["again"].tolist() == ["'=A1", "x", "'=A1", "", "'=A1"]
+    assert back["when"].tolist() == ["2026-12-01 00:00:00+00:00"] * 5
