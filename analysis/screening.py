@@ -439,7 +439,7 @@ _CHOLESKY_RATERS = 3000
 #: the next one inverts in float32: its error on them, about 1e-6 at 10^4 raters (measured against
 #: float64), is then a thousandth of the step and only changes the path of the iteration, never its
 #: end (convergence is declared from float64 refreshes only). At 10^6 ratings the refreshes move
-#: the df by 7e-2, 3e-4 and 2e-6: two of the four inversions run at half the cost.
+#: the df by 7e-2, 3e-4 and 2e-6: two of the three inversions run at half the cost.
 _SINGLE_PRECISION_MOVE = 1e-3
 #: The largest ratio between the df moves of successive refreshes from which the rater model
 #: trusts their geometric decay to bound what a further refresh could move (measured: ~5e-3).

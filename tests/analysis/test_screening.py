@@ -435,7 +435,8 @@ def test_mle_standard_errors_never_come_from_a_float32_inversion(monkeypatch):
     monkeypatch.setattr(screening, "_CHOLESKY_RATERS", 0)
     rng = np.random.default_rng(8)
     n_r, n_s = 40, 60
-    u = rng.uniform(1, 5, n_s)[None] + rng.normal(0, 0.3, (n_r, 1)) + rng.uniform(0.5, 1, (n_r, 1)) * rng.standard_normal((n_r, n_s))
+    noise = rng.uniform(0.5, 1, (n_r, 1)) * rng.standard_normal((n_r, n_s))
+    u = rng.uniform(1, 5, n_s)[None] + rng.normal(0, 0.3, (n_r, 1)) + noise
     frame = pd.DataFrame({"rater_id": np.repeat([f"r{k:02d}" for k in range(n_r)], n_s), "dataset": "D",
                           "image": np.tile([f"i{k:02d}" for k in range(n_s)], n_r), "method": "m", "score": u.ravel()})
     calls = []
