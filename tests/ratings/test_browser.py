@@ -38,6 +38,12 @@ def rate_and_wait(page, action, number_before):
         arg=number_before,
     )
     page.wait_for_load_state()
+    # The next image's buttons stay off until it is on screen (a key pressed before is ignored, by
+    # design): wait for them, or the next key can be lost and its test time out on a loaded box.
+    page.wait_for_function(
+        """() => !location.pathname.endsWith("/rate/") || !document.getElementById("rating-form")
+                 || !document.querySelector("#rating-form button:disabled")"""
+    )
 
 
 def start(page, live_server, rater):
