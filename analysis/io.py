@@ -449,6 +449,15 @@ def _py_literal(value, indent: int = 0) -> str:
     return repr(value)
 
 
+def _run_starts(*codes: np.ndarray) -> np.ndarray:
+    """Where a new run of equal ``codes`` tuples starts in sorted rows (the first row always does)."""
+    starts = np.zeros(len(codes[0]), dtype=bool)
+    starts[:1] = True
+    for code in codes:
+        starts[1:] |= code[1:] != code[:-1]
+    return starts
+
+
 def sureal_dataset_text(
     ratings: pd.DataFrame,
     stimuli: pd.DataFrame | None = None,
@@ -505,9 +514,9 @@ def sureal_dataset_text(
     order = np.lexsort([data["_order"].to_numpy(), *codes[::-1]])
     d, i, m, r = (code[order] for code in codes)
     n = len(order)
-    new_content = np.r_[True, (d[1:] != d[:-1]) | (i[1:] != i[:-1])] if n else np.zeros(0, bool)
-    new_asset = new_content | np.r_[True, m[1:] != m[:-1]] if n else new_content
-    new_run = np.flatnonzero(new_asset | np.r_[True, r[1:] != r[:-1]]) if n else np.zeros(0, int)
+    new_content = _run_starts(d, i)
+    new_asset = _run_starts(d, i, m)
+    new_run = np.flatnonzero(_run_starts(d, i, m, r))
     datasets, images, methods, raters = uniques
 
     ref_videos = []

@@ -663,14 +663,13 @@ def _fit_rater_model(u, r_codes, s_codes, n_r, n_s, *, min_inconsistency, tol, m
 
     def fresh_df(w):  # (df, exact): float32 while the refreshes still move the held df far
         nonlocal cov, at_refresh, moved
-        single = moved > _SINGLE_PRECISION_MOVE and n_r >= _CHOLESKY_RATERS
         cov = None  # let the previous R x R covariance go before the next one is made
-        cov = _covariance(nij, w, single)
+        cov = _covariance(nij, w, single=moved > _SINGLE_PRECISION_MOVE)
         df = _residual_df_of(cov, w, r_codes, s_codes, n_r)
         held = df + own_leverage(w)  # the held part: all but the own-weight leverage
         moved, at_refresh = float(np.max(np.abs(held - at_refresh))), held
         refreshes.append((moved, psi.copy()))
-        return df, not single
+        return df, cov.cov_delta.dtype == np.float64  # _schur_pinv decides where float32 applies
 
     def last_needed() -> bool:
         """Whether the refresh just made leaves less than ``tol`` for any later one to move psi.

@@ -404,8 +404,13 @@ def test_mle_residual_df_fixed_point_with_few_inversions(monkeypatch, cholesky_r
                           "method": "m", "score": psi[s] + bias[r] + noise[r] * rng.standard_normal(len(r))})
     inversions = []  # True where a refresh inverted in float32
     counted = screening._covariance
-    monkeypatch.setattr(screening, "_covariance",
-                        lambda nij, w, single=False: inversions.append(single) or counted(nij, w, single))
+
+    def counting(nij, w, single=False):
+        cov = counted(nij, w, single)
+        inversions.append(cov.cov_delta.dtype == np.float32)
+        return cov
+
+    monkeypatch.setattr(screening, "_covariance", counting)
     fit = screening.mle_scores(frame, tol=1e-12)
     assert fit.converged
     # 120 iterations, 5 inversions (each refresh gains about two digits; the sixth, which would only
@@ -439,10 +444,15 @@ def test_mle_standard_errors_never_come_from_a_float32_inversion(monkeypatch):
     u = rng.uniform(1, 5, n_s)[None] + rng.normal(0, 0.3, (n_r, 1)) + noise
     frame = pd.DataFrame({"rater_id": np.repeat([f"r{k:02d}" for k in range(n_r)], n_s), "dataset": "D",
                           "image": np.tile([f"i{k:02d}" for k in range(n_s)], n_r), "method": "m", "score": u.ravel()})
-    calls = []
+    calls = []  # (inverted in float32, weights) per refresh
     counted = screening._covariance
-    monkeypatch.setattr(screening, "_covariance",
-                        lambda nij, w, single=False: calls.append((single, w.copy())) or counted(nij, w, single))
+
+    def counting(nij, w, single=False):
+        cov = counted(nij, w, single)
+        calls.append((cov.cov_delta.dtype == np.float32, w.copy()))
+        return cov
+
+    monkeypatch.setattr(screening, "_covariance", counting)
     fit = screening.mle_scores(frame, tol=1e-3)
     assert fit.converged and calls[0][0] and not calls[-1][0]
     r_codes = pd.factorize(frame["rater_id"], sort=True)[0]
