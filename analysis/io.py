@@ -411,7 +411,8 @@ def ratings_csv_frame(ratings: pd.DataFrame) -> pd.DataFrame:
         out["kind"] = ratings["kind"].astype(str)
         if "expected_score" in ratings.columns:
             exp = pd.to_numeric(ratings["expected_score"], errors="coerce")
-            out["expected_score"] = exp.map(lambda v: "" if pd.isna(v) else str(int(v)))
+            whole = exp.fillna(0).astype(np.int64).astype(str)  # str(int(v)): no ".0"
+            out["expected_score"] = whole.where(exp.notna(), "")
     return out.reset_index(drop=True)
 
 

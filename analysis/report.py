@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 
 from analysis import io as aio
 from analysis import plots, screening, stats, tables
-from analysis._frames import level_label, test_rows
+from analysis._frames import categorical_keys, level_label, test_rows
 from sr_models.files import write_bytes_atomic, write_text_atomic
 
 __all__ = ["ReportData", "write_report"]
@@ -311,6 +311,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     seed = int(study.get("seed", 0) or 0) if seed is None else int(seed)
     formats = list(dict.fromkeys(["png", *image_formats]))
+    ratings, stimuli = categorical_keys(ratings), categorical_keys(stimuli)
     test = test_rows(ratings)
     order = list(methods) if methods is not None else tables.method_order(test["method"].unique())
     sets = tables.dataset_order(test["dataset"].unique(), datasets)

@@ -131,6 +131,29 @@ def test_report_is_reproducible(written, tmp_path):
     assert other_seed["mos"].read_bytes() != paths["mos"].read_bytes()
 
 
+def _shuffled_categories(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its label columns as categoricals in reverse order, with a category no row uses."""
+    out = frame.copy()
+    for column in ("rater_id", "dataset", "image", "method", "kind"):
+        if column in out.columns:
+            values = sorted(out[column].unique(), reverse=True)
+            out[column] = pd.Categorical(out[column], categories=["!unused", *values])
+    return out
+
+
+def test_report_is_the_same_from_categorical_labels_in_any_order(written, tmp_path):
+    """The build works on categorical labels (``_frames.categorical_keys``); a caller's own category
+    order or unused categories must not reorder a table or add a group. Catches keeping the given
+    order (groupby sorts by it), grouping with unobserved categories, and any step that breaks on a
+    categorical column."""
+    out, paths, ratings, _, stimuli = written
+    again = report.write_report(tmp_path, _shuffled_categories(ratings), _shuffled_categories(stimuli), dict(STUDY),
+                                n_boot=200)  # fmt: skip
+    assert again.keys() == paths.keys()
+    for key, path in paths.items():
+        assert again[key].read_bytes() == path.read_bytes(), key
+
+
 @pytest.fixture(scope="module")
 def sparse_report(stimuli_factory, tmp_path_factory):
     """A balanced study where each rater sees 60% of the stimuli, two raters stopping after 1 and 4
