@@ -335,7 +335,7 @@ def write_report(
     metric_table = stats.metric_means(stimuli)
     metric_cols = [m for m in stats.DEFAULT_METRICS if m in metric_table.columns and metric_table[m].notna().any()]
     correlations = stats.metric_correlations(ratings, stimuli, metrics=metric_cols, n_boot=n_boot,
-                                             confidence=confidence, seed=seed)  # fmt: skip
+                                             confidence=confidence, seed=seed, replicates=replicates)  # fmt: skip
     t2_frame = tables.table2_frame(mos, metric_table, methods=order, datasets=sets)
     t2_tex = tables.table2_latex(mos, metric_table, methods=order, datasets=sets)
     sureal_text = aio.sureal_dataset_text(ratings, stimuli, dataset_name=_slug(study.get("name", "mos_study")))

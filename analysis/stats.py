@@ -19,13 +19,13 @@ References
 
 from __future__ import annotations
 
-import copy
 import itertools
 import os
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -158,16 +158,15 @@ def _resample_counts(rng: np.random.Generator, n_units: int, n_boot: int) -> np.
     return np.bincount(flat, minlength=n_boot * n_units).astype(float).reshape(n_boot, n_units)
 
 
-def _two_way_draws(rng: np.random.Generator, n_raters: int, n_images: int, n_boot: int, chunk: int):
-    """The rater and image multiplicities of ``n_boot`` replicates, ``chunk`` at a time, as if drawn
-    all at once, raters first (``_resample_counts(rng, n_raters, n_boot)``, then images): a second
-    generator is moved past the rater draws, so chunking changes memory, not the replicates."""
-    images_rng = copy.deepcopy(rng)
-    for start in range(0, n_boot, chunk):
-        images_rng.integers(0, n_raters, size=(min(chunk, n_boot - start), n_raters))
+def _chunk_draws(rng: np.random.Generator, n_raters: int, n_images: int, n_boot: int, chunk: int):
+    """The rater and image multiplicities of ``n_boot`` two-way replicates, ``chunk`` at a time:
+    per chunk the raters, then the images, from one generator. The one order of draws of every
+    two-way interval of a dataset (:func:`two_way_replicates`); :func:`metric_correlations`
+    replays it to resample a metric over the very images its MOS replicates drew."""
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
-        yield _resample_counts(rng, n_raters, b), _resample_counts(images_rng, n_images, b)
+        w = _resample_counts(rng, n_raters, b)
+        yield w, _resample_counts(rng, n_images, b)
 
 
 #: Integers up to this are exact in float32, and so is every sum of them that stays below it.
@@ -223,8 +222,21 @@ def _two_way_means(sums: sparse.csr_matrix, counts: sparse.csr_matrix, w: np.nda
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
+class DatasetReplicates(NamedTuple):
+    """One dataset's two-way replicates: ``boot`` the (B, M) bootstrap MOS of ``methods``, from the
+    ``_cell_sums`` matrices ``sums`` and ``counts`` over ``raters`` x ``images``."""
+
+    dataset: object
+    methods: list
+    raters: pd.Index
+    images: pd.Index
+    sums: sparse.csr_matrix
+    counts: sparse.csr_matrix
+    boot: np.ndarray
+
+
 def _dataset_replicates(ratings: pd.DataFrame, n_boot: int, seed: int | None, chunk: int):
-    """Per dataset: ``(dataset, methods, sums, counts, boot)``, ``boot`` the (B, M) two-way bootstrap MOS."""
+    """Per dataset, its :class:`DatasetReplicates`."""
     if n_boot < 1:
         raise ValueError("n_boot must be positive")
     data = test_rows(ratings)
@@ -232,20 +244,16 @@ def _dataset_replicates(ratings: pd.DataFrame, n_boot: int, seed: int | None, ch
         part = data.loc[data["dataset"] == dataset]
         methods = sorted(part["method"].unique(), key=str)
         sums, counts, raters, images = _cell_sums(part, methods)
-        rng = _dataset_seed(seed, dataset)
-        reps = []
-        for start in range(0, n_boot, chunk):
-            b = min(chunk, n_boot - start)
-            w = _resample_counts(rng, len(raters), b)
-            v = _resample_counts(rng, len(images), b)
-            reps.append(_two_way_means(sums, counts, w, v))
-        yield dataset, methods, sums, counts, np.concatenate(reps, axis=0)
+        draws = _chunk_draws(_dataset_seed(seed, dataset), len(raters), len(images), n_boot, chunk)
+        boot = np.concatenate([_two_way_means(sums, counts, w, v) for w, v in draws], axis=0)
+        yield DatasetReplicates(dataset, methods, raters, images, sums, counts, boot)
 
 
 @dataclass(frozen=True)
 class TwoWayReplicates:
-    """The two-way bootstrap replicates of one ratings frame, drawn once for :func:`bootstrap_mos_ci`
-    and :func:`mos_differences` (the same draws: at 10^6 ratings each drawing is tens of seconds)."""
+    """The two-way bootstrap replicates of one ratings frame, drawn once for :func:`bootstrap_mos_ci`,
+    :func:`mos_differences` and :func:`metric_correlations` (the same draws: at 10^6 ratings each
+    drawing is seconds)."""
 
     n_boot: int
     seed: int | None
@@ -319,7 +327,7 @@ def bootstrap_mos_ci(
     3. Efron, B., Tibshirani, R. (1993). An Introduction to the Bootstrap, chapter 13.
     """
     rows = []
-    for dataset, methods, _, _, boot in _replicates(ratings, n_boot, seed, chunk, replicates):
+    for dataset, methods, _, _, _, _, boot in _replicates(ratings, n_boot, seed, chunk, replicates):
         lo, hi = percentile_interval(boot, confidence, axis=0)
         with np.errstate(invalid="ignore"):
             se = np.nanstd(boot, axis=0, ddof=1) if n_boot > 1 else np.full(len(methods), np.nan)
@@ -559,7 +567,7 @@ def mos_differences(
     4. Holm, S. (1979). Scandinavian Journal of Statistics 6(2), 65-70.
     """
     rows = []
-    for dataset, present, sums, counts, boot in _replicates(ratings, n_boot, seed, chunk, replicates):
+    for dataset, present, _, _, sums, counts, boot in _replicates(ratings, n_boot, seed, chunk, replicates):
         n_r_all, n_i_all = sums.shape[0] // len(present), sums.shape[1]
         n = _method_totals(counts, len(present))
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -738,6 +746,7 @@ def metric_correlations(
     seed: int | None = 0,
     exclude: Sequence[str] = ("hr",),
     chunk: int = 250,
+    replicates: TwoWayReplicates | None = None,
 ) -> pd.DataFrame:
     """Spearman and Kendall rank correlation between per-method MOS and per-method mean metric.
 
@@ -747,14 +756,14 @@ def metric_correlations(
         Ratings (test rows are used) and per-stimulus metrics (see :func:`metric_means`).
     metrics : sequence of str, optional
         Metric columns; default those of ``psnr_y, ssim_y, lpips`` present with values.
-    n_boot, confidence, seed
-        Bootstrap replicates, interval level and seed (per-dataset streams as in
-        :func:`bootstrap_mos_ci`).
+    n_boot, confidence, seed, chunk
+        Bootstrap replicates, interval level, seed and chunk of :func:`bootstrap_mos_ci`, whose
+        replicates these are.
     exclude : sequence of str
-        Methods left out, by default the HR original (no PSNR).
-    chunk : int
-        Replicates computed at once (bounds memory to about ``chunk x (methods x raters + images)``
-        floats); the draws, and so the result, do not depend on it.
+        Methods left out, by default the HR original (no PSNR). They stay in the resampled design,
+        so the MOS replicates are those of :func:`bootstrap_mos_ci`.
+    replicates : TwoWayReplicates, optional
+        The replicates of :func:`two_way_replicates` with the same settings; drawn here when not given.
 
     Returns
     -------
@@ -766,8 +775,9 @@ def metric_correlations(
     Notes
     -----
     The interval reflects the measurement uncertainty of the fixed set of methods: each replicate
-    resamples raters and images (as :func:`bootstrap_mos_ci`), recomputes every method's MOS and its
-    mean metric over the resampled images, and recomputes the two rank correlations. With a handful
+    is one of :func:`bootstrap_mos_ci`'s (raters and images resampled), with every method's mean
+    metric recomputed over the images that replicate drew, and the two rank correlations
+    recomputed. With a handful
     of methods the correlations are coarse (Kendall's tau moves in steps of ``2 / (k (k-1) / 2)``);
     the percentile interval says how stable the ordering is, not how the result generalises to
     other methods. A negative PSNR-MOS correlation is the perception-distortion trade-off of Blau
@@ -779,38 +789,37 @@ def metric_correlations(
     2. Kendall, M. G. (1945). The treatment of ties in ranking problems. Biometrika 33(3), 239-251.
     3. Owen, A. B. (2007). The pigeonhole bootstrap. Annals of Applied Statistics 1(2), 386-411.
     """
-    data = test_rows(ratings)
-    data = data.loc[~data["method"].isin(exclude)]
     stim = stimuli.loc[~stimuli["method"].isin(exclude)]
     metrics = [m for m in (metrics or DEFAULT_METRICS) if m in stim.columns and stim[m].notna().any()]
     rows = []
-    for dataset in sorted(data["dataset"].unique(), key=str):
-        part = data.loc[data["dataset"] == dataset]
-        methods = sorted(part["method"].unique(), key=str)
-        sums, counts, raters, images = _cell_sums(part, methods)
+    for dataset, methods, raters, images, sums, counts, boot in _replicates(ratings, n_boot, seed, chunk,
+                                                                            replicates):  # fmt: skip
         st = stim.loc[stim["dataset"] == dataset]
         with np.errstate(invalid="ignore", divide="ignore"):
             mos = _method_totals(sums, len(methods)) / _method_totals(counts, len(methods))
+        modelled = ~np.isin(methods, list(exclude))
         kept = {}  # metric -> (methods kept, their per-image values with 0 for missing, present)
         for metric in metrics:
-            table = st.pivot_table(index="method", columns="image", values=metric, aggfunc="mean")
+            table = st.pivot_table(index="method", columns="image", values=metric, aggfunc="mean", observed=True)
             x = table.reindex(index=methods, columns=images).to_numpy(dtype=float)  # (M, I)
-            keep = ~np.isnan(x).all(axis=1) & ~np.isnan(mos)
+            keep = modelled & ~np.isnan(x).all(axis=1) & ~np.isnan(mos)
             if keep.sum() >= 3:
                 kept[metric] = (keep, np.nan_to_num(x[keep]), (~np.isnan(x[keep])).astype(float))
-        boot_mos, boot_metric = [], {metric: [] for metric in kept}
-        for w, v in _two_way_draws(_dataset_seed(seed, dataset), len(raters), len(images), n_boot, chunk):
-            boot_mos.append(_two_way_means(sums, counts, w, v))  # (b, M)
+        if not kept:
+            continue
+        # The image multiplicities of the MOS replicates, replayed: the metric is resampled over the
+        # images each replicate drew for its MOS.
+        boot_metric = {metric: [] for metric in kept}
+        for _, v in _chunk_draws(_dataset_seed(seed, dataset), len(raters), len(images), n_boot, chunk):
             for metric, (_, values, present) in kept.items():
                 # einsum, not a BLAS product: a threaded BLAS call per chunk cost more than the product
                 boot_metric[metric].append(np.einsum("mi,bi->bm", values, v) / np.einsum("mi,bi->bm", present, v))
-        boot_mos = np.concatenate(boot_mos)
         for metric, (keep, values, present) in kept.items():
             point_metric = values.sum(axis=1) / present.sum(axis=1)  # np.nanmean's sum and count
-            bm, boot = boot_mos[:, keep], np.concatenate(boot_metric[metric])
-            ok = ~np.isnan(bm).any(1) & ~np.isnan(boot).any(1)
-            sp = _spearman_rows(boot[ok], bm[ok])
-            kt = _kendall_rows(boot[ok], bm[ok])
+            bm, bx = boot[:, keep], np.concatenate(boot_metric[metric])
+            ok = ~np.isnan(bm).any(1) & ~np.isnan(bx).any(1)
+            sp = _spearman_rows(bx[ok], bm[ok])
+            kt = _kendall_rows(bx[ok], bm[ok])
             sp_lo, sp_hi = percentile_interval(sp, confidence)
             kt_lo, kt_hi = percentile_interval(kt, confidence)
             rho = sps.spearmanr(point_metric, mos[keep]).statistic

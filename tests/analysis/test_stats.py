@@ -503,22 +503,29 @@ def test_metric_correlation_interval_resamples_the_images_of_the_metric_too():
     assert row.spearman_low == pytest.approx(-0.5) and row.spearman_high == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("chunk", [1, 7, 50])
-def test_two_way_draws_in_chunks_are_the_draws_made_at_once(chunk):
-    # metric_correlations draws its replicates a chunk at a time to bound memory at 10^6 ratings; its
-    # numbers must stay those of drawing every rater resample and then every image resample. Catches
-    # an image generator not moved past all the rater draws (only the first chunk's, or none), and
-    # the last, short chunk drawn at full size.
-    n_raters, n_images, n_boot = 9, 13, 50
-    rng = np.random.default_rng(5)
-    w_all, v_all = stats._resample_counts(rng, n_raters, n_boot), stats._resample_counts(rng, n_images, n_boot)
-    pieces = list(stats._two_way_draws(np.random.default_rng(5), n_raters, n_images, n_boot, chunk))
-    np.testing.assert_array_equal(np.concatenate([w for w, _ in pieces]), w_all)
-    np.testing.assert_array_equal(np.concatenate([v for _, v in pieces]), v_all)
+def test_metric_correlation_replicates_resample_the_images_their_mos_replicates_drew():
+    # Every rater gives method a 2 on six images and 5 on img_001 (b: 3, c: 4 everywhere); a's mean
+    # PSNR is 20 plus 3 on img_001 (b: 21, c: 22). A replicate's ranking of a then depends on how
+    # often it drew img_001, and identically for the MOS and for the metric, so every replicate's
+    # Spearman is 1 (seven images: no tie is possible). Image multiplicities drawn apart from the
+    # MOS replicates' (a second stream, or the rater draws taken for the images) rank a differently
+    # in many replicates and widen the interval below 1.
+    images = [f"img_{i:03d}" for i in range(7)]
+    rows = [(f"r{r}", "D", image, method, (5 if image == "img_001" else 2) if method == "a" else score)
+            for r in range(5) for image in images for method, score in (("a", 0), ("b", 3), ("c", 4))]
+    ratings = pd.DataFrame(rows, columns=["rater_id", "dataset", "image", "method", "score"])
+    keys = ratings[["dataset", "image", "method"]].drop_duplicates()
+    bump = 3.0 * ((keys["image"] == "img_001") & (keys["method"] == "a"))
+    stimuli = keys.assign(psnr_y=keys["method"].map({"a": 20.0, "b": 21.0, "c": 22.0}) + bump)
+    row = stats.metric_correlations(ratings, stimuli, metrics=["psnr_y"], n_boot=400, seed=2).iloc[0]
+    boot = stats.bootstrap_mos_ci(ratings, n_boot=400, seed=2).set_index("method")
+    assert boot.loc["a", "boot_high"] > 3.0  # premise: some replicates rank a above b
+    assert (row.spearman, row.spearman_low, row.spearman_high) == (1.0, 1.0, 1.0)
 
 
-def test_replicates_drawn_once_give_both_bootstraps_their_own_numbers(small_study):
-    # write_report draws the two-way replicates once for bootstrap_mos_ci and mos_differences: each
+def test_replicates_drawn_once_give_both_bootstraps_their_own_numbers(small_study, small_stimuli):
+    # write_report draws the two-way replicates once for bootstrap_mos_ci, mos_differences and
+    # metric_correlations: each
     # must give what it gives drawing them itself (catches replicates of another seed or chunking
     # accepted silently, or a function that ignores the ones passed and draws again differently).
     ratings, _ = small_study
@@ -527,6 +534,9 @@ def test_replicates_drawn_once_give_both_bootstraps_their_own_numbers(small_stud
                                   stats.bootstrap_mos_ci(ratings, n_boot=120, seed=4, chunk=50))
     pd.testing.assert_frame_equal(stats.mos_differences(ratings, n_boot=120, seed=4, chunk=50, replicates=reps),
                                   stats.mos_differences(ratings, n_boot=120, seed=4, chunk=50))
+    pd.testing.assert_frame_equal(
+        stats.metric_correlations(ratings, small_stimuli, n_boot=120, seed=4, chunk=50, replicates=reps),
+        stats.metric_correlations(ratings, small_stimuli, n_boot=120, seed=4, chunk=50))
     for other in ({"seed": 5}, {"n_boot": 100}, {"chunk": 60}):
         with pytest.raises(ValueError, match="replicates drawn with"):
             stats.bootstrap_mos_ci(ratings, **{"n_boot": 120, "seed": 4, "chunk": 50, **other}, replicates=reps)
