@@ -72,7 +72,7 @@ def _escape_column(column: pd.Series) -> pd.Series:
     suspect[codes >= 0] = flags[codes[codes >= 0]]
     if not suspect.any():
         return column
-    column = column.copy()
+    column = column.astype(object)  # a copy; a categorical would refuse the escaped values
     column[suspect] = column[suspect].map(escape_csv_cell)
     return column
 

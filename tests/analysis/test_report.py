@@ -294,6 +294,8 @@ def test_csv_escaping_of_mixed_text_columns(tmp_path):
         # Distinct values are tested once: every cell holding a formula value is escaped.
         "again": ["=A1", "x", "=A1", None, "=A1"],
         "when": pd.to_datetime(["2026-12-01"] * 5, utc=True),
+        # The report's label columns are categoricals (_frames.categorical_keys).
+        "category": pd.Categorical(["=A1", "x", None, "-x", "=A1"]),
     })
     report._write_csv(tmp_path / "t.csv", frame)
     back = pd.read_csv(tmp_path / "t.csv", dtype=str, keep_default_na=False)
@@ -302,3 +304,4 @@ def test_csv_escaping_of_mixed_text_columns(tmp_path):
     assert back["score"].tolist() == ["-1", "2", "3", "4", "5"]
     assert back["again"].tolist() == ["'=A1", "x", "'=A1", "", "'=A1"]
     assert back["when"].tolist() == ["2026-12-01 00:00:00+00:00"] * 5
+    assert back["category"].tolist() == ["'=A1", "x", "", "'-x", "'=A1"]
