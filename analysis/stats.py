@@ -228,7 +228,8 @@ def _two_way_means(sums: sparse.csr_matrix, counts: sparse.csr_matrix, w: np.nda
 
 class DatasetReplicates(NamedTuple):
     """One dataset's two-way replicates: ``boot`` the (B, M) bootstrap MOS of ``methods``, from the
-    ``_cell_sums`` matrices ``sums`` and ``counts`` over ``raters`` x ``images``."""
+    ``_cell_sums`` matrices ``sums`` and ``counts`` over ``raters`` x ``images``; ``draw_state`` the
+    generator's state before the draws, so they can be replayed (with ``seed=None`` too)."""
 
     dataset: object
     methods: list
@@ -237,6 +238,14 @@ class DatasetReplicates(NamedTuple):
     sums: sparse.csr_matrix
     counts: sparse.csr_matrix
     boot: np.ndarray
+    draw_state: dict
+
+
+def _replay_draws(replicates: DatasetReplicates, n_boot: int, chunk: int):
+    """The multiplicities ``replicates`` were drawn with, again (:func:`_chunk_draws`)."""
+    rng = np.random.default_rng()
+    rng.bit_generator.state = replicates.draw_state
+    return _chunk_draws(rng, len(replicates.raters), len(replicates.images), n_boot, chunk)
 
 
 def _dataset_replicates(ratings: pd.DataFrame, n_boot: int, seed: int | None, chunk: int):
@@ -248,9 +257,11 @@ def _dataset_replicates(ratings: pd.DataFrame, n_boot: int, seed: int | None, ch
         part = data.loc[data["dataset"] == dataset]
         methods = sorted(part["method"].unique(), key=str)
         sums, counts, raters, images = _cell_sums(part, methods)
-        draws = _chunk_draws(_dataset_seed(seed, dataset), len(raters), len(images), n_boot, chunk)
+        rng = _dataset_seed(seed, dataset)
+        state = rng.bit_generator.state
+        draws = _chunk_draws(rng, len(raters), len(images), n_boot, chunk)
         boot = np.concatenate([_two_way_means(sums, counts, w, v) for w, v in draws], axis=0)
-        yield DatasetReplicates(dataset, methods, raters, images, sums, counts, boot)
+        yield DatasetReplicates(dataset, methods, raters, images, sums, counts, boot, state)
 
 
 @dataclass(frozen=True)
@@ -331,7 +342,7 @@ def bootstrap_mos_ci(
     3. Efron, B., Tibshirani, R. (1993). An Introduction to the Bootstrap, chapter 13.
     """
     rows = []
-    for dataset, methods, _, _, _, _, boot in _replicates(ratings, n_boot, seed, chunk, replicates):
+    for dataset, methods, _, _, _, _, boot, _ in _replicates(ratings, n_boot, seed, chunk, replicates):
         lo, hi = percentile_interval(boot, confidence, axis=0)
         with np.errstate(invalid="ignore"):
             se = np.nanstd(boot, axis=0, ddof=1) if n_boot > 1 else np.full(len(methods), np.nan)
@@ -571,7 +582,7 @@ def mos_differences(
     4. Holm, S. (1979). Scandinavian Journal of Statistics 6(2), 65-70.
     """
     rows = []
-    for dataset, present, _, _, sums, counts, boot in _replicates(ratings, n_boot, seed, chunk, replicates):
+    for dataset, present, _, _, sums, counts, boot, _ in _replicates(ratings, n_boot, seed, chunk, replicates):
         n_r_all, n_i_all = sums.shape[0] // len(present), sums.shape[1]
         n = _method_totals(counts, len(present))
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -796,8 +807,9 @@ def metric_correlations(
     stim = stimuli.loc[~stimuli["method"].isin(exclude)]
     metrics = [m for m in (metrics or DEFAULT_METRICS) if m in stim.columns and stim[m].notna().any()]
     rows = []
-    for dataset, methods, raters, images, sums, counts, boot in _replicates(ratings, n_boot, seed, chunk,
-                                                                            replicates):  # fmt: skip
+    for drawn in _replicates(ratings, n_boot, seed, chunk, replicates):
+        dataset, methods, images, sums, counts, boot = (drawn.dataset, drawn.methods, drawn.images, drawn.sums,
+                                                        drawn.counts, drawn.boot)  # fmt: skip
         st = stim.loc[stim["dataset"] == dataset]
         with np.errstate(invalid="ignore", divide="ignore"):
             mos = _method_totals(sums, len(methods)) / _method_totals(counts, len(methods))
@@ -814,7 +826,7 @@ def metric_correlations(
         # The image multiplicities of the MOS replicates, replayed: the metric is resampled over the
         # images each replicate drew for its MOS.
         boot_metric = {metric: [] for metric in kept}
-        for _, v in _chunk_draws(_dataset_seed(seed, dataset), len(raters), len(images), n_boot, chunk):
+        for _, v in _replay_draws(drawn, n_boot, chunk):
             for metric, (_, values, present) in kept.items():
                 # einsum, not a BLAS product: a threaded BLAS call per chunk cost more than the product
                 boot_metric[metric].append(np.einsum("mi,bi->bm", values, v) / np.einsum("mi,bi->bm", present, v))

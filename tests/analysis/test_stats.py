@@ -503,13 +503,15 @@ def test_metric_correlation_interval_resamples_the_images_of_the_metric_too():
     assert row.spearman_low == pytest.approx(-0.5) and row.spearman_high == pytest.approx(1.0)
 
 
-def test_metric_correlation_replicates_resample_the_images_their_mos_replicates_drew():
+@pytest.mark.parametrize("seed", [2, None])
+def test_metric_correlation_replicates_resample_the_images_their_mos_replicates_drew(seed):
     # Every rater gives method a 2 on six images and 5 on img_001 (b: 3, c: 4 everywhere); a's mean
     # PSNR is 20 plus 3 on img_001 (b: 21, c: 22). A replicate's ranking of a then depends on how
     # often it drew img_001, and identically for the MOS and for the metric, so every replicate's
     # Spearman is 1 (seven images: no tie is possible). Image multiplicities drawn apart from the
-    # MOS replicates' (a second stream, or the rater draws taken for the images) rank a differently
-    # in many replicates and widen the interval below 1.
+    # MOS replicates' (a second stream, the rater draws taken for the images, or, with seed=None,
+    # a fresh generator for the replay) rank a differently in many replicates and widen the
+    # interval below 1.
     images = [f"img_{i:03d}" for i in range(7)]
     rows = [(f"r{r}", "D", image, method, (5 if image == "img_001" else 2) if method == "a" else score)
             for r in range(5) for image in images for method, score in (("a", 0), ("b", 3), ("c", 4))]
@@ -517,7 +519,7 @@ def test_metric_correlation_replicates_resample_the_images_their_mos_replicates_
     keys = ratings[["dataset", "image", "method"]].drop_duplicates()
     bump = 3.0 * ((keys["image"] == "img_001") & (keys["method"] == "a"))
     stimuli = keys.assign(psnr_y=keys["method"].map({"a": 20.0, "b": 21.0, "c": 22.0}) + bump)
-    row = stats.metric_correlations(ratings, stimuli, metrics=["psnr_y"], n_boot=400, seed=2).iloc[0]
+    row = stats.metric_correlations(ratings, stimuli, metrics=["psnr_y"], n_boot=400, seed=seed).iloc[0]
     boot = stats.bootstrap_mos_ci(ratings, n_boot=400, seed=2).set_index("method")
     assert boot.loc["a", "boot_high"] > 3.0  # premise: some replicates rank a above b
     assert (row.spearman, row.spearman_low, row.spearman_high) == (1.0, 1.0, 1.0)
