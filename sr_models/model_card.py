@@ -136,6 +136,8 @@ def _loss_summary(v, run_dir: Path | None, backbone: str) -> dict:
         paper["gan_loss"] = "standard"
         summary["discriminator_lr_scale"] = config.get("discriminator_lr_scale", 1.0)
         paper["discriminator_lr_scale"] = 1.0
+        summary["discriminator_warmup_steps"] = config.get("discriminator_warmup_steps", 0)
+        paper["discriminator_warmup_steps"] = 0
     summary["paper"] = paper
     summary["as_in_paper"] = all(summary[k] == paper[k] for k in paper)
     if summary.get("gan_loss") == "relativistic":

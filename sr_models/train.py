@@ -50,6 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--discriminator-lr-scale", type=float, default=1.0,
                    help="discriminator lr as a multiple of the generator's (default 1, the paper's; another "
                         "value is recorded in the model card)")
+    p.add_argument("--discriminator-warmup-steps", type=int, default=0,
+                   help="train the discriminator alone for the first N steps, the generator frozen (default 0, "
+                        "the paper's; another value is recorded in the model card)")
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--keep-every", type=int, default=0,
                    help="also keep the generator every N steps in OUT/snapshots/ (to score a run against steps)")

@@ -85,6 +85,9 @@ class TrainConfig:
     gan_loss: str = "standard"
     # Discriminator lr as a multiple of the generator's at every step (1: the paper's, one lr for both).
     discriminator_lr_scale: float = 1.0
+    # The first N steps train D alone (G frozen), so G's first adversarial gradients come from a D that
+    # already tells SR from HR, not from random weights (BasicSR's net_d_init_iters; 0: the paper's).
+    discriminator_warmup_steps: int = 0
     checkpoint_every: int = 500
     # Also keep the generator every N steps (snapshots/g_<step>.safetensors), so a run can be scored
     # against steps (benchmarks/gan_checkpoints.py); last.pt alone is overwritten. 0: keep none.
@@ -190,6 +193,11 @@ class Trainer:
             raise ValueError(f"discriminator_lr_scale must be positive, not {config.discriminator_lr_scale!r}")
         if config.discriminator_lr_scale != 1.0 and not self.variant.is_gan:
             raise ValueError(f"{config.variant} has no discriminator: discriminator_lr_scale does not apply")
+        if not 0 <= config.discriminator_warmup_steps < config.steps:
+            raise ValueError(f"discriminator_warmup_steps must be in [0, steps={config.steps}), "
+                             f"not {config.discriminator_warmup_steps!r}")
+        if config.discriminator_warmup_steps and not self.variant.is_gan:
+            raise ValueError(f"{config.variant} has no discriminator: discriminator_warmup_steps does not apply")
         self.loss_weights = resolve_loss_weights(self.variant, config.backbone, config.adversarial_weight,
                                                  config.low_frequency_weight, config.vgg_rescale)
         self.log = log
@@ -322,8 +330,10 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast_bf16)
 
     def train_step(self, lr_batch: torch.Tensor, hr_batch: torch.Tensor) -> dict[str, float]:
-        """One generator update (and, for SRGAN, the discriminator update before it)."""
+        """One generator update (and, for SRGAN, the discriminator update before it); during the
+        discriminator warm-up, the discriminator update alone."""
         w = self.loss_weights
+        warming_up = self.step < self.config.discriminator_warmup_steps
         lr_rate = self._lr(self.step)
         for opt, rate in ((self.g_opt, lr_rate), (self.d_opt, lr_rate * self.config.discriminator_lr_scale)):
             if opt is not None:
@@ -332,11 +342,12 @@ class Trainer:
         memory = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         lr_batch = lr_batch.to(self.device).contiguous(memory_format=memory)
         hr_batch = hr_batch.to(self.device).contiguous(memory_format=memory)
-        self.generator.train()
+        # Frozen in the warm-up: eval mode keeps its batch-norm statistics as they are too.
+        self.generator.train(not warming_up)
         row = {"lr": lr_rate, "adversarial": 0.0, "tv": 0.0, "low_frequency": 0.0, "d_loss": 0.0, "d_real": 0.0,
                "d_fake": 0.0}
 
-        with self._autocast():
+        with self._autocast(), torch.set_grad_enabled(not warming_up):
             sr = self.generator(lr_batch)
 
         if self.discriminator is not None:
@@ -357,6 +368,12 @@ class Trainer:
                 d_real=torch.sigmoid(real_logits.float()).mean().item(),
                 d_fake=torch.sigmoid(fake_logits.float()).mean().item(),
             )
+        if warming_up:
+            self.step += 1
+            row.update(step=self.step, g_total=math.nan, content=math.nan)  # no G loss: a gap in the curves
+            if not math.isfinite(row["d_loss"]):
+                raise FloatingPointError(f"non-finite loss at step {self.step}: {row}")
+            return row
 
         with self._autocast():
             content = self.content_vgg(sr, hr_batch) if self.content_vgg is not None else mse_loss(sr, hr_batch)

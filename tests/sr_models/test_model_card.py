@@ -53,7 +53,7 @@ def test_ship_weights_writes_file_card_and_readme(tmp_path, tiny_run, tiny_set, 
     assert (losses["adversarial_weight"], losses["low_frequency_weight"]) == (1e-4, 1.0)
     assert losses["paper"] == {"adversarial_weight": 1e-3, "tv_weight": 0.0, "low_frequency_weight": 0.0,
                                "vgg_rescale": 1 / 12.75, "gan_loss": "standard",
-                               "discriminator_lr_scale": 1.0}
+                               "discriminator_lr_scale": 1.0, "discriminator_warmup_steps": 0}
     assert losses["gan_loss"] == "standard" and "gan_loss_note" not in losses
     assert losses["as_in_paper"] is False and "grey levels" in losses["why_not"]
     assert [s["precision"] for s in card["training"]["sessions"]] in (["bf16-autocast"], ["fp32"])
@@ -132,3 +132,7 @@ def test_a_relativistic_run_is_named_in_the_card_as_leaving_the_paper(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"adversarial_weight": 1e-3, "discriminator_lr_scale": 0.25}))
     summary = _loss_summary(variant, tmp_path, "vgg16")
     assert summary["discriminator_lr_scale"] == 0.25 and summary["as_in_paper"] is False
+    # So is a discriminator trained alone before the generator.
+    (tmp_path / "config.json").write_text(json.dumps({"adversarial_weight": 1e-3, "discriminator_warmup_steps": 200}))
+    summary = _loss_summary(variant, tmp_path, "vgg16")
+    assert summary["discriminator_warmup_steps"] == 200 and summary["as_in_paper"] is False

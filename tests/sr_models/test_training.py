@@ -217,12 +217,12 @@ def test_every_option_named_like_a_config_field_reaches_the_config():
     argv = ["srgan-vgg54", "--out", "o", "--datasets-root", "d", "--steps", "7", "--batch-size", "3", "--crop-size",
             "64", "--lr", "0.002", "--lr-decay-at", "0.4", "--seed", "5", "--backbone", "vgg19", "--vgg-weights",
             "v.pth", "--init", "g.safetensors", "--adversarial-weight", "0.01", "--low-frequency-weight", "0.5",
-            "--vgg-rescale", "0.2", "--gan-loss", "relativistic", "--discriminator-lr-scale", "0.5", "--checkpoint-every", "9", "--keep-every", "3", "--validate-every", "11", "--max-train-images", "4",
+            "--vgg-rescale", "0.2", "--gan-loss", "relativistic", "--discriminator-lr-scale", "0.5", "--discriminator-warmup-steps", "2", "--checkpoint-every", "9", "--keep-every", "3", "--validate-every", "11", "--max-train-images", "4",
             "--device", "cpu", "--threads", "2", "--precision", "fp32"]  # fmt: skip
     args = parser.parse_args(argv)
     config = train_cli.config_from_args(args, "root", "runs", "vgg16")
     dests = {a.dest for a in parser._actions} & fields
-    assert len(dests) == 23  # premise: every option but --out, --no-progress and the help
+    assert len(dests) == 24  # premise: every option but --out, --no-progress and the help
     for dest in dests:
         assert getattr(config, dest) == getattr(args, dest) != parser.get_default(dest), dest
     assert (config.out_dir, config.datasets_root, config.backbone) == ("o", "d", "vgg19")
@@ -383,6 +383,32 @@ def test_discriminator_lr_scale_sets_the_discriminator_rate_at_every_step(tmp_pa
         Trainer(tiny_config(tmp_path / "c", datasets_root, "srresnet-mse", discriminator_lr_scale=0.5))
     with pytest.raises(ValueError, match="must be positive"):
         Trainer(tiny_config(tmp_path / "d", datasets_root, "srgan-mse", discriminator_lr_scale=0.0))
+
+
+def test_discriminator_warmup_trains_the_discriminator_alone_then_both(tmp_path, datasets_root, mse_init):
+    """For the first N steps the generator's weights and optimiser stay exactly as loaded while the
+    discriminator learns; from step N+1 both move (a warm-up that still steps G, that never ends, or
+    that freezes D fails here); the log leaves G's losses empty in the warm-up, and a warm-up on a
+    network without a discriminator, or as long as the run, is refused by name."""
+    config = tiny_config(tmp_path, datasets_root, "srgan-mse", steps=4, init_weights=str(mse_init),
+                         discriminator_warmup_steps=2)
+    trainer = Trainer(config, log=lambda m: None)
+    trainer.run(progress=False, until=0)
+    g_start = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
+    d_start = {k: v.clone() for k, v in trainer.discriminator.state_dict().items()}
+    trainer.run(progress=False, until=2)
+    assert all(torch.equal(v, g_start[k]) for k, v in trainer.generator.state_dict().items())
+    assert not trainer.g_opt.state  # Adam never stepped: no moments to carry into the first G step
+    assert any(not torch.equal(v, d_start[k]) for k, v in trainer.discriminator.state_dict().items())
+    trainer.run(progress=False)
+    assert any(not torch.equal(v, g_start[k]) for k, v in trainer.generator.state_dict().items())
+    rows = list(csv.DictReader(open(trainer.out / "losses.csv")))
+    assert [r["content"] == "nan" for r in rows] == [True, True, False, False]
+    assert all(float(r["d_loss"]) > 0 for r in rows)
+    with pytest.raises(ValueError, match="no discriminator"):
+        Trainer(tiny_config(tmp_path / "c", datasets_root, "srresnet-mse", discriminator_warmup_steps=2))
+    with pytest.raises(ValueError, match="discriminator_warmup_steps must be in"):
+        Trainer(tiny_config(tmp_path / "d", datasets_root, "srgan-mse", steps=4, discriminator_warmup_steps=4))
 
 
 def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(tmp_path, datasets_root, mse_init):
