@@ -20,7 +20,7 @@ from .inference import load_generator, pick_device, save_generator, sha256_file,
 from .lpips import lpips
 from .metrics import psnr_ssim_y
 from .sharpness import hf_energy_ratio, spectral_hf_ratio
-from .training import resolve_loss_weights
+from .training import PAPER_DISCRIMINATOR_SETTINGS, resolve_loss_weights
 from .variants import get_variant
 from .vgg import BACKBONES
 
@@ -132,12 +132,9 @@ def _loss_summary(v, run_dir: Path | None, backbone: str) -> dict:
         summary.pop("vgg_rescale")
     paper = {k: val for k, val in v.paper_loss_weights.as_dict().items() if k in summary}
     if v.is_gan:
-        summary["gan_loss"] = config.get("gan_loss", "standard")
-        paper["gan_loss"] = "standard"
-        summary["discriminator_lr_scale"] = config.get("discriminator_lr_scale", 1.0)
-        paper["discriminator_lr_scale"] = 1.0
-        summary["discriminator_warmup_steps"] = config.get("discriminator_warmup_steps", 0)
-        paper["discriminator_warmup_steps"] = 0
+        for name, paper_value in PAPER_DISCRIMINATOR_SETTINGS.items():
+            summary[name] = config.get(name, paper_value)  # a run saved before the setting existed ran the paper's
+            paper[name] = paper_value
     summary["paper"] = paper
     summary["as_in_paper"] = all(summary[k] == paper[k] for k in paper)
     if summary.get("gan_loss") == "relativistic":
