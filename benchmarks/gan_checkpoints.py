@@ -7,6 +7,8 @@ SR table:
 * PSNR-Y (dB) and the mean colour shift SR - HR per RGB channel (grey levels; the paper's loss from
   SRResNet-MSE drifts it by tens of levels within a few hundred steps);
 * the high-frequency ratio SR / HR (mean squared Laplacian of Y; blur < 1, HR-like 1, artefacts >> 1);
+* the grid ratio SR / HR (``sr_models.sharpness.grid_ratio``: the 4x4-periodic part of Y, the
+  pattern a pixel-shuffle upsampler makes most easily; 1 = no more of it than the HR has);
 * LPIPS-VGG, DISTS and NIQE on the BSD100 images (NIQE needs no reference; lower is more natural).
 
 A run of ``sr_models.train`` keeps only ``last.pt``; to score a run against steps, keep its
@@ -35,7 +37,7 @@ from sr_models.inference import load_generator, upscale  # noqa: E402
 from sr_models.lpips import lpips  # noqa: E402
 from sr_models.metrics import psnr_y  # noqa: E402
 from sr_models.niqe import niqe  # noqa: E402
-from sr_models.sharpness import hf_energy_ratio  # noqa: E402
+from sr_models.sharpness import grid_ratio, hf_energy_ratio  # noqa: E402
 
 BORDER = 4
 
@@ -48,7 +50,8 @@ def score(generator, pairs, perceptual: bool) -> dict[str, float]:
             sr = upscale(generator, lr).cpu()
             shift = (sr.float().mean((1, 2)) - hr.float().mean((1, 2))).tolist()
             row = {"psnr_y": float(psnr_y(sr, hr, BORDER)), "shift_r": shift[0], "shift_g": shift[1],
-                   "shift_b": shift[2], "hf_ratio": float(hf_energy_ratio(sr, hr, BORDER))}
+                   "shift_b": shift[2], "hf_ratio": float(hf_energy_ratio(sr, hr, BORDER)),
+                   "grid_ratio": float(grid_ratio(sr, hr, border=BORDER))}
             if perceptual:
                 row.update(lpips=float(lpips(sr, hr, BORDER)), dists=float(dists(sr, hr, BORDER)),
                            niqe=niqe(sr, BORDER))
@@ -68,8 +71,8 @@ def main() -> None:
     sets = {"Set5": list(find_dataset("Set5", args.datasets_root)),
             f"BSD100[:{args.bsd}]": list(find_dataset("BSD100", args.datasets_root))[:args.bsd]}
     images = {name: [pair.load() for pair in pairs] for name, pairs in sets.items()}
-    print("| weights | set | PSNR-Y | colour shift R / G / B | HF ratio | LPIPS | DISTS | NIQE |")
-    print("|---|---|---:|---|---:|---:|---:|---:|")
+    print("| weights | set | PSNR-Y | colour shift R / G / B | HF ratio | grid ratio | LPIPS | DISTS | NIQE |")
+    print("|---|---|---:|---|---:|---:|---:|---:|---:|")
     for path in args.weights:
         generator = load_generator(path)
         for i, (name, pairs) in enumerate(images.items()):
@@ -77,7 +80,7 @@ def main() -> None:
             perceptual = (f"{s['lpips']:.4f} | {s['dists']:.4f} | {s['niqe']:.2f}" if "lpips" in s
                           else "- | - | -")
             print(f"| {Path(path).name} | {name} | {s['psnr_y']:.2f} | "
-                  f"{s['shift_r']:+.1f} / {s['shift_g']:+.1f} / {s['shift_b']:+.1f} | {s['hf_ratio']:.3f} | "
+                  f"{s['shift_r']:+.1f} / {s['shift_g']:+.1f} / {s['shift_b']:+.1f} | {s['hf_ratio']:.3f} | {s['grid_ratio']:.2f} | "
                   f"{perceptual} |", flush=True)
 
 

@@ -11,11 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .sharpness import periodic_component
 from .variants import PAPER_VGG_RESCALE
 from .vgg import VGGLayer, imagenet_normalize, load_vgg_features
 
 __all__ = ["VGGContentLoss", "mse_loss", "adversarial_loss", "discriminator_loss", "relativistic_losses",
-           "tv_loss", "low_frequency_loss", "GAN_LOSSES", "VGG_RESCALE"]
+           "tv_loss", "low_frequency_loss", "grid_loss", "GAN_LOSSES", "VGG_RESCALE"]
 
 #: The adversarial losses a run may train with: the paper's, and one clearly named non-paper option.
 GAN_LOSSES = ("standard", "relativistic")
@@ -120,3 +121,17 @@ def low_frequency_loss(sr: torch.Tensor, hr: torch.Tensor, factor: int = 4) -> t
     training recipe and recorded in the model card.
     """
     return F.mse_loss(F.avg_pool2d(sr.float(), factor), F.avg_pool2d(hr.float(), factor))
+
+
+def grid_loss(sr: torch.Tensor, hr: torch.Tensor, factor: int = 4) -> torch.Tensor:
+    """MSE between the ``factor``-periodic components of SR and HR (:func:`periodic_component`), per
+    crop and channel: the pixel MSE on the 15 frequencies of the 4x4 lattice alone, blind to the rest.
+
+    Not one of the paper's losses. The pixel-shuffle upsampler makes each output pixel from one of
+    ``factor**2`` sub-pixel phases, so a pattern locked to that grid is the cheapest high frequency it
+    can add; under a strong adversarial term it does (a checkerboard on smooth skin,
+    docs/training_recipes.md), where a natural crop has almost none. This term holds those frequencies
+    to the HR's as an MSE content loss would, and leaves every other frequency (texture) to the content
+    and adversarial losses; its weight is part of a recipe and recorded in the model card.
+    """
+    return F.mse_loss(periodic_component(sr.float(), factor), periodic_component(hr.float(), factor))

@@ -126,10 +126,12 @@ def _loss_summary(v, run_dir: Path | None, backbone: str) -> dict:
     backbone = config.get("backbone", backbone)
     recipe = resolve_loss_weights(v, backbone)
     used = resolve_loss_weights(v, backbone, config.get("adversarial_weight"), config.get("low_frequency_weight"),
-                                config.get("vgg_rescale"))
+                                config.get("vgg_rescale"), config.get("grid_weight"))
     summary = {"content": v.content, **used.as_dict()}
     if not v.uses_vgg:
         summary.pop("vgg_rescale")
+    if not used.grid:
+        summary.pop("grid_weight")  # no such term in this run, as in the paper: cards before it stay as they were
     paper = {k: val for k, val in v.paper_loss_weights.as_dict().items() if k in summary}
     if v.is_gan:
         for name, paper_value in PAPER_DISCRIMINATOR_SETTINGS.items():

@@ -42,7 +42,8 @@ import torch
 
 from .metrics import shave, to_y
 
-__all__ = ["laplacian", "laplacian_energy", "hf_energy_ratio", "spectral_hf_share", "spectral_hf_ratio"]
+__all__ = ["laplacian", "laplacian_energy", "hf_energy_ratio", "spectral_hf_share", "spectral_hf_ratio",
+           "periodic_component", "grid_amplitude", "grid_ratio"]
 
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
@@ -144,3 +145,47 @@ def spectral_hf_ratio(
     """``spectral_hf_share(sr) / spectral_hf_share(hr)`` with the same cutoff (LR Nyquist by default)."""
     _check_pair(sr, hr)
     return spectral_hf_share(sr, scale, border, cutoff) / spectral_hf_share(hr, scale, border, cutoff)
+
+
+def periodic_component(x: torch.Tensor, period: int = 4) -> torch.Tensor:
+    """The part of ``(..., H, W)`` images that repeats every ``period`` pixels: the mean of each of the
+    ``period x period`` pixel phases, less their mean, shape ``(..., period, period)``.
+
+    In frequency terms it is the image restricted to the ``period**2 - 1`` non-zero frequencies of the
+    lattice ``(k H / period, l W / period)``; its mean square is that part of the image's energy, and the
+    part of a pixel MSE that lies there. ``H`` and ``W`` must be multiples of ``period``.
+    """
+    h, w = x.shape[-2:]
+    if h % period or w % period:
+        raise ValueError(f"{h}x{w} images are not whole {period}x{period} blocks")
+    phases = x.reshape(*x.shape[:-2], h // period, period, w // period, period).mean(dim=(-4, -2))
+    return phases - phases.mean(dim=(-2, -1), keepdim=True)
+
+
+
+def grid_amplitude(image: torch.Tensor, period: int = 4, border: int = 4) -> torch.Tensor:
+    """Root mean square of the ``period``-periodic component of Y (:func:`periodic_component`), grey
+    levels, ``border`` pixels shaved first and the last rows and columns that do not fill a whole
+    ``period`` dropped.
+
+    A 4x super-resolution network ends in pixel shuffles, so each output pixel comes from one of 16
+    sub-pixel phases; a pattern locked to them (a checkerboard) is this number. Natural images have a
+    little of it (content that happens to align), so read it as a ratio to the HR's (:func:`grid_ratio`).
+
+    Parameters
+    ----------
+    image : uint8 Tensor, shape (H, W), (C, H, W) or (N, C, H, W), C = 1 or 3
+
+    Returns
+    -------
+    float64 Tensor, shape () or (N,).
+    """
+    y = _y(image, border, period)
+    h, w = y.shape[-2] // period * period, y.shape[-1] // period * period
+    return periodic_component(y[..., :h, :w], period).pow(2).mean(dim=(-2, -1)).sqrt()
+
+
+def grid_ratio(sr: torch.Tensor, hr: torch.Tensor, period: int = 4, border: int = 4) -> torch.Tensor:
+    """:func:`grid_amplitude` of SR over that of HR: 1 for no more grid than the original has."""
+    _check_pair(sr, hr)
+    return grid_amplitude(sr, period, border) / grid_amplitude(hr, period, border)

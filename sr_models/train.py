@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="weight of the block-mean pixel loss that pins colour (default: the variant's; 0 = the paper's loss)")
     p.add_argument("--vgg-rescale", type=float, default=None,
                    help="factor on VGG feature maps (default: the variant's; the paper's is 1/12.75 = 0.0784)")
+    p.add_argument("--grid-weight", type=float, default=None,
+                   help="weight of the loss on the 4x4-periodic image component, the pixel-shuffle grid "
+                        "(default 0, the paper's loss has none; another value is recorded in the model card)")
     p.add_argument("--gan-loss", choices=list(GAN_LOSSES), default="standard",
                    help="standard: the paper's -log D(G(x)); relativistic: the relativistic average GAN of "
                         "ESRGAN (not the paper's; recorded in the model card)")

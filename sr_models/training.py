@@ -40,6 +40,7 @@ from .losses import (
     VGGContentLoss,
     adversarial_loss,
     discriminator_loss,
+    grid_loss,
     low_frequency_loss,
     mse_loss,
     relativistic_losses,
@@ -53,7 +54,7 @@ from .vgg import BACKBONES
 
 __all__ = ["TrainConfig", "CropSampler", "Trainer", "train", "LOSS_COLUMNS"]
 
-LOSS_COLUMNS = ["step", "lr", "g_total", "content", "adversarial", "tv", "low_frequency", "d_loss", "d_real", "d_fake",
+LOSS_COLUMNS = ["step", "lr", "g_total", "content", "adversarial", "tv", "low_frequency", "grid", "d_loss", "d_real", "d_fake",
                 "seconds"]
 
 
@@ -86,6 +87,7 @@ class TrainConfig:
     adversarial_weight: float | None = None
     low_frequency_weight: float | None = None
     vgg_rescale: float | None = None
+    grid_weight: float | None = None  # sr_models.losses.grid_loss; None: 0, the paper's (no such term)
     # "standard": the paper's -log D(G(x)); "relativistic": the relativistic average GAN (not the paper's).
     gan_loss: str = "standard"
     # Discriminator lr as a multiple of the generator's at every step (1: the paper's, one lr for both).
@@ -177,11 +179,12 @@ def uses_bf16_autocast(precision: str, device: torch.device) -> bool:
 
 
 def resolve_loss_weights(variant: Variant, backbone: str, adversarial: float | None = None,
-                         low_frequency: float | None = None, vgg_rescale: float | None = None) -> LossWeights:
+                         low_frequency: float | None = None, vgg_rescale: float | None = None,
+                         grid: float | None = None) -> LossWeights:
     """The weights a run of ``variant`` trains with: its recipe, the backbone layer's VGG rescale, and
     the run's overrides."""
     rescale = BACKBONES[backbone][variant.content].rescale if variant.uses_vgg else PAPER_VGG_RESCALE
-    return variant.loss_weights(rescale, adversarial, low_frequency, vgg_rescale)
+    return variant.loss_weights(rescale, adversarial, low_frequency, vgg_rescale, grid)
 
 
 class Trainer:
@@ -203,7 +206,7 @@ class Trainer:
                     raise ValueError(f"{config.variant} has no discriminator: {name} {getattr(config, name)!r} "
                                      "does not apply")
         self.loss_weights = resolve_loss_weights(self.variant, config.backbone, config.adversarial_weight,
-                                                 config.low_frequency_weight, config.vgg_rescale)
+                                                 config.low_frequency_weight, config.vgg_rescale, config.grid_weight)
         self.log = log
         self.out = Path(config.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -347,8 +350,8 @@ class Trainer:
         hr_batch = hr_batch.to(self.device).contiguous(memory_format=memory)
         # Frozen in the warm-up: eval mode keeps its batch-norm statistics as they are too.
         self.generator.train(not warming_up)
-        row = {"lr": lr_rate, "adversarial": 0.0, "tv": 0.0, "low_frequency": 0.0, "d_loss": 0.0, "d_real": 0.0,
-               "d_fake": 0.0}
+        row = {"lr": lr_rate, "adversarial": 0.0, "tv": 0.0, "low_frequency": 0.0, "grid": 0.0, "d_loss": 0.0,
+               "d_real": 0.0, "d_fake": 0.0}
 
         with self._autocast(), torch.set_grad_enabled(not warming_up):
             sr = self.generator(lr_batch)
@@ -410,6 +413,10 @@ class Trainer:
                 lf = low_frequency_loss(sr, hr_batch, self.config.scale)
                 total = total + w.low_frequency * lf
                 row["low_frequency"] = lf.item()
+            if w.grid:
+                grid = grid_loss(sr, hr_batch, self.config.scale)
+                total = total + w.grid * grid
+                row["grid"] = grid.item()
         self.g_opt.zero_grad(set_to_none=True)
         total.backward()
         self.g_opt.step()

@@ -13,16 +13,18 @@ PAPER_VGG_RESCALE = 1.0 / 12.75
 @dataclass(frozen=True)
 class LossWeights:
     """The weights of one training run's generator loss:
-    ``content(rescale) + adversarial * -log D(G) + tv * TV + low_frequency * LF``."""
+    ``content(rescale) + adversarial * -log D(G) + tv * TV + low_frequency * LF + grid * GRID``."""
 
     adversarial: float
     tv: float
     low_frequency: float
     vgg_rescale: float
+    grid: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         return {"adversarial_weight": self.adversarial, "tv_weight": self.tv,
-                "low_frequency_weight": self.low_frequency, "vgg_rescale": self.vgg_rescale}
+                "low_frequency_weight": self.low_frequency, "vgg_rescale": self.vgg_rescale,
+                "grid_weight": self.grid}
 
 
 @dataclass(frozen=True)
@@ -57,21 +59,24 @@ class Variant:
     recipe_note: str = ""
 
     def loss_weights(self, backbone_rescale: float = PAPER_VGG_RESCALE, adversarial: float | None = None,
-                     low_frequency: float | None = None, vgg_rescale: float | None = None) -> LossWeights:
+                     low_frequency: float | None = None, vgg_rescale: float | None = None,
+                     grid: float | None = None) -> LossWeights:
         """This variant's weights with a run's overrides (None keeps the variant's); the VGG rescale
-        defaults to the backbone layer's (``sr_models.vgg.BACKBONES``)."""
+        defaults to the backbone layer's (``sr_models.vgg.BACKBONES``). The grid weight
+        (:func:`sr_models.losses.grid_loss`, not in the paper) is 0 in every variant's recipe."""
         weights = LossWeights(
             adversarial=self.adversarial_weight if adversarial is None else float(adversarial),
             tv=self.tv_weight,
             low_frequency=self.low_frequency_weight if low_frequency is None else float(low_frequency),
             vgg_rescale=(backbone_rescale if vgg_rescale is None else float(vgg_rescale)) if self.uses_vgg else 0.0,
+            grid=0.0 if grid is None else float(grid),
         )
         if self.is_gan and weights.adversarial <= 0:
             raise ValueError(f"{self.name} is a GAN variant: its adversarial weight must be positive")
         if not self.is_gan and weights.adversarial:
             raise ValueError(f"{self.name} has no discriminator: an adversarial weight makes it another variant")
-        if weights.low_frequency < 0 or (self.uses_vgg and weights.vgg_rescale <= 0):
-            raise ValueError("the low-frequency weight must be >= 0 and the VGG rescale > 0")
+        if weights.low_frequency < 0 or weights.grid < 0 or (self.uses_vgg and weights.vgg_rescale <= 0):
+            raise ValueError("the low-frequency and grid weights must be >= 0 and the VGG rescale > 0")
         return weights
 
     @property

@@ -165,3 +165,21 @@ def test_low_frequency_loss_sees_colour_and_not_detail():
     assert low_frequency_loss(shifted, hr).item() == pytest.approx(0.2**2 / 3, rel=1e-5)
     # It is what MSE would be on the 4x block means.
     assert low_frequency_loss(shifted, hr, factor=1).item() == pytest.approx(F.mse_loss(shifted, hr).item(), rel=1e-6)
+
+
+def test_grid_loss_sees_the_pixel_shuffle_grid_and_not_colour():
+    # The complement of the low-frequency loss on a checkerboard: a colour shift of whole 4x4 blocks
+    # costs nothing, a +-d checkerboard (the 4x4 lattice's (1/2, 1/2) frequency) costs d^2.
+    from sr_models.losses import grid_loss
+
+    torch.manual_seed(0)
+    hr = torch.rand(2, 3, 32, 32) * 2 - 1
+    checker = (torch.arange(32).view(-1, 1) + torch.arange(32).view(1, -1)) % 2 * 2 - 1
+    assert grid_loss(hr + 0.2 * checker, hr).item() == pytest.approx(0.2**2, rel=1e-5)
+    shifted = hr.clone()
+    shifted[:, 0] += 0.2
+    shifted[:, 1, :16] -= 0.3  # brighter and darker blocks, still whole 4x4 blocks
+    assert grid_loss(shifted, hr).item() == pytest.approx(0.0, abs=1e-12)
+    sr = hr.clone().requires_grad_(True)
+    grid_loss(sr + 0.2 * checker, hr).backward()
+    assert sr.grad.abs().sum() > 0

@@ -136,3 +136,8 @@ def test_a_relativistic_run_is_named_in_the_card_as_leaving_the_paper(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"adversarial_weight": 1e-3, "discriminator_warmup_steps": 200}))
     summary = _loss_summary(variant, tmp_path, "vgg16")
     assert summary["discriminator_warmup_steps"] == 200 and summary["as_in_paper"] is False
+    # And a loss on the pixel-shuffle grid, a term the paper's loss does not have.
+    (tmp_path / "config.json").write_text(json.dumps({"adversarial_weight": 1e-3, "grid_weight": 10.0}))
+    summary = _loss_summary(variant, tmp_path, "vgg16")
+    assert summary["grid_weight"] == 10.0 and summary["paper"]["grid_weight"] == 0.0
+    assert summary["as_in_paper"] is False

@@ -146,3 +146,42 @@ def test_equal_cosines_either_side_split_the_energy():
 def test_bad_cutoff_is_refused():
     with pytest.raises(ValueError, match="cutoff"):
         spectral_hf_share(cosine_image([3]), cutoff=0.8)
+
+
+# -- the pixel-shuffle grid ----------------------------------------------------------------------------
+def test_the_periodic_component_is_the_energy_on_the_lattice_frequencies_like_numpy_fft():
+    # Parseval: the mean square of the 4-periodic part is the power at the 15 non-zero frequencies
+    # (k H / 4, l W / 4) of the 2-D DFT over (H W)^2. Catches phases averaged along the wrong axes, the
+    # mean left in (the DC term), or block means taken for phase means.
+    from sr_models.sharpness import periodic_component
+
+    image = np.random.default_rng(3).normal(100, 30, (40, 36))
+    spectrum = np.fft.fft2(image)
+    h, w = image.shape
+    lattice = [(k * h // 4, l * w // 4) for k in range(4) for l in range(4) if (k, l) != (0, 0)]
+    expected = sum(abs(spectrum[i, j]) ** 2 for i, j in lattice) / (h * w) ** 2
+    p = periodic_component(torch.from_numpy(image))
+    assert p.shape == (4, 4) and float(p.sum()) == pytest.approx(0.0, abs=1e-9)
+    assert float(p.pow(2).mean()) == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(ValueError, match="not whole 4x4 blocks"):
+        periodic_component(torch.zeros(10, 12))
+
+
+def test_grid_amplitude_of_a_planted_checkerboard_is_its_amplitude_and_blocks_have_none(baby_pair):
+    from sr_models.sharpness import grid_amplitude, grid_ratio
+
+    hr = to_y(baby_pair[0]).round().clamp(10, 245).to(torch.uint8)[None]  # one grey channel: its own Y
+    h, w = hr.shape[-2:]
+    checker = ((torch.arange(h).view(-1, 1) + torch.arange(w).view(1, -1)) % 2 * 2 - 1).to(torch.int16)
+    flat = torch.full((1, h, w), 128, dtype=torch.int16)
+    assert grid_amplitude((flat + 3 * checker).to(torch.uint8)).item() == pytest.approx(3.0, abs=1e-12)
+    # Phases are counted from the shaved edge: a border that is not a multiple of 4 permutes them.
+    assert grid_amplitude((flat + 3 * checker).to(torch.uint8), border=3).item() == pytest.approx(3.0, abs=1e-12)
+    assert grid_ratio((hr + 3 * checker).to(torch.uint8), hr).item() > 2
+    # Nearest-neighbour 4x makes 4x4 blocks of one value: high frequencies (an HF ratio of 1.27 on
+    # this image) and no grid at all, as any block-constant change.
+    nearest = imresize(baby_pair[1], 4, method="nearest")
+    assert hf_energy_ratio(nearest, baby_pair[0]).item() > 1
+    assert grid_amplitude(nearest).item() == pytest.approx(0.0, abs=1e-12)
+    blocks = torch.randint(-8, 9, (h // 4, w // 4)).repeat_interleave(4, 0).repeat_interleave(4, 1)
+    assert grid_ratio((hr + blocks).to(torch.uint8), hr).item() == pytest.approx(1.0, abs=1e-12)

@@ -217,12 +217,12 @@ def test_every_option_named_like_a_config_field_reaches_the_config():
     argv = ["srgan-vgg54", "--out", "o", "--datasets-root", "d", "--steps", "7", "--batch-size", "3", "--crop-size",
             "64", "--lr", "0.002", "--lr-decay-at", "0.4", "--seed", "5", "--backbone", "vgg19", "--vgg-weights",
             "v.pth", "--init", "g.safetensors", "--adversarial-weight", "0.01", "--low-frequency-weight", "0.5",
-            "--vgg-rescale", "0.2", "--gan-loss", "relativistic", "--discriminator-lr-scale", "0.5", "--discriminator-warmup-steps", "2", "--checkpoint-every", "9", "--keep-every", "3", "--validate-every", "11", "--max-train-images", "4",
+            "--vgg-rescale", "0.2", "--grid-weight", "2", "--gan-loss", "relativistic", "--discriminator-lr-scale", "0.5", "--discriminator-warmup-steps", "2", "--checkpoint-every", "9", "--keep-every", "3", "--validate-every", "11", "--max-train-images", "4",
             "--device", "cpu", "--threads", "2", "--precision", "fp32"]  # fmt: skip
     args = parser.parse_args(argv)
     config = train_cli.config_from_args(args, "root", "runs", "vgg16")
     dests = {a.dest for a in parser._actions} & fields
-    assert len(dests) == 24  # premise: every option but --out, --no-progress and the help
+    assert len(dests) == 25  # premise: every option but --out, --no-progress and the help
     for dest in dests:
         assert getattr(config, dest) == getattr(args, dest) != parser.get_default(dest), dest
     assert (config.out_dir, config.datasets_root, config.backbone) == ("o", "d", "vgg19")
@@ -329,6 +329,24 @@ def test_the_low_frequency_loss_is_trained_and_logged_where_the_recipe_has_it(tm
     with_lf = runs["srresnet-vgg22"][0]
     assert float(with_lf["g_total"]) == pytest.approx(
         float(with_lf["content"]) + 2e-8 * float(with_lf["tv"]) + float(with_lf["low_frequency"]), rel=1e-4)
+
+
+def test_the_grid_loss_is_trained_and_logged_only_when_asked_for(tmp_path, datasets_root, mse_init):
+    # A weight that never reached the generator's loss (or reached it unlogged) would leave g_total
+    # equal to the other terms; a run without it must log 0, as the paper's loss has no such term.
+    rows = {}
+    for name, grid in (("with", 5.0), ("without", None)):
+        config = tiny_config(tmp_path / name, datasets_root, "srgan-mse", steps=2, init_weights=str(mse_init),
+                             grid_weight=grid)
+        Trainer(config, log=lambda m: None).run(progress=False)
+        rows[name] = read_losses(tmp_path / name / "srgan-mse")
+    assert all(float(r["grid"]) == 0 for r in rows["without"])
+    for r in rows["with"]:
+        assert float(r["grid"]) > 0
+        assert float(r["g_total"]) == pytest.approx(
+            float(r["content"]) + 1e-3 * float(r["adversarial"]) + 5.0 * float(r["grid"]), rel=1e-4)
+    with pytest.raises(ValueError, match="grid weights must be >= 0"):
+        Trainer(tiny_config(tmp_path / "bad", datasets_root, "srgan-mse", grid_weight=-1.0))
 
 
 def test_resume_refuses_other_loss_weights(tmp_path, datasets_root, mse_init):
