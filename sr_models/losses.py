@@ -5,6 +5,7 @@ All generator outputs and HR targets are in ``[-1, 1]``, shape ``(N, 3, H, W)``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -13,7 +14,7 @@ from torch import nn
 
 from .sharpness import periodic_component
 from .variants import PAPER_VGG_RESCALE
-from .vgg import VGGLayer, imagenet_normalize, load_vgg_features
+from .vgg import VGGLayer, imagenet_normalize, layer_spec, load_vgg_features
 
 __all__ = ["VGGContentLoss", "mse_loss", "adversarial_loss", "discriminator_loss", "relativistic_losses",
            "tv_loss", "low_frequency_loss", "grid_loss", "GAN_LOSSES", "VGG_RESCALE"]
@@ -34,21 +35,33 @@ class VGGContentLoss(nn.Module):
 
     Parameters
     ----------
-    layer : {'vgg22', 'vgg54'}
-        relu2_2, or the deepest block's last ReLU (relu5_4 for VGG19, relu5_3 for VGG16).
+    layer : {'vgg22', 'vgg54', ...} or a sequence of them
+        relu2_2, or the deepest block's last ReLU (relu5_4 for VGG19, relu5_3 for VGG16); the keys of
+        :data:`sr_models.vgg.BACKBONES`. Several layers (not the paper's loss; ESRGAN and BasicSR
+        train with relu1 to relu5): the mean of each layer's loss, each at its own rescale, so that
+        every term stays of the MSE's scale.
     backbone : {'vgg19', 'vgg16'}
         The paper's VGG19, or the offline ImageNet VGG16 (see :mod:`sr_models.vgg`).
     rescale : float, optional
         Factor on the feature maps before the squared distance. The paper chose 1/12.75 so that VGG
         losses are "of a scale comparable to the MSE loss"; how large features are depends on the
-        backbone and layer, so the default is the layer's own (:data:`sr_models.vgg.BACKBONES`).
+        backbone and layer, so the default is the layer's own (:data:`sr_models.vgg.BACKBONES`). With
+        several layers it sets the deepest one's, the others keep theirs.
     """
 
-    def __init__(self, layer: str = "vgg54", backbone: str = "vgg19", weights_path: str | Path | None = None,
-                 rescale: float | None = None):
+    def __init__(self, layer: str | Sequence[str] = "vgg54", backbone: str = "vgg19",
+                 weights_path: str | Path | None = None, rescale: float | None = None):
         super().__init__()
-        self.features, self.spec = load_vgg_features(backbone, layer, weights_path)
-        self.rescale = self.spec.rescale if rescale is None else float(rescale)
+        names = [layer] if isinstance(layer, str) else list(layer)
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"VGG content layers must be distinct and at least one, not {names!r}")
+        self.specs = sorted((layer_spec(backbone, n) for n in names), key=lambda sp: sp.n_modules)
+        # The network up to the deepest layer, once; forward() reads the shallower ones on the way.
+        deepest = max(names, key=lambda n: layer_spec(backbone, n).n_modules)
+        self.features, self.spec = load_vgg_features(backbone, deepest, weights_path)
+        self.rescales = [sp.rescale for sp in self.specs[:-1]] + [self.spec.rescale if rescale is None
+                                                                   else float(rescale)]
+        self.rescale = self.rescales[-1]
 
     @property
     def layer(self) -> VGGLayer:
@@ -61,10 +74,14 @@ class VGGContentLoss(nn.Module):
         return self
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-        batch = torch.cat([sr, hr], dim=0)
-        feats = self.features(imagenet_normalize((batch + 1.0) / 2.0)) * self.rescale
-        f_sr, f_hr = feats.float().chunk(2, dim=0)
-        return F.mse_loss(f_sr, f_hr.detach())
+        x = imagenet_normalize((torch.cat([sr, hr], dim=0) + 1.0) / 2.0)
+        losses, start = [], 0
+        for spec, rescale in zip(self.specs, self.rescales):
+            x = self.features[start:spec.n_modules](x)
+            start = spec.n_modules
+            f_sr, f_hr = (x * rescale).float().chunk(2, dim=0)
+            losses.append(F.mse_loss(f_sr, f_hr.detach()))
+        return losses[0] if len(losses) == 1 else torch.stack(losses).mean()
 
 
 def adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:

@@ -133,6 +133,10 @@ def _loss_summary(v, run_dir: Path | None, backbone: str) -> dict:
     if not used.grid:
         summary.pop("grid_weight")  # no such term in this run, as in the paper: cards before it stay as they were
     paper = {k: val for k, val in v.paper_loss_weights.as_dict().items() if k in summary}
+    layers = config.get("content_layers")
+    if layers and list(layers) != [v.content]:  # a multi-layer VGG loss; cards of one-layer runs stay as they were
+        summary["content_layers"] = list(layers)
+        paper["content_layers"] = [v.content]
     if v.is_gan:
         for name, paper_value in PAPER_DISCRIMINATOR_SETTINGS.items():
             summary[name] = config.get(name, paper_value)  # a run saved before the setting existed ran the paper's

@@ -22,6 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _layer_list(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options shared with ``manage.py train_sr`` (which fills defaults from settings)."""
     p.add_argument("variant", choices=sorted(VARIANTS))
@@ -47,6 +51,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid-weight", type=float, default=None,
                    help="weight of the loss on the 4x4-periodic image component, the pixel-shuffle grid "
                         "(default 0, the paper's loss has none; another value is recorded in the model card)")
+    p.add_argument("--content-layers", type=_layer_list, default=None,
+                   help="VGG layers of the content loss, comma-separated, the variant's own the deepest, e.g. "
+                        "vgg12,vgg22,vgg34,vgg44,vgg54 (default: the variant's one layer, the paper's; more are "
+                        "recorded in the model card)")
     p.add_argument("--gan-loss", choices=list(GAN_LOSSES), default="standard",
                    help="standard: the paper's -log D(G(x)); relativistic: the relativistic average GAN of "
                         "ESRGAN (not the paper's; recorded in the model card)")

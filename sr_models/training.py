@@ -50,7 +50,7 @@ from .metrics import psnr_ssim_y
 from .networks import Discriminator, SRResNet
 from .resize import imresize
 from .variants import PAPER_VGG_RESCALE, LossWeights, Variant, get_variant, learning_rate
-from .vgg import BACKBONES
+from .vgg import BACKBONES, layer_spec
 
 __all__ = ["TrainConfig", "CropSampler", "Trainer", "train", "LOSS_COLUMNS"]
 
@@ -88,6 +88,9 @@ class TrainConfig:
     low_frequency_weight: float | None = None
     vgg_rescale: float | None = None
     grid_weight: float | None = None  # sr_models.losses.grid_loss; None: 0, the paper's (no such term)
+    # VGG layers of the content loss (keys of sr_models.vgg.BACKBONES), the variant's own the deepest;
+    # None: the variant's one layer, the paper's. Several: the mean of their losses (ESRGAN's kind).
+    content_layers: tuple[str, ...] | None = None
     # "standard": the paper's -log D(G(x)); "relativistic": the relativistic average GAN (not the paper's).
     gan_loss: str = "standard"
     # Discriminator lr as a multiple of the generator's at every step (1: the paper's, one lr for both).
@@ -113,6 +116,8 @@ class TrainConfig:
         data = dict(data)
         data["adam_betas"] = tuple(data["adam_betas"])
         data["train_subsets"] = tuple(data["train_subsets"])
+        if data.get("content_layers") is not None:
+            data["content_layers"] = tuple(data["content_layers"])
         return cls(**data)
 
 
@@ -187,6 +192,19 @@ def resolve_loss_weights(variant: Variant, backbone: str, adversarial: float | N
     return variant.loss_weights(rescale, adversarial, low_frequency, vgg_rescale, grid)
 
 
+def check_content_layers(variant: Variant, backbone: str, layers: tuple[str, ...] | None) -> None:
+    """A run's content layers: known to the backbone, with the variant's own layer the deepest, so that
+    ``--vgg-rescale`` and the recipe's rescale keep meaning that layer's; None (the paper's) passes."""
+    if layers is None:
+        return
+    if not variant.uses_vgg:
+        raise ValueError(f"{variant.name} has a pixel content loss: content layers {', '.join(layers)} do not apply")
+    depth = {name: layer_spec(backbone, name).n_modules for name in layers}
+    if variant.content not in depth or max(depth, key=depth.get) != variant.content:
+        raise ValueError(f"content layers {', '.join(layers)}: {variant.name}'s own layer {variant.content} "
+                         "must be among them and the deepest")
+
+
 class Trainer:
     """One training run of one variant; ``run()`` trains until ``config.steps`` (resuming if possible)."""
 
@@ -205,6 +223,7 @@ class Trainer:
                 if getattr(config, name) != paper_value:
                     raise ValueError(f"{config.variant} has no discriminator: {name} {getattr(config, name)!r} "
                                      "does not apply")
+        check_content_layers(self.variant, config.backbone, config.content_layers)
         self.loss_weights = resolve_loss_weights(self.variant, config.backbone, config.adversarial_weight,
                                                  config.low_frequency_weight, config.vgg_rescale, config.grid_weight)
         self.log = log
@@ -218,7 +237,7 @@ class Trainer:
         self.generator = SRResNet(scale=config.scale).to(self.device)
         self.discriminator = Discriminator(input_size=config.crop_size).to(self.device) if self.variant.is_gan else None
         self.content_vgg = (
-            VGGContentLoss(self.variant.content, config.backbone, config.vgg_weights,
+            VGGContentLoss(config.content_layers or self.variant.content, config.backbone, config.vgg_weights,
                            rescale=self.loss_weights.vgg_rescale).to(self.device)
             if self.variant.uses_vgg
             else None

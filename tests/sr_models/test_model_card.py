@@ -141,3 +141,12 @@ def test_a_relativistic_run_is_named_in_the_card_as_leaving_the_paper(tmp_path):
     summary = _loss_summary(variant, tmp_path, "vgg16")
     assert summary["grid_weight"] == 10.0 and summary["paper"]["grid_weight"] == 0.0
     assert summary["as_in_paper"] is False
+    # And a content loss on several VGG layers; naming only the variant's own layer is the paper's.
+    # (SRGAN-VGG22: on VGG16 its relu2_2 keeps the paper's rescale: with the paper's weights the card is the paper's.)
+    for layers, as_in_paper in ((["vgg12", "vgg22"], False), (["vgg22"], True)):
+        (tmp_path / "config.json").write_text(json.dumps({"adversarial_weight": 1e-3, "low_frequency_weight": 0,
+                                                          "content_layers": layers}))
+        summary = _loss_summary(get_variant("srgan-vgg22"), tmp_path, "vgg16")
+        assert summary["as_in_paper"] is as_in_paper
+        assert summary.get("content_layers") == (None if as_in_paper else layers)
+        assert summary["paper"].get("content_layers") == (None if as_in_paper else ["vgg22"])

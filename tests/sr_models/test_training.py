@@ -217,12 +217,12 @@ def test_every_option_named_like_a_config_field_reaches_the_config():
     argv = ["srgan-vgg54", "--out", "o", "--datasets-root", "d", "--steps", "7", "--batch-size", "3", "--crop-size",
             "64", "--lr", "0.002", "--lr-decay-at", "0.4", "--seed", "5", "--backbone", "vgg19", "--vgg-weights",
             "v.pth", "--init", "g.safetensors", "--adversarial-weight", "0.01", "--low-frequency-weight", "0.5",
-            "--vgg-rescale", "0.2", "--grid-weight", "2", "--gan-loss", "relativistic", "--discriminator-lr-scale", "0.5", "--discriminator-warmup-steps", "2", "--checkpoint-every", "9", "--keep-every", "3", "--validate-every", "11", "--max-train-images", "4",
+            "--vgg-rescale", "0.2", "--grid-weight", "2", "--content-layers", "vgg22,vgg54", "--gan-loss", "relativistic", "--discriminator-lr-scale", "0.5", "--discriminator-warmup-steps", "2", "--checkpoint-every", "9", "--keep-every", "3", "--validate-every", "11", "--max-train-images", "4",
             "--device", "cpu", "--threads", "2", "--precision", "fp32"]  # fmt: skip
     args = parser.parse_args(argv)
     config = train_cli.config_from_args(args, "root", "runs", "vgg16")
     dests = {a.dest for a in parser._actions} & fields
-    assert len(dests) == 25  # premise: every option but --out, --no-progress and the help
+    assert len(dests) == 26  # premise: every option but --out, --no-progress and the help
     for dest in dests:
         assert getattr(config, dest) == getattr(args, dest) != parser.get_default(dest), dest
     assert (config.out_dir, config.datasets_root, config.backbone) == ("o", "d", "vgg19")
@@ -347,6 +347,23 @@ def test_the_grid_loss_is_trained_and_logged_only_when_asked_for(tmp_path, datas
             float(r["content"]) + 1e-3 * float(r["adversarial"]) + 5.0 * float(r["grid"]), rel=1e-4)
     with pytest.raises(ValueError, match="grid weights must be >= 0"):
         Trainer(tiny_config(tmp_path / "bad", datasets_root, "srgan-mse", grid_weight=-1.0))
+
+
+def test_a_multi_layer_content_loss_is_trained_and_checked(tmp_path, datasets_root, mse_init):
+    # The layers reach the generator's loss (a run that ignored them would log the one-layer content
+    # loss of the same first step), and layers that would change what --vgg-rescale means are refused.
+    contents = {}
+    for name, layers in (("multi", ("vgg12", "vgg22", "vgg34", "vgg44", "vgg54")), ("single", None)):
+        config = tiny_config(tmp_path / name, datasets_root, "srgan-vgg54", steps=1, init_weights=str(mse_init),
+                             content_layers=layers)
+        Trainer(config, log=lambda m: None).run(progress=False)
+        contents[name] = float(read_losses(tmp_path / name / "srgan-vgg54")[0]["content"])
+    assert contents["multi"] != pytest.approx(contents["single"], rel=1e-3)
+    for variant, layers, match in (("srgan-vgg54", ("vgg12",), "must be among them and the deepest"),
+                                   ("srgan-vgg22", ("vgg22", "vgg34"), "must be among them and the deepest"),
+                                   ("srgan-mse", ("vgg22",), "pixel content loss")):
+        with pytest.raises(ValueError, match=match):
+            Trainer(tiny_config(tmp_path / "bad", datasets_root, variant, content_layers=layers))
 
 
 def test_resume_refuses_other_loss_weights(tmp_path, datasets_root, mse_init):
