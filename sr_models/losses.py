@@ -55,10 +55,10 @@ class VGGContentLoss(nn.Module):
         names = [layer] if isinstance(layer, str) else list(layer)
         if not names or len(set(names)) != len(names):
             raise ValueError(f"VGG content layers must be distinct and at least one, not {names!r}")
-        self.specs = sorted((layer_spec(backbone, n) for n in names), key=lambda sp: sp.n_modules)
+        names.sort(key=lambda n: layer_spec(backbone, n).n_modules)
         # The network up to the deepest layer, once; forward() reads the shallower ones on the way.
-        deepest = max(names, key=lambda n: layer_spec(backbone, n).n_modules)
-        self.features, self.spec = load_vgg_features(backbone, deepest, weights_path)
+        self.features, self.spec = load_vgg_features(backbone, names[-1], weights_path)
+        self.specs = [layer_spec(backbone, n) for n in names]
         self.rescales = [sp.rescale for sp in self.specs[:-1]] + [self.spec.rescale if rescale is None
                                                                    else float(rescale)]
         self.rescale = self.rescales[-1]
@@ -81,7 +81,7 @@ class VGGContentLoss(nn.Module):
             start = spec.n_modules
             f_sr, f_hr = (x * rescale).float().chunk(2, dim=0)
             losses.append(F.mse_loss(f_sr, f_hr.detach()))
-        return losses[0] if len(losses) == 1 else torch.stack(losses).mean()
+        return torch.stack(losses).mean()
 
 
 def adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
